@@ -1,0 +1,69 @@
+"""Chatroom: live group chat for facilitated sessions.
+
+``create_app`` wires configuration, extensions, the broker and the blueprints;
+it defines no routes of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from config import DEV_SECRET_KEY, Config, config_for
+
+from .extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("chatroom")
+
+
+def create_app(config_class: type[Config] | None = None) -> Flask:
+    """Build a Chatroom app; ``config_class`` defaults to the one ``CHATROOM_ENV`` names."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.from_object(config_class or config_for(os.environ.get("CHATROOM_ENV")))
+    _configure_logging(app)
+    _configure_database(app)
+    if app.config["ENV_NAME"] == "production" and app.config["SECRET_KEY"] in ("", DEV_SECRET_KEY):
+        raise RuntimeError("SECRET_KEY is not set: refusing to start in production with the development key")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from . import auth, broker, chat, errors, htmx, rooms, stream, views
+
+    broker.init_app(app)
+    htmx.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(rooms.bp)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(stream.bp)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _configure_database(app: Flask) -> None:
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        path = Path(app.instance_path) / "chatroom.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+        # SQLite has no server-side pool; a short busy wait lets concurrent writers queue up.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 15}}
+        log.info("DATABASE_URL is not set: using the embedded SQLite database at %s", path)
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 15}}

@@ -1,0 +1,41 @@
+"""Pure text rules: normalising aliases, titles, e-mail addresses and message bodies."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that render as nothing or reorder text: never allowed in a name.
+_INVISIBLE = re.compile(
+    "[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb]"
+)
+_SPACES = re.compile(r"\s+")
+
+
+def clean_line(value: str) -> str:
+    """One line of user text: NFKC-normalised, invisible and control characters removed, spaces folded."""
+    value = unicodedata.normalize("NFKC", value)
+    value = _INVISIBLE.sub("", value)
+    return _SPACES.sub(" ", value).strip()
+
+
+def key_of(value: str) -> str:
+    """The comparison key of a name: case- and compatibility-folded, so 'HOST' and 'ｈｏｓｔ' collide."""
+    return unicodedata.normalize("NFKC", clean_line(value).casefold())
+
+
+def clean_body(value: str) -> str:
+    """A message body: line breaks kept (as ``\\n``), other control characters dropped, ends trimmed."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    value = "".join(ch for ch in value if ch == "\n" or ch == "\t" or unicodedata.category(ch) != "Cc")
+    value = re.sub("[\u202a-\u202e\u2066-\u2069]", "", value)  # bidi overrides cannot leak past a message
+    return value.strip()
+
+
+def clean_email(value: str) -> str:
+    return value.strip()
+
+
+def valid_email(value: str) -> bool:
+    return bool(re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", value)) and len(value) <= 254

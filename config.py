@@ -1,0 +1,92 @@
+"""Configuration, read once from the environment.
+
+Everything a deployment changes comes from environment variables, so the same
+code runs on a laptop (nothing set: SQLite and the in-process broker) and on a
+PaaS (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``PORT``).
+"""
+
+from __future__ import annotations
+
+import os
+
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production, see create_app
+
+
+def database_url(raw: str | None) -> str | None:
+    """Normalise a ``DATABASE_URL``: PaaS hosts hand out ``postgres://``, SQLAlchemy wants ``postgresql://``."""
+    if not raw:
+        return None
+    if raw.startswith("postgres://"):
+        return "postgresql://" + raw[len("postgres://") :]
+    return raw
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+class Config:
+    """Settings for a real deployment; every value can be overridden from the environment."""
+
+    ENV_NAME = os.environ.get("CHATROOM_ENV", "production")
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: SQLite in instance/
+    REDIS_URL = os.environ.get("REDIS_URL") or None  # None: the in-process broker
+    PORT = _int("PORT", 5000)
+
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": _int("DB_POOL_SIZE", 5),
+        "max_overflow": _int("DB_MAX_OVERFLOW", 10),
+        "pool_timeout": 10,
+    }
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    # A chat tab stays open for hours: the CSRF token lives as long as the session.
+    WTF_CSRF_TIME_LIMIT = None
+    WTF_CSRF_SSL_STRICT = os.environ.get("WTF_CSRF_SSL_STRICT", "1") == "1"
+    MAX_CONTENT_LENGTH = 64 * 1024
+    MAX_FORM_PARTS = 50
+
+    # The live stream (see chatroom/stream.py).
+    STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))
+    STREAM_RETRY_MS = _int("STREAM_RETRY_MS", 2000)
+    PRESENCE_TTL_SECONDS = float(os.environ.get("PRESENCE_TTL_SECONDS", "40"))
+    TYPING_TTL_SECONDS = 6
+    TYPING_MIN_INTERVAL_SECONDS = 3
+
+    MESSAGES_PER_PAGE = 50
+
+
+class DevelopmentConfig(Config):
+    """``make run`` on a laptop: plain HTTP, so cookies cannot be Secure."""
+
+    ENV_NAME = "development"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+    WTF_CSRF_SSL_STRICT = False
+
+
+class TestConfig(Config):
+    """The test suite: the services come from the environment the test script sets."""
+
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = "test-secret-key"  # noqa: S105
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+    WTF_CSRF_SSL_STRICT = False
+    BCRYPT_ROUNDS = 4
+    STREAM_HEARTBEAT_SECONDS = 1.0
+
+
+def config_for(name: str | None) -> type[Config]:
+    """Pick the configuration class named by ``CHATROOM_ENV`` (production by default)."""
+    return {"development": DevelopmentConfig, "test": TestConfig}.get(name or "", Config)

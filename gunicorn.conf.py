@@ -1,0 +1,32 @@
+"""Gunicorn settings for Chatroom: gevent workers, tuned for long-lived event streams.
+
+Every open room tab holds one request open, so a worker must carry thousands
+of them: gevent greenlets, not threads. gevent patches the standard library
+here, before gunicorn or the app import anything that would capture the
+unpatched socket/threading modules, and psycogreen makes psycopg2 yield to
+other greenlets while it waits on PostgreSQL (otherwise one slow query stalls
+every stream in the worker).
+"""
+
+import os
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from psycogreen.gevent import patch_psycopg  # noqa: E402
+
+patch_psycopg()
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # noqa: S104 - a PaaS routes to $PORT
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+# Streams send a heartbeat every 15 s; this only bounds how long a worker may block the loop.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 10
+keepalive = 75
+accesslog = os.environ.get("ACCESS_LOG") or None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket lives at one fixed path per user: off, so several instances can share a host.
+control_socket_disable = True

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL and Redis for the test suite, in .services/ of the checkout.
+#   tests/services.sh start   -> starts both, prints the export lines for DATABASE_URL and REDIS_URL
+#   tests/services.sh stop    -> stops both and removes their data
+# Installs redis-server (Debian) when it is missing and we are root. PostgreSQL 15 must be on the machine.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+dir="$here/.services"
+pg_port=${TEST_PG_PORT:-54329}
+redis_port=${TEST_REDIS_PORT:-63799}
+
+pg_bin() {
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
+  echo "PostgreSQL server binaries (initdb) not found: install postgresql" >&2; exit 1
+}
+
+as_pg() {  # initdb and postgres refuse to run as root: use the postgres account then
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+need_redis() {
+  command -v redis-server >/dev/null 2>&1 && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing redis-server" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >&2
+  else
+    echo "redis-server is missing: install it (Debian: apt-get install redis-server)" >&2; exit 1
+  fi
+}
+
+start() {
+  stop >/dev/null 2>&1 || true
+  mkdir -p "$dir"
+  local bin; bin=$(pg_bin)
+  mkdir -p "$dir/pg" "$dir/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$dir/pg" "$dir/sock"
+  as_pg "$bin/initdb" -D "$dir/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 30 \
+    -o "-p $pg_port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >&2
+  "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres chatroom_test
+
+  need_redis
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
+  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$redis_port" ping >/dev/null
+
+  echo "export DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/chatroom_test"
+  echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"
+}
+
+stop() {
+  local bin; bin=$(pg_bin)
+  [ -d "$dir/pg/data" ] && as_pg "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -63,6 +63,7 @@ class Config:
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50
+    BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)  # lowered only by tests and benchmarks
 
 
 class DevelopmentConfig(Config):

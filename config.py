@@ -8,16 +8,23 @@ PaaS (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``PORT``).
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production, see create_app
 
 
 def database_url(raw: str | None) -> str | None:
-    """Normalise a ``DATABASE_URL``: PaaS hosts hand out ``postgres://``, SQLAlchemy wants ``postgresql://``."""
+    """Normalise a ``DATABASE_URL`` to our driver.
+
+    PaaS hosts hand out ``postgres://``; SQLAlchemy 2.1 reads a bare
+    ``postgresql://`` as psycopg 3. We run psycopg2 (made cooperative under
+    gevent by psycogreen), so both become ``postgresql+psycopg2://``.
+    """
     if not raw:
         return None
-    if raw.startswith("postgres://"):
-        return "postgresql://" + raw[len("postgres://") :]
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg2://" + raw[len(prefix) :]
     return raw
 
 
@@ -35,7 +42,7 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL") or None  # None: the in-process broker
     PORT = _int("PORT", 5000)
 
-    SQLALCHEMY_ENGINE_OPTIONS = {
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {
         "pool_pre_ping": True,
         "pool_size": _int("DB_POOL_SIZE", 5),
         "max_overflow": _int("DB_MAX_OVERFLOW", 10),

@@ -29,6 +29,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     app.config.from_object(config_class or config_for(os.environ.get("CHATROOM_ENV")))
+    app.jinja_env.trim_blocks = True  # small pages: no blank lines left behind by template tags
+    app.jinja_env.lstrip_blocks = True
     _configure_logging(app)
     _configure_database(app)
     if app.config["ENV_NAME"] == "production" and app.config["SECRET_KEY"] in ("", DEV_SECRET_KEY):

@@ -42,9 +42,7 @@ def seat_for(room: Room) -> Membership | None:
     membership_id = session.get(SEATS, {}).get(str(room.id))
     if membership_id is None:
         return None
-    seat = db.session.scalar(
-        select(Membership).where(Membership.id == membership_id, Membership.room_id == room.id)
-    )
+    seat = db.session.scalar(select(Membership).where(Membership.id == membership_id, Membership.room_id == room.id))
     if seat is None or not seat.active:
         return None
     return seat

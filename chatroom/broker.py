@@ -25,6 +25,7 @@ small ``claim`` primitive used to throttle typing signals.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -353,10 +354,8 @@ class RedisBroker(Broker):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                try:
+                with contextlib.suppress(Exception):  # closing a broken connection
                     pubsub.close()
-                except Exception:  # noqa: S110 - closing a broken connection
-                    pass
 
     def _key(self, room_id: int) -> str:
         return f"{CHANNEL_PREFIX}presence:{room_id}"
@@ -395,10 +394,8 @@ class RedisBroker(Broker):
     def close(self) -> None:
         self._closed = True
         if self._listener_pubsub is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._listener_pubsub.close()
-            except Exception:  # noqa: S110
-                pass
         self.redis.close()
 
 

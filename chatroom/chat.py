@@ -156,4 +156,3 @@ def remove_member(code: str, member_id: int) -> Response:
         services.remove_member(room, membership)
     flash(f"{membership.alias} was removed from the room.", "success")
     return see_other(url_for("chat.room", code=code))
-

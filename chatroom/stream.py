@@ -71,9 +71,7 @@ def events(code: str) -> Response:
     if room.status() is RoomStatus.ENDED:
         # A 200 with a close event: an error status would only make the client retry.
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
-    state = _StreamState(
-        room_id=room.id, membership_id=seat.id, last=_cursor(room), ends_at=room.ends_at.timestamp()
-    )
+    state = _StreamState(room_id=room.id, membership_id=seat.id, last=_cursor(room), ends_at=room.ends_at.timestamp())
     db.session.remove()
     return Response(stream_with_context(_run(state)), headers=HEADERS)
 

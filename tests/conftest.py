@@ -25,6 +25,7 @@ from chatroom.extensions import db as _db
 from chatroom.models import Facilitator, Membership, Room, utcnow
 from chatroom.services import RoomInput, create_room, join_room, sign_up
 from config import TestConfig
+from config import database_url as normalise_database_url
 
 PASSWORD = "correct horse battery"
 ROOM_PASSWORD = "open sesame"
@@ -50,7 +51,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         url = os.environ.get("DATABASE_URL")
         if not url or not os.environ.get("REDIS_URL"):
             pytest.fail("CHATROOM_BACKEND=services needs DATABASE_URL and REDIS_URL (tests/run.sh sets them)")
-        return url.replace("postgres://", "postgresql://", 1)
+        return normalise_database_url(url)
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'chatroom.sqlite3'}"
 
 
@@ -75,7 +76,7 @@ def _schema(database_url: str, redis_url: str | None) -> None:
             with _db.engine.begin() as conn:
                 if _db.engine.dialect.name == "postgresql":
                     conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             pytest.fail(f"cannot reach the test database {database_url}: {error}")
         upgrade()
         _db.engine.dispose()
@@ -132,7 +133,10 @@ class Client(FlaskClient):
         return self._csrf
 
     def form(self, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        return self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
+        response = self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
+        if url in ("/login", "/logout", "/signup"):
+            self._csrf = None  # a new session comes with a new token
+        return response
 
     def htmx(self, method: str, url: str, data: dict[str, str] | None = None) -> Any:
         headers = {"HX-Request": "true"}
@@ -167,6 +171,7 @@ def make_facilitator(app: Flask) -> Any:
     def make(email: str | None = None, name: str = "Fran Facilitator", password: str = PASSWORD) -> Facilitator:
         with app.app_context():
             facilitator = sign_up(email or f"host{next(count)}@example.org", name, password)
+            _db.session.refresh(facilitator)
             _db.session.expunge(facilitator)
             return facilitator
 
@@ -216,6 +221,7 @@ def seat(app: Flask) -> Any:
     def make(room: Room, alias: str = "Pat") -> Membership:
         with app.app_context():
             membership = join_room(_db.session.get(Room, room.id), alias, ROOM_PASSWORD)
+            _db.session.refresh(membership)
             _db.session.expunge(membership)
             return membership
 

@@ -1,0 +1,315 @@
+"""Joining a room, reading it, posting, and paging back through history."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from conftest import ROOM_PASSWORD, form_token
+from sqlalchemy import select
+
+from chatroom import services
+from chatroom.extensions import db
+from chatroom.models import Membership, Message, Room
+
+
+def _post(client, room, body, token=None, htmx=False):
+    token = token or form_token(client.get(f"/r/{room.code}").get_data(as_text=True))
+    data = {"body": body, "token": token}
+    if htmx:
+        return client.htmx("POST", f"/r/{room.code}/messages", data)
+    return client.form(f"/r/{room.code}/messages", data)
+
+
+def _messages(app, room):
+    with app.app_context():
+        return list(db.session.scalars(select(Message).where(Message.room_id == room.id).order_by(Message.seq)))
+
+
+# -- joining ------------------------------------------------------------------
+
+
+def test_join_with_alias_and_password(client, make_room):
+    room = make_room()
+    page = client.get(f"/r/{room.code}").get_data(as_text=True)
+    assert "Your alias" in page and 'autocomplete="nickname"' in page
+    response = client.form(f"/r/{room.code}/join", {"alias": "  Pat  ", "password": ROOM_PASSWORD})
+    assert response.status_code == 303
+    html = client.get(f"/r/{room.code}").get_data(as_text=True)
+    assert 'role="log"' in html
+    assert "you are <strong>Pat</strong>" in html
+
+
+def test_wrong_room_password(client, make_room, app):
+    room = make_room()
+    response = client.form(f"/r/{room.code}/join", {"alias": "Pat", "password": "guess"})
+    assert response.status_code == 403
+    assert "room password is not right" in response.get_data(as_text=True)
+    assert 'value="Pat"' in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Membership).where(Membership.alias == "Pat")) is None
+
+
+def test_alias_rules(client, make_room, join):
+    room = make_room()
+    join(room, "Pat")
+    for alias, status in (("", 422), ("\u200b\u200b", 422), ("x" * 33, 422), ("PAT", 409), ("ｐａｔ", 409)):
+        response = client.form(f"/r/{room.code}/join", {"alias": alias, "password": ROOM_PASSWORD})
+        assert response.status_code == status, alias
+    assert "already uses this alias" in response.get_data(as_text=True)
+
+
+def test_nobody_can_take_the_hosts_name(client, make_facilitator, make_room):
+    host = make_facilitator(name="Fran")
+    room = make_room(owner=host)
+    response = client.form(f"/r/{room.code}/join", {"alias": "fran", "password": ROOM_PASSWORD})
+    assert response.status_code == 409
+
+
+def test_before_the_start_shows_when_it_opens(client, make_room):
+    room = make_room(starts_in=timedelta(days=1), timezone="Asia/Tokyo")
+    page = client.get(f"/r/{room.code}").get_data(as_text=True)
+    assert "This room opens on" in page and "Asia/Tokyo" in page
+    assert "Join the room" not in page
+    response = client.form(f"/r/{room.code}/join", {"alias": "Early", "password": ROOM_PASSWORD})
+    assert response.status_code == 403
+    assert "This room opens on" in response.get_data(as_text=True)
+
+
+def test_after_the_end_says_it_ended(client, make_room):
+    room = make_room(starts_in=timedelta(days=-2))
+    assert "This room has ended" in client.get(f"/r/{room.code}").get_data(as_text=True)
+    response = client.form(f"/r/{room.code}/join", {"alias": "Late", "password": ROOM_PASSWORD})
+    assert response.status_code == 403
+
+
+def test_unknown_room_is_404_with_a_message(client):
+    response = client.get("/r/nosuchroom")
+    assert response.status_code == 404
+    assert "Check the link you were given" in response.get_data(as_text=True)
+
+
+# -- posting ------------------------------------------------------------------
+
+
+def test_post_and_read(app, make_room, join):
+    room = make_room()
+    pat = join(room, "Pat")
+    response = _post(pat, room, "Hello\nsecond line")
+    assert response.status_code == 303
+    html = pat.get(f"/r/{room.code}").get_data(as_text=True)
+    assert 'id="message-1"' in html
+    assert "Hello\nsecond line" in html
+    [message] = _messages(app, room)
+    assert message.seq == 1 and message.author.alias == "Pat"
+
+
+def test_alias_comes_from_the_membership_not_the_form(app, make_room, join):
+    room = make_room()
+    pat = join(room, "Pat")
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    pat.form(f"/r/{room.code}/messages", {"body": "hi", "token": token, "alias": "Host"})
+    assert _messages(app, room)[0].author.alias == "Pat"
+
+
+def test_host_posts_marked_as_host(app, signed_in, make_room):
+    client, me = signed_in()
+    room = make_room(owner=me)
+    page = client.get(f"/r/{room.code}").get_data(as_text=True)
+    assert "(host)" in page
+    _post(client, room, "Welcome")
+    html = client.get(f"/r/{room.code}").get_data(as_text=True)
+    assert "message--host" in html and '<span class="badge">host</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [("", 422, "Write a message"), ("   \n  ", 422, "Write a message"), ("x" * 2001, 422, "2000 characters")],
+)
+def test_empty_and_overlong_messages(app, make_room, join, body, status, text):
+    room = make_room()
+    pat = join(room)
+    response = _post(pat, room, body)
+    assert response.status_code == status
+    assert text in response.get_data(as_text=True)
+    assert _messages(app, room) == []
+
+
+def test_overlong_message_keeps_the_text_in_the_htmx_fragment(app, make_room, join):
+    room = make_room()
+    pat = join(room)
+    response = _post(pat, room, "y" * 2001, htmx=True)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "<html" not in html
+    assert "y" * 2001 in html
+    assert 'aria-invalid="true"' in html
+
+
+def test_exactly_2000_characters_is_fine(app, make_room, join):
+    room = make_room()
+    assert _post(join(room), room, "z" * 2000).status_code == 303
+
+
+def test_double_submitted_form_stores_one_message(app, make_room, join):
+    room = make_room()
+    pat = join(room)
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    assert _post(pat, room, "once", token).status_code == 303
+    assert _post(pat, room, "once", token).status_code == 303
+    assert [m.body for m in _messages(app, room)] == ["once"]
+
+
+def test_form_without_token_is_refused(app, make_room, join):
+    room = make_room()
+    pat = join(room)
+    response = pat.form(f"/r/{room.code}/messages", {"body": "hi"})
+    assert response.status_code == 400
+    assert "reload the page" in response.get_data(as_text=True)
+
+
+def test_htmx_post_answers_a_fresh_composer(app, make_room, join):
+    room = make_room()
+    pat = join(room)
+    page = pat.get(f"/r/{room.code}").get_data(as_text=True)
+    response = _post(pat, room, "via htmx", form_token(page), htmx=True)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<html" not in html and 'id="composer"' in html
+    assert form_token(html) != form_token(page)
+    assert "HX-Request" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        '<button hx-get="/rooms/" hx-trigger="load">x</button>',
+        '<a href="javascript:alert(1)">x</a>',
+    ],
+)
+def test_markup_in_a_message_is_inert_text(app, make_room, join, hostile):
+    room = make_room()
+    pat = join(room)
+    _post(pat, room, hostile)
+    html = pat.get(f"/r/{room.code}").get_data(as_text=True)
+    log = html[html.index('role="log"') : html.index("</ol>")]
+    assert "<script" not in log and "<img" not in log and "<button" not in log and "<a " not in log
+    assert "&lt;" in log
+
+
+def test_posting_to_a_room_you_are_not_in(app, make_room, join):
+    room = make_room()
+    other = make_room()
+    pat = join(other)
+    assert _post(pat, room, "sneaky", "a" * 32).status_code == 403
+    assert pat.get(f"/r/{room.code}/messages?before=5", headers={"HX-Request": "true"}).status_code == 403
+    assert pat.get(f"/r/{room.code}/events").status_code == 403
+    assert "Join the room" in pat.get(f"/r/{room.code}").get_data(as_text=True)
+
+
+def test_posting_after_the_room_ended(app, make_room, join):
+    room = make_room(starts_in=timedelta(minutes=-10), lasts=timedelta(minutes=20))
+    pat = join(room)
+    with app.app_context():
+        row = db.session.get(Room, room.id)
+        row.ends_at = row.starts_at + timedelta(minutes=5)
+        db.session.commit()
+    response = _post(pat, room, "too late", "b" * 32)
+    assert response.status_code == 403
+    assert "not open" in response.get_data(as_text=True)
+
+
+def test_leave_closes_the_seat(app, make_room, join):
+    room = make_room()
+    pat = join(room)
+    assert pat.form(f"/r/{room.code}/leave").status_code == 303
+    assert "Join the room" in pat.get(f"/r/{room.code}").get_data(as_text=True)
+
+
+# -- history ------------------------------------------------------------------
+
+
+def _fill(app, room, count, alias="Writer"):
+    with app.app_context():
+        membership = services.join_room(db.session.get(Room, room.id), alias, ROOM_PASSWORD)
+        for i in range(1, count + 1):
+            services.post_message(membership, f"message {i}", f"{i:032x}")
+
+
+def test_room_shows_the_last_50_and_pages_back_by_cursor(app, make_room, join):
+    room = make_room()
+    _fill(app, room, 120)
+    pat = join(room)
+    html = pat.get(f"/r/{room.code}").get_data(as_text=True)
+    seqs = [int(s) for s in re.findall(r'id="message-(\d+)"', html)]
+    assert seqs == list(range(71, 121))
+    assert "after=120" in html  # the stream resumes after what the page shows
+
+    fragment = pat.get(f"/r/{room.code}/messages?before=71", headers={"HX-Request": "true"})
+    older = fragment.get_data(as_text=True)
+    assert "<html" not in older
+    assert [int(s) for s in re.findall(r'id="message-(\d+)"', older)] == list(range(21, 71))
+    assert "before=21" in older and 'hx-swap-oob="true"' in older
+
+    last = pat.get(f"/r/{room.code}/messages?before=21", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert [int(s) for s in re.findall(r'id="message-(\d+)"', last)] == list(range(1, 21))
+    assert "start of the room" in last
+
+
+def test_history_without_javascript_is_a_page(app, make_room, join):
+    room = make_room()
+    _fill(app, room, 60)
+    pat = join(room)
+    response = pat.get(f"/r/{room.code}/messages?before=11")
+    assert response.status_code == 303
+    page = pat.get(response.location).get_data(as_text=True)
+    assert [int(s) for s in re.findall(r'id="message-(\d+)"', page)] == list(range(1, 11))
+    assert "Newer messages" in page
+
+
+def test_malformed_cursor_is_400(make_room, join):
+    room = make_room()
+    pat = join(room)
+    assert pat.get(f"/r/{room.code}?before=abc").status_code == 400
+
+
+# -- sequence numbers -----------------------------------------------------------
+
+
+@pytest.mark.services
+def test_sequence_numbers_are_gap_free_under_concurrent_posters(app, make_room):
+    room = make_room()
+    with app.app_context():
+        members = [services.join_room(db.session.get(Room, room.id), f"p{i}", ROOM_PASSWORD).id for i in range(8)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(members))
+
+    def poster(member_id: int) -> None:
+        try:
+            with app.app_context():
+                membership = db.session.get(Membership, member_id)
+                start.wait()
+                for n in range(25):
+                    services.post_message(membership, f"{member_id}-{n}", f"{member_id:016x}{n:016x}")
+                db.session.remove()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=poster, args=(m,)) for m in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = _messages(app, room)
+    assert [m.seq for m in rows] == list(range(1, 201))
+    # Commit order is seq order: ids (allocated at insert) never run backwards against seq within a poster.
+    for member_id in members:
+        mine = [m for m in rows if m.membership_id == member_id]
+        assert [int(m.body.split("-")[1]) for m in mine] == list(range(25))
+    with app.app_context():
+        assert db.session.get(Room, room.id).last_seq == 200

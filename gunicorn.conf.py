@@ -19,7 +19,8 @@ from psycogreen.gevent import patch_psycopg  # noqa: E402
 patch_psycopg()
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # noqa: S104 - a PaaS routes to $PORT
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# The in-process broker (no REDIS_URL) reaches only its own process: one worker then.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2")) if os.environ.get("REDIS_URL") else 1
 worker_class = "gevent"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 # Streams send a heartbeat every 15 s; this only bounds how long a worker may block the loop.

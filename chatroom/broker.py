@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -51,9 +51,9 @@ QUEUE_LIMIT = 2000  # a stream this far behind re-reads the database instead
 class Event:
     """Something that happened in a room.
 
-    ``kind`` is ``message`` (``seq`` set), ``presence``, ``typing``, ``removed``
-    (``target`` is the membership removed), ``room`` (settings changed) or the
-    local-only ``resync``. ``frame`` is the SSE bytes to send as they are.
+    ``kind`` is ``message`` (``seq`` set), ``presence``, ``typing`` (``target``
+    is the typist), ``removed`` (``target`` is the membership removed), ``room``
+    (settings changed) or the local-only ``resync``. ``frame`` is the SSE bytes to send as they are.
     """
 
     kind: str
@@ -292,27 +292,58 @@ class MemoryBroker(Broker):
 class RedisBroker(Broker):
     """Redis pub/sub fan-out and Redis-held presence, shared by every process and instance."""
 
+    # Events that change what a reconnecting client must converge to are published
+    # again once Redis is back; presence and typing are stale by then and dropped.
+    DURABLE_KINDS = frozenset({"message", "removed", "room"})
+    PENDING_LIMIT = 10_000
+
     def __init__(self, url: str, presence_ttl: float = 40.0) -> None:
         import redis as redis_lib
 
         super().__init__(presence_ttl)
-        self._redis_lib = redis_lib
+        self._error = redis_lib.RedisError
         self.redis: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
         self._listener: threading.Thread | None = None
         self._listener_pubsub: redis.client.PubSub | None = None
+        self._pending: deque[tuple[str, Event]] = deque(maxlen=self.PENDING_LIMIT)
+        self._retrier: threading.Thread | None = None
         self._closed = False
         self.connected = threading.Event()
 
     def publish(self, channel: str, event: Event) -> None:
         try:
             self.redis.publish(CHANNEL_PREFIX + channel, event.encode())
-        except self._redis_lib.RedisError:
-            # Already committed: our own streams get it now, the other processes'
-            # streams re-read the database when their listener reconnects.
-            log.warning("redis publish failed; delivering locally only", exc_info=True)
+        except self._error:
+            # Already committed. Our own streams get it now; the other processes get
+            # it when Redis is back (published again, or re-read from the database
+            # when their listener reconnects). Streams drop what they already sent.
+            log.warning("redis publish failed; delivering locally and retrying", exc_info=True)
             self._deliver(channel, event)
+            if event.kind in self.DURABLE_KINDS:
+                self._pending.append((channel, event))
+                self._ensure_retrier()
+
+    def _ensure_retrier(self) -> None:
+        with self._lock:
+            if self._retrier is not None and self._retrier.is_alive():
+                return
+            self._retrier = threading.Thread(target=self._retry_pending, name="redis-retry", daemon=True)
+        self._retrier.start()
+
+    def _retry_pending(self) -> None:
+        delay = 0.2
+        while self._pending and not self._closed:
+            time.sleep(delay)
+            try:
+                while self._pending:
+                    channel, event = self._pending[0]
+                    self.redis.publish(CHANNEL_PREFIX + channel, event.encode())
+                    self._pending.popleft()
+                delay = 0.2
+            except self._error:
+                delay = min(delay * 2, 5.0)
 
     def _started(self) -> None:
         with self._lock:
@@ -331,7 +362,7 @@ class RedisBroker(Broker):
             pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             self._listener_pubsub = pubsub
             try:
-                pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                pubsub.psubscribe(CHANNEL_PREFIX + "room:*")
                 while not self._closed:
                     msg = pubsub.get_message(timeout=5)
                     if msg is None:
@@ -350,46 +381,63 @@ class RedisBroker(Broker):
                 if self._closed:
                     break
                 self.connected.clear()
-                log.warning("redis listener lost its connection; retrying in %.1fs", delay, exc_info=True)
+                log.warning("redis listener lost its connection; retrying in %.1fs", delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     pubsub.close()
 
+    # Presence is best effort: while Redis is away, rooms show nobody rather than fail.
+
     def _key(self, room_id: int) -> str:
         return f"{CHANNEL_PREFIX}presence:{room_id}"
 
     def _presence_entries(self, room_id: int) -> list[str]:
-        raw = self.redis.zrangebyscore(self._key(room_id), time.time(), "+inf")
+        try:
+            raw = self.redis.zrangebyscore(self._key(room_id), time.time(), "+inf")
+        except self._error:
+            log.warning("presence unavailable: redis is unreachable")
+            return []
         return [e.decode() for e in raw]
 
     def _presence_add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
         expiry = time.time() + self.presence_ttl
-        mapping = {f"{m}:{c}": expiry for m, c in entries}
-        if mapping:
+        mapping: dict[str | bytes, float] = {f"{m}:{c}": expiry for m, c in entries}
+        if not mapping:
+            return
+        try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zadd(self._key(room_id), mapping)
             pipe.sadd(f"{CHANNEL_PREFIX}presence-rooms", room_id)
             pipe.execute()
+        except self._error:
+            log.warning("presence not recorded: redis is unreachable")
 
     def _presence_remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
-        self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}")
+        try:
+            self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}")
+        except self._error:
+            log.warning("presence not removed: redis is unreachable (the entry expires)")
 
     def _expire_presence(self) -> list[int]:
         changed = []
         now = time.time()
-        for raw in self.redis.smembers(f"{CHANNEL_PREFIX}presence-rooms"):
+        rooms_key = f"{CHANNEL_PREFIX}presence-rooms"
+        for raw in self.redis.smembers(rooms_key):
             room_id = int(raw)
             key = self._key(room_id)
             if self.redis.zremrangebyscore(key, "-inf", now):
                 changed.append(room_id)
             if not self.redis.exists(key):
-                self.redis.srem(f"{CHANNEL_PREFIX}presence-rooms", room_id)
+                self.redis.srem(rooms_key, room_id)
         return changed
 
     def claim(self, key: str, ttl: float) -> bool:
-        return bool(self.redis.set(f"{CHANNEL_PREFIX}claim:{key}", 1, nx=True, px=int(ttl * 1000)))
+        try:
+            return bool(self.redis.set(f"{CHANNEL_PREFIX}claim:{key}", 1, nx=True, px=int(ttl * 1000)))
+        except self._error:
+            return True  # typing signals are harmless; do not fail the request over them
 
     def close(self) -> None:
         self._closed = True

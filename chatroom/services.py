@@ -383,5 +383,5 @@ def signal_typing(membership: Membership) -> bool:
     if not broker().claim(f"typing:{membership.id}", cfg["TYPING_MIN_INTERVAL_SECONDS"] - 0.5):
         return False
     data = json.dumps({"member": membership.id, "alias": membership.alias, "ttl": cfg["TYPING_TTL_SECONDS"]})
-    _publish(membership.room, Event("typing", frame(data, event="typing")))
+    _publish(membership.room, Event("typing", frame(data, event="typing"), target=membership.id))
     return True

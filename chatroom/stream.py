@@ -14,8 +14,9 @@ Protocol (the part that is easy to get subtly wrong; ``shared/design.md``):
 
 So every message reaches every tab exactly once, in room order, whatever
 happens to the connection or to Redis. Message events carry ``id: <seq>``;
-presence and typing carry no id. A stream sends its first bytes at once and a
-comment at least every ``STREAM_HEARTBEAT_SECONDS``, and ends itself with a
+presence and typing carry no id (a typist's own streams skip their typing
+events). A stream sends its first bytes at once and a comment at least every
+``STREAM_HEARTBEAT_SECONDS``, and ends itself with a
 ``close`` event when the room ends or the participant is removed (the page
 closes its connection on that event instead of retrying).
 """
@@ -137,6 +138,9 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                     return
             elif event.kind == "room":
                 state.ends_at = _ends_at(state)
+            elif event.kind == "typing":
+                if event.target != state.membership_id:  # the typist never sees their own
+                    yield event.frame
             else:
                 yield event.frame
     finally:

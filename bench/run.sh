@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The SSE load benchmark (make bench): throwaway PostgreSQL + Redis, gunicorn on loopback, then bench/sse_load.py.
+#   bench/run.sh                         K=1000 streams, 10 msg/s for 20 s
+#   bench/run.sh -k 5000 -r 10 --json /tmp/k5000.json      (any sse_load.py option passes through)
+# Environment: BENCH_PORT (first port tried, 5055), WEB_CONCURRENCY (gevent workers, 2),
+# TEST_PG_PORT / TEST_REDIS_PORT (54339 / 63809, not the test suite's), BENCH_LOG (where the server log is kept).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bin="$root/.venv/bin"
+export TEST_PG_PORT=${TEST_PG_PORT:-54339} TEST_REDIS_PORT=${TEST_REDIS_PORT:-63809}
+log_copy=${BENCH_LOG:-/tmp/chatroom-bench-gunicorn.log}
+
+# Thousands of streams need thousands of descriptors, on both sides (gunicorn inherits this limit).
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ]; then ulimit -n 1048576 2>/dev/null || true; else ulimit -n "$hard"; fi
+echo "open files limit: $(ulimit -n)" >&2
+
+# tests/services.sh keeps its servers in <its checkout>/.services and stops whatever runs there before starting:
+# run a private copy, so the bench never stops (or is stopped by) a test run in the same checkout.
+work=$(mktemp -d /tmp/chatroom-bench.XXXXXX)
+chmod 755 "$work"  # PostgreSQL runs as the postgres user when we are root: it must reach its data dir
+mkdir "$work/tests"
+cp tests/services.sh "$work/tests/services.sh"
+services="$work/tests/services.sh"
+gunicorn_pid=""
+
+stop_gunicorn() {
+  [ -n "$gunicorn_pid" ] || return 0
+  kill -INT "$gunicorn_pid" 2>/dev/null || true  # INT: quick shutdown (TERM would wait for every stream)
+  for _ in $(seq 100); do kill -0 "$gunicorn_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$gunicorn_pid" 2>/dev/null || true
+  wait "$gunicorn_pid" 2>/dev/null || true
+  gunicorn_pid=""
+}
+
+cleanup() {
+  stop_gunicorn
+  [ -f "$work/gunicorn.log" ] && cp "$work/gunicorn.log" "$log_copy"
+  "$services" stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+eval "$("$services" start)"
+
+# The first free loopback port from BENCH_PORT on.
+port=$("$bin/python" - "${BENCH_PORT:-5055}" <<'EOF'
+import socket, sys
+for port in range(int(sys.argv[1]), int(sys.argv[1]) + 100):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(port)
+        break
+else:
+    sys.exit("no free port")
+EOF
+)
+
+export CHATROOM_ENV=production
+SECRET_KEY=$("$bin/python" -c 'import secrets; print(secrets.token_hex(32))')
+export SECRET_KEY
+export SESSION_COOKIE_SECURE=0 WTF_CSRF_SSL_STRICT=0 BCRYPT_ROUNDS=4
+export HOST=127.0.0.1 PORT="$port" WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} FLASK_APP=wsgi
+unset ACCESS_LOG
+
+"$bin/flask" db upgrade >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
+
+"$bin/gunicorn" -c gunicorn.conf.py --pid "$work/gunicorn.pid" wsgi:app >"$work/gunicorn.log" 2>&1 &
+gunicorn_pid=$!
+
+"$bin/python" - "$port" <<'EOF' || { echo "gunicorn did not come up:" >&2; tail -n 30 "$work/gunicorn.log" >&2; exit 1; }
+import sys, time, urllib.request
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2) as answer:
+            if answer.status == 200:
+                sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit(1)
+EOF
+for _ in $(seq 50); do [ -s "$work/gunicorn.pid" ] && break; sleep 0.1; done
+echo "gunicorn on 127.0.0.1:$port, $WEB_CONCURRENCY gevent workers (log: $log_copy)" >&2
+
+status=0
+"$bin/python" bench/sse_load.py --url "http://127.0.0.1:$port" --server-pidfile "$work/gunicorn.pid" "$@" || status=$?
+
+problems=$(grep -cE "Traceback|ERROR|WORKER TIMEOUT|CRITICAL" "$work/gunicorn.log" || true)
+if [ "$problems" != 0 ]; then
+  echo "the server log has $problems error lines; the last ones:" >&2
+  grep -E "Traceback|ERROR|WORKER TIMEOUT|CRITICAL|Error:" "$work/gunicorn.log" | tail -n 10 >&2
+fi
+exit "$status"

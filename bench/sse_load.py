@@ -1,0 +1,1167 @@
+"""SSE load benchmark for Chatroom: K live streams in one room, messages posted at R per second.
+
+Everything goes through the real HTTP surface, as browsers would use it: a
+facilitator signs up and opens a room, participants join, K streams open on
+the room's event stream, a few more participants post messages through the
+form endpoint at a fixed rate, and every stream checks what it receives
+(nothing lost, nothing twice, ``seq`` strictly increasing by one) and how long
+each message took from its POST to its arrival.
+
+By default each stream is its own participant, as in a real room.
+``--members N`` spreads the K streams over N participants (tabs of the same
+people), which leaves out the presence traffic that every new participant
+causes and so measures the message fan-out alone.
+
+The HTTP client is hand-written on asyncio sockets (HTTP/1.1, keep-alive,
+chunked transfer coding), so the tool needs nothing beyond the standard
+library. It only ever talks to loopback addresses, and every phase has a
+deadline.
+
+    .venv/bin/python bench/sse_load.py --url http://127.0.0.1:5055 -k 1000 -r 10 --duration 20
+
+``bench/run.sh`` starts throwaway services and a gunicorn server and runs this;
+``bench/README.md`` says what the numbers mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+import os
+import re
+import resource
+import secrets
+import socket
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+PASSWORD = "bench-password-not-secret"  # the facilitator's (≥ 12 characters)
+ROOM_PASSWORD = "bench-room"
+DEFAULT_SOURCE_IPS = [f"127.0.0.{i}" for i in range(2, 10)]
+CSRF_META = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
+BODY_OPEN = b'<p class="message__body">'
+BODY_CLOSE = b"</p>"
+MAX_RECONNECTS = 3  # per stream, during one run
+RETRY_SECONDS = 2.0  # what the server's ``retry:`` asks browsers to wait
+
+# The targets (bench/README.md): p99 latency by room size, server CPU, memory, and nothing lost.
+LATENCY_TARGETS_MS = ((1000, 50.0), (5000, 150.0))
+CPU_TARGET_US = 20.0
+RSS_TARGET_KB = 20.0
+
+
+# -- small helpers ---------------------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, stamped with the time since the start."""
+    print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+_T0 = time.monotonic()
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (``nan`` when empty)."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def require_loopback(host: str, what: str) -> str:
+    """``host`` as an IPv4 loopback address; refuse anything else (this tool never leaves the machine)."""
+    address = ipaddress.ip_address(socket.gethostbyname(host))
+    if not address.is_loopback:
+        raise SystemExit(f"{what} {host} is not a loopback address: this tool only talks to 127.0.0.0/8")
+    return str(address)
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise the soft open-files limit to the hard limit; returns (soft, hard) afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the server's processes, from /proc ------------------------------------------------------------------------
+
+
+@dataclass
+class ProcSample:
+    """One process at one moment: resident memory (KB), CPU used so far (s), open sockets."""
+
+    rss_kb: int
+    cpu_s: float
+    sockets: int = 0
+
+
+class ServerProcesses:
+    """The gunicorn master and its workers: found once, re-listed at every sample (workers may restart)."""
+
+    def __init__(self, roots: list[int], *, explicit: bool) -> None:
+        self.roots = roots
+        self.explicit = explicit  # --server-pids: exactly those, no children
+        self.seen: set[int] = set()
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    @classmethod
+    def find(cls, pids: str | None, pidfile: str | None, port: int) -> ServerProcesses:
+        """From ``--server-pids``, else ``--server-pidfile`` (the master), else whoever listens on ``port``."""
+        if pids:
+            return cls([int(p) for p in pids.split(",") if p.strip()], explicit=True)
+        if pidfile:
+            return cls([int(Path(pidfile).read_text().strip())], explicit=False)
+        owners = _listening_pids(port)
+        if not owners:
+            raise SystemExit(f"no process listens on port {port}: pass --server-pids or --server-pidfile")
+        parents = {pid: _ppid(pid) for pid in owners}
+        return cls(sorted(pid for pid, ppid in parents.items() if ppid not in owners), explicit=False)
+
+    def pids(self) -> list[int]:
+        """The roots and (unless given explicitly) all their descendants that are alive now."""
+        if self.explicit:
+            found = [pid for pid in self.roots if Path(f"/proc/{pid}").exists()]
+        else:
+            children: dict[int, list[int]] = {}
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    ppid = _ppid(int(entry.name))
+                    if ppid is not None:
+                        children.setdefault(ppid, []).append(int(entry.name))
+            found, todo = [], list(self.roots)
+            while todo:
+                pid = todo.pop()
+                if Path(f"/proc/{pid}").exists():
+                    found.append(pid)
+                    todo.extend(children.get(pid, []))
+        self.seen.update(found)
+        return sorted(found)
+
+    def sample(self, *, sockets: bool = False) -> dict[int, ProcSample]:
+        """RSS and CPU of every server process now; ``sockets`` also counts their open sockets (slower)."""
+        out = {}
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # exited between listing and reading
+            rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            fields = stat.rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime, stime (fields 14 and 15 of stat)
+            out[pid] = ProcSample(rss, cpu, _socket_count(pid) if sockets else 0)
+        return out
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _socket_count(pid: int) -> int:
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                count += os.readlink(fd.path).startswith("socket:")
+    return count
+
+
+def _listening_pids(port: int) -> set[int]:
+    """Processes holding a listening TCP socket on ``port`` (gunicorn's master and workers share it)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{parts[9]}]")
+    owners = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(entry / "fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in inodes:
+                        owners.add(int(entry.name))
+                        break
+    return owners
+
+
+def total(samples: dict[int, ProcSample], attr: str) -> float:
+    return sum(getattr(s, attr) for s in samples.values())
+
+
+def cpu_delta(before: dict[int, ProcSample], after: dict[int, ProcSample]) -> float:
+    """CPU seconds the server spent between two samples (a process born in between counts from zero)."""
+    return sum(s.cpu_s - (before[pid].cpu_s if pid in before else 0.0) for pid, s in after.items())
+
+
+# -- a minimal HTTP/1.1 client for the setup and the posts ------------------------------------------------------
+
+
+class HttpError(Exception):
+    """An answer the setup did not expect."""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names; repeated headers other than Set-Cookie keep the last
+    cookies: list[str]  # the raw Set-Cookie values
+    body: bytes
+
+    def csrf(self) -> str:
+        match = CSRF_META.search(self.body)
+        if match is None:
+            raise HttpError(f"no csrf-token meta in a {self.status} page")
+        return match.group(1).decode()
+
+
+class HttpSession:
+    """One keep-alive connection and a cookie jar, like a browser tab; reconnects when the server hangs up."""
+
+    def __init__(self, host: str, port: int, *, local_ip: str | None = None, timeout: float = 30.0) -> None:
+        self.host, self.port, self.local_ip, self.timeout = host, port, local_ip, timeout
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+    async def request(self, method: str, path: str, form: dict[str, str] | None = None) -> Response:
+        """Send one request and read the whole answer; a stale keep-alive connection is retried once.
+
+        Retrying is safe for every request this tool makes: posts carry an idempotency token.
+        """
+        body = urlencode(form).encode() if form is not None else b""
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: keep-alive"]
+        if self.cookies:
+            head.append(f"Cookie: {self.cookie_header()}")
+        if form is not None:
+            head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        for attempt in (1, 2):
+            reused = self._writer is not None
+            if not reused:
+                await self._connect()
+            try:
+                return await asyncio.wait_for(self._exchange(raw, method), self.timeout)
+            except (ConnectionError, asyncio.IncompleteReadError) as error:
+                await self.close()
+                if not reused or attempt == 2:
+                    raise HttpError(f"{method} {path}: connection failed: {error!r}") from error
+            except TimeoutError:
+                await self.close()
+                raise HttpError(f"{method} {path}: no answer in {self.timeout:.0f} s") from None
+        raise AssertionError("unreachable")
+
+    async def _connect(self) -> None:
+        local = (self.local_ip, 0) if self.local_ip else None
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, local_addr=local), self.timeout
+        )
+
+    async def _exchange(self, raw: bytes, method: str) -> Response:
+        assert self._reader is not None and self._writer is not None
+        reader = self._reader
+        self._writer.write(raw)
+        await self._writer.drain()
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionResetError("closed before answering")
+        status = int(status_line.split(b" ", 2)[1])
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise asyncio.IncompleteReadError(b"", None)
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "set-cookie":
+                cookies.append(value)
+            headers[name] = value
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            parts = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            body = b"".join(parts)
+        elif "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        else:
+            body = await reader.read()
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        for value in cookies:
+            self._store_cookie(value)
+        response = Response(status, headers, cookies, body)
+        if b"csrf-token" in body:
+            with contextlib.suppress(HttpError):
+                self.csrf = response.csrf()
+        return response
+
+    def _store_cookie(self, value: str) -> None:
+        pair, *attributes = value.split(";")
+        name, _, cookie = pair.strip().partition("=")
+        expired = any(a.strip().lower() in ("max-age=0", "expires=thu, 01 jan 1970 00:00:00 gmt") for a in attributes)
+        if expired:
+            self.cookies.pop(name, None)
+        else:
+            self.cookies[name] = cookie
+
+    async def close(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2)
+
+    async def expect(self, status: int, method: str, path: str, form: dict[str, str] | None = None) -> Response:
+        """A request whose answer must have ``status``; adds the CSRF token to forms."""
+        if form is not None:
+            form = {"csrf_token": self.csrf, **form}
+        response = await self.request(method, path, form)
+        if response.status != status:
+            snippet = re.sub(rb"\s+", b" ", response.body[:300]).decode("utf-8", "replace")
+            raise HttpError(f"{method} {path}: expected {status}, got {response.status}: {snippet}")
+        return response
+
+
+# -- setup: a facilitator, a room, participants ------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    """A participant who has joined: the cookies that identify them and a CSRF token for their forms."""
+
+    alias: str
+    cookie: str
+    csrf: str
+
+
+async def create_room(host: str, port: int, nonce: str) -> str:
+    """Sign up a facilitator and create a room open from a minute ago for four hours; returns its code."""
+    facilitator = HttpSession(host, port)
+    try:
+        await facilitator.expect(200, "GET", "/signup")
+        await facilitator.expect(
+            303,
+            "POST",
+            "/signup",
+            {"email": f"bench-{nonce}@example.org", "name": f"Bench {nonce}", "password": PASSWORD},
+        )
+        await facilitator.expect(200, "GET", "/rooms/new")  # signing in starts a new session: a new token
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+        created = await facilitator.expect(
+            303,
+            "POST",
+            "/rooms/",
+            {
+                "title": f"Bench {nonce}",
+                "timezone": "UTC",
+                "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+                "ends_at": (start + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"),
+                "password": ROOM_PASSWORD,
+            },
+        )
+        return urlsplit(created.headers["location"]).path.rstrip("/").rsplit("/", 1)[-1]
+    finally:
+        await facilitator.close()
+
+
+async def join_page(host: str, port: int, code: str) -> HttpSession:
+    """A visitor who has opened the join page: a session cookie and its CSRF token, nothing more."""
+    visitor = HttpSession(host, port)
+    try:
+        await visitor.expect(200, "GET", f"/r/{code}")
+    finally:
+        await visitor.close()
+    return visitor
+
+
+async def join(
+    host: str, port: int, code: str, alias: str, seed: HttpSession, *, local_ip: str | None, room_page: bool
+) -> Member:
+    """Join as ``alias``, starting from the join-page session ``seed`` (copied, so one GET serves every join).
+
+    The session cookie is client-side and the join answer sets a new one with
+    the seat in it, so each copy becomes a distinct participant. ``room_page``
+    then loads the room as a browser would and takes its CSRF token.
+    """
+    session = HttpSession(host, port, local_ip=local_ip)
+    session.cookies, session.csrf = dict(seed.cookies), seed.csrf
+    try:
+        await session.expect(303, "POST", f"/r/{code}/join", {"alias": alias, "password": ROOM_PASSWORD})
+        if room_page:
+            await session.expect(200, "GET", f"/r/{code}")
+        return Member(alias, session.cookie_header(), session.csrf)
+    finally:
+        await session.close()
+
+
+async def bounded(
+    jobs: list[Callable[[], Awaitable[Any]]], limit: int, *, label: str, deadline: float | None = None
+) -> tuple[list[Any], Counter[str]]:
+    """Run ``jobs`` at most ``limit`` at a time, none past ``deadline`` (monotonic); returns (results, errors)."""
+    semaphore = asyncio.Semaphore(limit)
+    results: list[Any] = []
+    errors: Counter[str] = Counter()
+    last_report = time.monotonic()
+
+    async def run(job: Callable[[], Awaitable[Any]]) -> None:
+        nonlocal last_report
+        async with semaphore:
+            remaining = math.inf if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                errors[f"{label}: deadline passed before it started"] += 1
+                return
+            try:
+                results.append(await asyncio.wait_for(job(), None if remaining == math.inf else remaining))
+            except (HttpError, OSError, TimeoutError) as error:
+                errors[f"{label}: {type(error).__name__} {error!s:.160}"] += 1
+        if time.monotonic() - last_report >= 5:
+            last_report = time.monotonic()
+            log(f"{label}: {len(results)}/{len(jobs)} done, {sum(errors.values())} failed")
+
+    await asyncio.gather(*(run(job) for job in jobs))
+    return results, errors
+
+
+# -- the streams ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What all streams received, shared by every stream and updated as events arrive."""
+
+    nonce: bytes
+    running: bool = True
+    bytes: int = 0  # raw TCP bytes from every stream
+    deliveries: int = 0  # message events from this run, duplicates included
+    unique: int = 0  # (stream, message) pairs seen at least once
+    duplicates: int = 0
+    gaps: int = 0  # seq jumped ahead of previous + 1
+    backwards: int = 0  # seq went back without being a duplicate
+    other_events: int = 0  # presence, typing, comments, retry
+    foreign: int = 0  # message events not posted by this run
+    malformed: int = 0
+    closes: int = 0  # ``close`` events (room ended, member removed)
+    reconnects: int = 0
+    latencies: array[float] = field(default_factory=lambda: array("d"))  # seconds, one per first delivery
+    numbers: array[int] = field(default_factory=lambda: array("l"))  # the message number of each latency
+    errors: Counter[str] = field(default_factory=Counter)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class StreamClient:
+    """One open room tab: its stream connection, the cursor, and which messages it has seen."""
+
+    def __init__(self, member: Member, local_ip: str, host: str, port: int, code: str, tally: Tally) -> None:
+        self.member, self.local_ip = member, local_ip
+        self.host, self.port, self.code, self.tally = host, port, code, tally
+        self.last_seq = 0  # the room is new: ``after=0``
+        self.seen = bytearray(256)  # by message number
+        self.reconnects = 0
+        self.protocol: StreamProtocol | None = None
+
+    def request(self) -> bytes:
+        lines = [
+            f"GET /r/{self.code}/events?after=0 HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Accept: text/event-stream",
+            "Cache-Control: no-cache",
+            f"Cookie: {self.member.cookie}",
+        ]
+        if self.last_seq:
+            lines.append(f"Last-Event-ID: {self.last_seq}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def connect(self) -> StreamClient:
+        """Open the stream and wait for its first bytes. :raise OSError/HttpError: it did not open."""
+        loop = asyncio.get_running_loop()
+        protocol = StreamProtocol(self, loop)
+        self.protocol = protocol
+        try:
+            await loop.create_connection(lambda: protocol, self.host, self.port, local_addr=(self.local_ip, 0))
+            await protocol.first_bytes
+        except BaseException:  # a timeout cancels us: do not leave the socket open
+            protocol.close()
+            raise
+        return self
+
+    def connection_lost(self) -> None:
+        """The server ended an open stream: reconnect as a browser would, a bounded number of times."""
+        tally = self.tally
+        if not tally.running or self.reconnects >= MAX_RECONNECTS:
+            return
+        self.reconnects += 1
+        tally.reconnects += 1
+
+        async def again() -> None:
+            await asyncio.sleep(RETRY_SECONDS)
+            if tally.running:
+                try:
+                    await asyncio.wait_for(self.connect(), 15)
+                except (OSError, TimeoutError, HttpError) as error:
+                    tally.errors[f"stream reconnect: {type(error).__name__} {error!s:.120}"] += 1
+
+        task = asyncio.get_running_loop().create_task(again())
+        tally.tasks.add(task)
+        task.add_done_callback(tally.tasks.discard)
+
+    def on_message(self, event: bytearray, start: int, end: int, now: float) -> None:
+        """One ``id:`` event in ``event[start:end]``: check its order, read our number and time stamp."""
+        tally = self.tally
+        line_end = event.find(b"\n", start, end)
+        seq = int(event[start + 3 : line_end])
+        at = event.find(BODY_OPEN, line_end, end)
+        stop = event.find(BODY_CLOSE, at, end) if at >= 0 else -1
+        words = event[at + len(BODY_OPEN) : stop].split() if stop >= 0 else []
+        if len(words) != 4 or words[0] != b"bench":
+            tally.malformed += 1
+            return
+        if words[1] != tally.nonce:
+            tally.foreign += 1
+            return
+        number = int(words[2])
+        tally.deliveries += 1
+        if number >= len(self.seen):
+            self.seen.extend(bytes(number + 256 - len(self.seen)))
+        if self.seen[number]:
+            tally.duplicates += 1
+            return
+        self.seen[number] = 1
+        tally.unique += 1
+        if seq != self.last_seq + 1:
+            if seq > self.last_seq:
+                tally.gaps += 1
+            else:
+                tally.backwards += 1
+        self.last_seq = max(self.last_seq, seq)
+        tally.latencies.append(now - float(words[3]))
+        tally.numbers.append(number)
+
+
+class StreamProtocol(asyncio.Protocol):
+    """One stream connection: the HTTP head, then chunked transfer coding, then SSE events, incrementally.
+
+    Events are split on blank lines and only ``id:`` events (messages) are
+    looked into: presence lists can be large, so nothing else is parsed.
+    """
+
+    def __init__(self, client: StreamClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.client = client
+        self.tally = client.tally
+        self.transport: asyncio.Transport | None = None
+        self.first_bytes: asyncio.Future[None] = loop.create_future()
+        self.failed = False
+        self.head = bytearray()
+        self.in_head = True
+        self.chunked = False
+        self.raw = bytearray()  # chunked bytes not decoded yet
+        self.chunk_left = 0  # > 0: payload bytes to come; 0: a size line; -1: the CRLF after a chunk
+        self.events = bytearray()  # decoded SSE text not split into events yet
+        self.scan = 0  # where to resume looking for the end of an event
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.client.request())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.first_bytes.done():
+            self.first_bytes.set_exception(ConnectionResetError(f"stream closed before its first bytes: {exc!r}"))
+        elif self.tally.running and not self.failed:
+            self.tally.errors[f"stream ended by the server: {exc!r:.80}"] += 1
+            self.client.connection_lost()
+
+    def fail(self, reason: str) -> None:
+        """Give up on this connection (a browser's EventSource gives up on a non-200 answer too)."""
+        self.failed = True
+        if not self.first_bytes.done():
+            self.first_bytes.set_exception(HttpError(reason))
+        else:
+            self.tally.errors[reason] += 1
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self.tally.bytes += len(data)
+        if self.in_head:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.head) > 65536:
+                    self.fail("stream: response head too long")
+                return
+            head, data = bytes(self.head[:end]).lower(), bytes(self.head[end + 4 :])
+            self.in_head, self.head = False, bytearray()
+            status = head.split(b" ", 2)[1]
+            if status != b"200" or b"text/event-stream" not in head:
+                self.fail(f"stream: HTTP {status.decode()} instead of an event stream")
+                return
+            self.chunked = b"transfer-encoding: chunked" in head
+        if self.chunked:
+            data = self.dechunk(data)
+        if data:
+            if not self.first_bytes.done():
+                self.first_bytes.set_result(None)
+            self.feed(data)
+
+    def dechunk(self, data: bytes) -> bytes:
+        """Strip the chunked transfer coding from what has arrived; a partial chunk waits for the rest."""
+        raw = self.raw
+        raw += data
+        out = bytearray()
+        pos, size = 0, len(raw)
+        while pos < size:
+            left = self.chunk_left
+            if left > 0:
+                take = min(left, size - pos)
+                out += raw[pos : pos + take]
+                pos += take
+                self.chunk_left = -1 if take == left else left - take
+            elif left == -1:
+                if size - pos < 2:
+                    break
+                pos += 2
+                self.chunk_left = 0
+            else:
+                eol = raw.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                length = int(raw[pos:eol].split(b";")[0], 16)
+                pos = eol + 2
+                if length == 0:  # the last chunk: the server ended the response
+                    raw.clear()
+                    return bytes(out)
+                self.chunk_left = length
+        del raw[:pos]
+        return bytes(out)
+
+    def feed(self, data: bytes) -> None:
+        """Split complete SSE events off the decoded text and hand the messages to the client."""
+        events = self.events
+        events += data
+        end = events.find(b"\n\n", self.scan)
+        if end < 0:
+            self.scan = max(len(events) - 1, 0)
+            return
+        now = time.time()
+        tally, client, start = self.tally, self.client, 0
+        while end >= 0:
+            if events.startswith(b"id:", start):
+                client.on_message(events, start, end, now)
+            elif events.startswith(b"event: close", start):
+                tally.closes += 1
+            else:
+                tally.other_events += 1
+            start = end + 2
+            end = events.find(b"\n\n", start)
+        del events[:start]
+        self.scan = max(len(events) - 1, 0)
+
+
+# -- posting ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PostLog:
+    """What the posters did: which message numbers the server accepted, and how long each POST took."""
+
+    ok: set[int] = field(default_factory=set)
+    durations_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    behind_s: float = 0.0  # the most a send started after its scheduled time
+    first_send: float = 0.0
+    last_send: float = 0.0
+
+
+async def post_messages(
+    sessions: list[HttpSession], code: str, nonce: str, rate: float, duration: float, posts: PostLog
+) -> None:
+    """Post ``rate × duration`` messages on a fixed schedule, each through whichever poster is free.
+
+    A body is ``bench <nonce> <number> <time.time() at send>``; the streams read it back.
+    """
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    async def poster(session: HttpSession) -> None:
+        while (item := await queue.get()) is not None:
+            number, due = item
+            posts.behind_s = max(posts.behind_s, loop.time() - due)
+            sent = time.time()
+            posts.first_send = posts.first_send or sent
+            posts.last_send = sent
+            form = {"token": secrets.token_hex(16), "body": f"bench {nonce} {number} {sent:.6f}"}
+            try:
+                await session.expect(303, "POST", f"/r/{code}/messages", form)
+            except HttpError as error:
+                posts.errors[f"{error!s:.160}"] += 1
+                continue
+            posts.durations_ms.append((time.time() - sent) * 1000)
+            posts.ok.add(number)
+
+    workers = [loop.create_task(poster(session)) for session in sessions]
+    start = loop.time()
+    for number in range(round(rate * duration)):
+        due = start + number / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        queue.put_nowait((number, due))
+    for _ in workers:
+        queue.put_nowait(None)
+    _, pending = await asyncio.wait(workers, timeout=60)
+    for task in pending:
+        task.cancel()
+        posts.errors["a poster was still busy 60 s after the schedule ended"] += 1
+
+
+async def watch_loop_lag(tally: Tally, lags: list[float], period: float = 0.05) -> None:
+    """Sample how late this process's event loop wakes up: late wake-ups inflate the latencies measured here."""
+    loop = asyncio.get_running_loop()
+    while tally.running:
+        due = loop.time() + period
+        await asyncio.sleep(period)
+        lags.append(max(0.0, loop.time() - due))
+
+
+async def wait_until_quiet(tally: Tally, quiet: float, limit: float) -> tuple[float, bool]:
+    """Wait until no stream byte arrives for ``quiet`` seconds (at most ``limit``); returns (waited, went quiet)."""
+    start = time.monotonic()
+    last_bytes, last_change, last_report = tally.bytes, start, start
+    while (now := time.monotonic()) - start < limit:
+        if tally.bytes != last_bytes:
+            last_bytes, last_change = tally.bytes, now
+        elif now - last_change >= quiet:
+            return now - start, True
+        if now - last_report >= 5:
+            last_report = now
+            log(f"settling: {tally.bytes / 1e6:,.0f} MB received by the streams, {tally.other_events:,} events")
+        await asyncio.sleep(0.25)
+    return time.monotonic() - start, False
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mark:
+    """A moment of the run: wall clock, this tool's CPU, and the server's processes."""
+
+    wall: float
+    cpu: float
+    server: dict[int, ProcSample]
+
+
+class Bench:
+    """One benchmark run, phase by phase: setup, open the streams, let them settle, post, drain, report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        url = urlsplit(args.url)
+        self.host = require_loopback(url.hostname or "127.0.0.1", "--url host")
+        self.port = url.port or 80
+        self.source_ips = [require_loopback(ip.strip(), "source address") for ip in args.source_ips.split(",")]
+        self.nofile = raise_nofile_limit()[0]
+        self.server = ServerProcesses.find(args.server_pids, args.server_pidfile, self.port)
+        self.nonce = secrets.token_hex(4)
+        self.tally = Tally(nonce=self.nonce.encode())
+        self.marks: dict[str, Mark] = {}
+        self.timings: dict[str, float] = {}
+        self.code = ""
+        self.stream_members: list[Member] = []
+        self.poster_members: list[Member] = []
+        self.clients: list[StreamClient] = []
+        self.open = 0
+        self.posts = PostLog()
+        self.loop_lags: list[float] = []
+        self.quiet = False
+        self.traffic: dict[str, dict[str, int]] = {}
+
+    def mark(self, name: str, *, sockets: bool = False) -> Mark:
+        self.marks[name] = Mark(time.monotonic(), self_cpu_seconds(), self.server.sample(sockets=sockets))
+        return self.marks[name]
+
+    def between(self, start: str, end: str) -> tuple[float, float, float]:
+        """(wall seconds, this tool's CPU seconds, the server's CPU seconds) between two marks."""
+        a, b = self.marks[start], self.marks[end]
+        return b.wall - a.wall, b.cpu - a.cpu, cpu_delta(a.server, b.server)
+
+    async def run(self) -> dict[str, Any]:
+        """The whole benchmark; returns the results as a JSON-ready dict."""
+        args = self.args
+        if self.nofile < args.clients + 100:
+            log(f"warning: the open-files limit {self.nofile} is below K + 100 = {args.clients + 100}")
+        self.mark("start")
+        await self.setup()
+        self.mark("before_streams")
+        await self.open_streams()
+        settle_s, self.quiet = await wait_until_quiet(self.tally, quiet=2.0, limit=args.settle_timeout)
+        self.timings["settle_s"] = settle_s
+        self.traffic["arrival"] = {"bytes": self.tally.bytes, "non_message_events": self.tally.other_events}
+        log(
+            f"{'settled' if self.quiet else 'NOT settled (gave up waiting)'} after {settle_s:.1f} s: "
+            f"{self.tally.bytes / 1e6:,.1f} MB and {self.tally.other_events:,} non-message events received so far"
+        )
+        self.mark("settled")
+        await asyncio.sleep(args.idle)
+        self.mark("idle", sockets=True)
+        await self.post_and_drain()
+        self.close()
+        return self.results()
+
+    async def setup(self) -> None:
+        """Sign up, create the room, and join the stream members and the posters."""
+        args, host, port = self.args, self.host, self.port
+        self.code = await create_room(host, port, self.nonce)
+        members = min(args.members or args.clients, args.clients)
+        log(f"room {self.code} created; joining {members} stream members + {args.posters} posters")
+        seed = await join_page(host, port, self.code)
+        ips = self.source_ips
+        jobs = [
+            partial(join, host, port, self.code, f"stream-{i:05d}", seed, local_ip=ips[i % len(ips)], room_page=False)
+            for i in range(members)
+        ]
+        jobs += [
+            partial(join, host, port, self.code, f"poster-{i}", seed, local_ip=None, room_page=True)
+            for i in range(args.posters)
+        ]
+        began = time.monotonic()
+        joined, errors = await bounded(jobs, args.join_concurrency, label="join")
+        self.timings["join_s"] = time.monotonic() - began
+        self.tally.errors.update(errors)
+        self.poster_members = [m for m in joined if m.alias.startswith("poster-")]
+        self.stream_members = sorted((m for m in joined if m.alias.startswith("stream-")), key=lambda m: m.alias)
+        log(f"joined {len(joined)} in {self.timings['join_s']:.1f} s ({sum(errors.values())} failed)")
+        if not self.poster_members or not self.stream_members:
+            raise HttpError(f"too few participants could join: {dict(errors)}")
+
+    async def open_streams(self) -> None:
+        """Open K streams over the members, a bounded number at a time, each until its first bytes."""
+        args, ips = self.args, self.source_ips
+        members = self.stream_members
+        self.clients = [
+            StreamClient(members[i % len(members)], ips[i % len(ips)], self.host, self.port, self.code, self.tally)
+            for i in range(args.clients)
+        ]
+        began = time.monotonic()
+        opened, errors = await bounded(
+            [client.connect for client in self.clients],
+            args.connect_concurrency,
+            label="open streams",
+            deadline=began + args.open_timeout,
+        )
+        self.open = len(opened)
+        self.timings["open_s"] = time.monotonic() - began
+        self.tally.errors.update(errors)
+        log(f"{self.open} streams open in {self.timings['open_s']:.1f} s ({sum(errors.values())} failed)")
+
+    async def post_and_drain(self) -> None:
+        """Post at the rate for the duration, then wait (bounded) until every stream has every message."""
+        args, tally = self.args, self.tally
+        sessions = []
+        for member in self.poster_members:
+            session = HttpSession(self.host, self.port)
+            session.cookies = dict(pair.split("=", 1) for pair in member.cookie.split("; "))
+            session.csrf = member.csrf
+            sessions.append(session)
+        before = {"bytes": tally.bytes, "non_message_events": tally.other_events}
+        lag_watch = asyncio.get_running_loop().create_task(watch_loop_lag(tally, self.loop_lags))
+        log(f"posting {round(args.rate * args.duration)} messages at {args.rate:g}/s from {len(sessions)} posters")
+        self.mark("posting")
+        await post_messages(sessions, self.code, self.nonce, args.rate, args.duration, self.posts)
+        self.mark("posted")
+        for session in sessions:
+            await session.close()
+        expected = len(self.posts.ok) * args.clients
+        log(f"posted {len(self.posts.ok)} ({sum(self.posts.errors.values())} failed); waiting for the stragglers")
+        deadline = time.monotonic() + args.drain
+        while tally.unique < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self.mark("drained")
+        tally.running = False
+        await lag_watch
+        self.timings["drain_s"] = self.marks["drained"].wall - self.marks["posted"].wall
+        self.traffic["posting"] = {
+            "bytes": tally.bytes - before["bytes"],
+            "non_message_events": tally.other_events - before["non_message_events"],
+        }
+
+    def close(self) -> None:
+        """Stop reconnecting and drop every stream."""
+        self.tally.running = False
+        for task in list(self.tally.tasks):
+            task.cancel()
+        for client in self.clients:
+            if client.protocol is not None:
+                client.protocol.close()
+
+    def results(self) -> dict[str, Any]:
+        """Everything measured, as a JSON-ready dict (``summary`` renders it for people)."""
+        args, tally, posts, marks = self.args, self.tally, self.posts, self.marks
+        expected = len(posts.ok) * args.clients
+        unique_ok = sum(sum(c.seen[n] for n in posts.ok if n < len(c.seen)) for c in self.clients)
+        latencies = sorted(x * 1000 for x in tally.latencies)
+        first, spread = arrival_spread(tally)
+        post_ms = sorted(posts.durations_ms)
+        lags = sorted(x * 1000 for x in self.loop_lags)
+        window_s, tool_cpu, server_cpu = self.between("posting", "drained")
+        arrival_s, arrival_tool_cpu, arrival_server_cpu = self.between("before_streams", "settled")
+        before_rss = total(marks["before_streams"].server, "rss_kb")
+        idle = marks["idle"].server
+        sent_span = posts.last_send - posts.first_send
+        in_window = {
+            pid: s.cpu_s - marks["posting"].server[pid].cpu_s if pid in marks["posting"].server else s.cpu_s
+            for pid, s in marks["drained"].server.items()
+        }
+        result: dict[str, Any] = {
+            "config": {
+                "url": args.url,
+                "clients": args.clients,
+                "members": len(self.stream_members),
+                "rate": args.rate,
+                "duration": args.duration,
+                "posters": len(self.poster_members),
+                "server_processes": len(marks["start"].server),
+                "source_ips": self.source_ips,
+                "open_files_limit": self.nofile,
+            },
+            "room": self.code,
+            "timings_s": self.timings,
+            "streams": {"requested": args.clients, "open": self.open, "reconnects": tally.reconnects},
+            "arrival": {
+                **self.traffic["arrival"],
+                "settled": self.quiet,
+                "server_cpu_s": arrival_server_cpu,
+                "tool_cpu_percent": 100 * arrival_tool_cpu / arrival_s if arrival_s else None,
+            },
+            "posted": {
+                "attempted": round(args.rate * args.duration),
+                "ok": len(posts.ok),
+                "errors": dict(posts.errors),
+                "achieved_rate": (len(posts.ok) - 1) / sent_span if sent_span > 0 else None,
+                "max_behind_schedule_s": posts.behind_s,
+                "post_ms": quantiles(post_ms),
+            },
+            "delivered": {
+                "expected": expected,
+                "unique": unique_ok,
+                "lost": expected - unique_ok,
+                "deliveries": tally.deliveries,
+                "duplicates": tally.duplicates,
+                "out_of_order": tally.gaps + tally.backwards,
+                "gaps": tally.gaps,
+                "backwards": tally.backwards,
+                "foreign": tally.foreign,
+                "malformed": tally.malformed,
+                "close_events": tally.closes,
+            },
+            "latency_ms": {"count": len(latencies), **quantiles(latencies)},
+            "first_arrival_ms": quantiles(first),
+            "fanout_spread_ms": quantiles(spread),
+            "server": {
+                "window_s": window_s,
+                "cpu_s": server_cpu,
+                "cpu_percent_of_one_core": 100 * server_cpu / window_s if window_s else None,
+                "cpu_us_per_delivered": 1e6 * server_cpu / tally.deliveries if tally.deliveries else None,
+                "rss_kb_before_streams": before_rss,
+                "rss_kb_idle": total(idle, "rss_kb"),
+                "rss_kb_after": total(marks["drained"].server, "rss_kb"),
+                "rss_kb_per_idle_stream": (total(idle, "rss_kb") - before_rss) / self.open if self.open else None,
+                "processes": {
+                    str(pid): {"rss_kb_idle": s.rss_kb, "sockets_idle": s.sockets, "cpu_s_posting": in_window.get(pid)}
+                    for pid, s in idle.items()
+                },
+                "pids_seen": sorted(self.server.seen),
+            },
+            "stream_traffic_while_posting": self.traffic["posting"],
+            "load_tool": {
+                "cpu_percent_posting": 100 * tool_cpu / window_s if window_s else None,
+                "loop_lag_ms": quantiles(lags),
+            },
+            "errors": dict(tally.errors),
+        }
+        result["targets"] = check_targets(result)
+        return result
+
+
+def partial(func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Callable[[], Awaitable[Any]]:
+    """``functools.partial`` for coroutines, typed as a job for :func:`bounded`."""
+    return lambda: func(*args, **kwargs)
+
+
+def quantiles(ordered: list[float]) -> dict[str, float | None]:
+    """p50, p90, p99 and max of a sorted list (None when it is empty)."""
+    if not ordered:
+        return {"p50": None, "p90": None, "p99": None, "max": None}
+    return {
+        "p50": percentile(ordered, 0.5),
+        "p90": percentile(ordered, 0.9),
+        "p99": percentile(ordered, 0.99),
+        "max": ordered[-1],
+    }
+
+
+def arrival_spread(tally: Tally) -> tuple[list[float], list[float]]:
+    """Per message: when the first stream got it, and how long until the last one did (ms, sorted)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for number, latency in zip(tally.numbers, tally.latencies, strict=True):
+        if latency < first.get(number, math.inf):
+            first[number] = latency
+        if latency > last.get(number, -math.inf):
+            last[number] = latency
+    return sorted(v * 1000 for v in first.values()), sorted((last[n] - first[n]) * 1000 for n in first)
+
+
+def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target of bench/README.md: the limit, the value measured, and whether it was met."""
+    k = result["config"]["clients"]
+    targets: dict[str, dict[str, Any]] = {}
+
+    def target(name: str, value: float | None, limit: float) -> None:
+        targets[name] = {"limit": limit, "value": value, "met": value is not None and value <= limit}
+
+    latency_limit = next((limit for size, limit in LATENCY_TARGETS_MS if k <= size), None)
+    if latency_limit is not None:
+        target("p99_latency_ms", result["latency_ms"]["p99"], latency_limit)
+    target("server_cpu_us_per_delivered", result["server"]["cpu_us_per_delivered"], CPU_TARGET_US)
+    target("rss_kb_per_idle_stream", result["server"]["rss_kb_per_idle_stream"], RSS_TARGET_KB)
+    d, s = result["delivered"], result["streams"]
+    problems = d["lost"] + d["duplicates"] + d["out_of_order"] + s["requested"] - s["open"]
+    target("lost_duplicated_reordered_or_unopened", problems if result["posted"]["ok"] else None, 0)
+    return targets
+
+
+def _f(value: float | None, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def summary(result: dict[str, Any]) -> str:
+    """The human-readable report."""
+    c, t, s, p = result["config"], result["timings_s"], result["streams"], result["posted"]
+    d, lat, srv, tool = result["delivered"], result["latency_ms"], result["server"], result["load_tool"]
+    arr, tw = result["arrival"], result["stream_traffic_while_posting"]
+    first, spread, lag = result["first_arrival_ms"], result["fanout_spread_ms"], tool["loop_lag_ms"]
+    processes = ", ".join(
+        f"{pid}: {v['sockets_idle']} sockets {v['rss_kb_idle'] / 1024:.0f} MB {_f(v['cpu_s_posting'], '.1f')} s CPU"
+        for pid, v in srv["processes"].items()
+    )
+    lines = [
+        f"Chatroom SSE load: K={c['clients']} streams ({c['members']} members), R={c['rate']:g} msg/s for "
+        f"{c['duration']:g} s, {c['server_processes']} server processes, room {result['room']}",
+        f"setup        joined in {t['join_s']:.1f} s; {s['open']}/{s['requested']} streams open in {t['open_s']:.1f} s"
+        f"; {s['reconnects']} reconnects",
+        f"arrival      {arr['bytes'] / 1e6:,.1f} MB, {arr['non_message_events']:,} non-message events to the streams; "
+        f"{'quiet' if arr['settled'] else 'STILL BUSY'} {t['settle_s']:.1f} s after the last open; "
+        f"server {arr['server_cpu_s']:.1f} s CPU, tool {_f(arr['tool_cpu_percent'], '.0f')}% CPU",
+        f"posted       {p['ok']}/{p['attempted']} ok ({sum(p['errors'].values())} errors), "
+        f"{_f(p['achieved_rate'])} msg/s; POST p50 {_f(p['post_ms']['p50'])} ms p99 {_f(p['post_ms']['p99'])} ms "
+        f"max {_f(p['post_ms']['max'])} ms",
+        f"delivered    {d['unique']:,} / {d['expected']:,} expected: lost {d['lost']:,}, duplicates "
+        f"{d['duplicates']:,}, out-of-order {d['out_of_order']:,}; drained {t['drain_s']:.1f} s after the last post",
+        f"latency      p50 {_f(lat['p50'])} ms  p90 {_f(lat['p90'])} ms  p99 {_f(lat['p99'])} ms  "
+        f"max {_f(lat['max'])} ms  (POST sent → event parsed, {lat['count']:,} samples)",
+        f"  per message: first stream p50 {_f(first['p50'])} ms p99 {_f(first['p99'])} ms; "
+        f"first → last stream p50 {_f(spread['p50'])} ms p99 {_f(spread['p99'])} ms",
+        f"server CPU   {_f(srv['cpu_us_per_delivered'])} µs per delivered message ({srv['cpu_s']:.2f} s CPU in "
+        f"{srv['window_s']:.1f} s = {_f(srv['cpu_percent_of_one_core'], '.0f')}% of one core)",
+        f"server RSS   {_f(srv['rss_kb_per_idle_stream'])} KB per idle stream "
+        f"({srv['rss_kb_before_streams'] / 1024:,.0f} MB before the streams, {srv['rss_kb_idle'] / 1024:,.0f} MB idle, "
+        f"{srv['rss_kb_after'] / 1024:,.0f} MB after posting)",
+        f"  processes: {processes}",
+        f"while posting the streams got {tw['bytes'] / 1e6:,.1f} MB, {tw['non_message_events']:,} non-message events",
+        f"load tool    {_f(tool['cpu_percent_posting'], '.0f')}% of one core while posting; event-loop lag "
+        f"p99 {_f(lag['p99'])} ms max {_f(lag['max'])} ms (high: the tool, not the server, limits the numbers)",
+    ]
+    if result["errors"]:
+        lines.append("errors       " + "; ".join(f"{n}× {e}" for e, n in sorted(result["errors"].items())[:8]))
+    lines.append("targets")
+    for name, target in result["targets"].items():
+        verdict = "ok  " if target["met"] else "MISS"
+        lines.append(f"  {verdict} {name}: {_f(target['value'])} (limit {target['limit']:g})")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add = parser.add_argument
+    add("--url", default="http://127.0.0.1:5055", help="the server (loopback only)")
+    add("-k", "--clients", type=int, default=1000, help="stream clients K (default 1000)")
+    add("-r", "--rate", type=float, default=10.0, help="messages posted per second (default 10)")
+    add("--duration", type=float, default=20.0, help="seconds of posting (default 20)")
+    add("--members", type=int, help="spread the K streams over this many participants (default K: one each)")
+    add("--posters", type=int, default=4, help="posting participants, without streams (default 4)")
+    add("--server-pids", help="comma-separated server pids (exactly these processes)")
+    add("--server-pidfile", help="the gunicorn master's pid file (it and all its children)")
+    add("--json", help="also write the results to this file")
+    add("--source-ips", default=",".join(DEFAULT_SOURCE_IPS), help="stream source addresses (loopback)")
+    add("--join-concurrency", type=int, default=50, help="joins at a time (default 50)")
+    add("--connect-concurrency", type=int, default=50, help="stream opens at a time (default 50)")
+    add("--open-timeout", type=float, default=90.0, help="seconds to open all streams (default 90)")
+    add("--settle-timeout", type=float, default=30.0, help="max seconds to wait for quiet streams (default 30)")
+    add("--idle", type=float, default=3.0, help="seconds idle before measuring RSS (default 3)")
+    add("--drain", type=float, default=10.0, help="max seconds to wait for stragglers (default 10)")
+    args = parser.parse_args(argv)
+    if min(args.clients, args.rate, args.duration, args.posters, args.members or 1) <= 0:
+        parser.error("K, R, duration, members and posters must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the summary, write the JSON; exit 0 when every target is met, 1 when not, 2 on a failed setup."""
+    args = parse_args(argv)
+    limit = args.open_timeout + args.settle_timeout + args.duration + args.drain + 900  # setup + a safety margin
+    try:
+        result = asyncio.run(asyncio.wait_for(Bench(args).run(), timeout=limit))
+    except HttpError as error:
+        print(f"setup failed: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if all(t["met"] for t in result["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

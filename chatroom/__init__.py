@@ -41,11 +41,12 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, broker, chat, errors, htmx, rooms, stream, views
+    from . import auth, broker, chat, cli, errors, htmx, rooms, stream, views
 
     broker.init_app(app)
     htmx.init_app(app)
     errors.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(rooms.bp)

@@ -48,6 +48,12 @@ def seat_for(room: Room) -> Membership | None:
     return seat
 
 
+def previous_seat(room: Room) -> int | None:
+    """The membership this browser last held in ``room``, active or not (bans are checked against it)."""
+    value = session.get(SEATS, {}).get(str(room.id))
+    return value if isinstance(value, int) else None
+
+
 def remember_seat(room: Room, membership: Membership) -> None:
     seats = dict(session.get(SEATS, {}))
     seats[str(room.id)] = membership.id

@@ -49,26 +49,31 @@ QUEUE_LIMIT = 2000  # a stream this far behind re-reads the database instead
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened in a room.
+    """Something that happened in a room; ``frame`` is the SSE bytes to send as they are.
 
-    ``kind`` is ``message`` (``seq`` set), ``presence``, ``typing`` (``target``
-    is the typist), ``removed`` (``target`` is the membership removed), ``room``
-    (settings changed) or the local-only ``resync``. ``frame`` is the SSE bytes to send as they are.
+    ``kind`` is one of:
+    ``message`` (``seq`` its number, ``rev`` the room's change number then),
+    ``change`` (an edit or removal: ``rev`` its change number, ``seq`` the room's
+    last message number then, ``target`` the message changed),
+    ``presence``, ``typing`` (``target`` the typist), ``removed`` (``target`` the
+    membership removed), ``room`` (settings changed), ``host`` (for the host's
+    streams only) or the local-only ``resync``.
     """
 
     kind: str
     frame: bytes = b""
     seq: int = 0
+    rev: int = 0
     target: int = 0
 
     def encode(self) -> bytes:
-        return f"{self.kind} {self.seq} {self.target}\n".encode() + self.frame
+        return f"{self.kind} {self.seq} {self.rev} {self.target}\n".encode() + self.frame
 
     @classmethod
     def decode(cls, data: bytes) -> Event:
         head, _, frame = data.partition(b"\n")
-        kind, seq, target = head.decode().split(" ")
-        return cls(kind, frame, int(seq), int(target))
+        kind, seq, rev, target = head.decode().split(" ")
+        return cls(kind, frame, int(seq), int(rev), int(target))
 
 
 RESYNC = Event("resync")

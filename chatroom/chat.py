@@ -8,10 +8,10 @@ from flask import Blueprint, abort, current_app, flash, make_response, render_te
 from werkzeug.wrappers import Response
 
 from . import services
-from .access import forget_seat, is_owner, remember_seat, room_or_404, seat_for
+from .access import forget_seat, is_owner, previous_seat, remember_seat, room_or_404, seat_for
 from .extensions import db
 from .htmx import is_htmx, page_or_fragment, see_other
-from .models import Membership, Room
+from .models import Membership, Room, utcnow
 from .security import form_token
 
 bp = Blueprint("chat", __name__, url_prefix="/r")
@@ -28,6 +28,7 @@ def _cursor(name: str) -> int | None:
 
 def _room_context(room: Room, seat: Membership, before: int | None = None, **extra: Any) -> dict[str, Any]:
     per_page = current_app.config["MESSAGES_PER_PAGE"]
+    rev = room.last_rev  # read before the messages: a change made meanwhile is replayed, never missed
     messages = services.messages_before(room.id, before, per_page)
     first_seq = messages[0].seq if messages else None
     return {
@@ -38,8 +39,11 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "older_cursor": first_seq,
         "before": before,
         "last_seq": messages[-1].seq if messages and before is None else room.last_seq,
+        "last_rev": rev,
         "present": services.present_members(room),
         "is_owner": is_owner(room),
+        "host_pending": services.pending_messages(room) if seat.is_host else [],
+        "host_reports": services.open_reports(room) if seat.is_host else [],
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -67,7 +71,9 @@ def join(code: str) -> Response | tuple[str, int]:
     if seat_for(room) is not None:
         return see_other(url_for("chat.room", code=code))
     try:
-        membership = services.join_room(room, request.form.get("alias", ""), request.form.get("password", ""))
+        membership = services.join_room(
+            room, request.form.get("alias", ""), request.form.get("password", ""), previous_seat(room)
+        )
     except services.Invalid as invalid:
         form = {"alias": request.form.get("alias", "")}
         page = render_template("chat/join.html", room=room, status=room.status(), form=form, errors=invalid.errors)
@@ -143,16 +149,177 @@ def leave(code: str) -> Response:
     return see_other(url_for("rooms.show", code=code) if is_owner(room) else url_for("chat.room", code=code))
 
 
-@bp.post("/<code>/members/<int:member_id>/remove")
-def remove_member(code: str, member_id: int) -> Response:
-    """The host removes a participant; their live stream ends. :raise 404: not the caller's room or member."""
-    room = room_or_404(code)
-    if not is_owner(room):
-        abort(404)
+def _member_or_404(room: Room, member_id: int) -> Membership:
     membership = db.session.get(Membership, member_id)
     if membership is None or membership.room_id != room.id or membership.is_host:
         abort(404)
-    if membership.active:
-        services.remove_member(room, membership)
-    flash(f"{membership.alias} was removed from the room.", "success")
-    return see_other(url_for("chat.room", code=code))
+    return membership
+
+
+def _owned(code: str) -> Room:
+    room = room_or_404(code)
+    if not is_owner(room):
+        abort(404)
+    return room
+
+
+def _back(room: Room) -> Response:
+    """After a host action: nothing for htmx (the stream updates the page), else back to where it came from."""
+    if is_htmx():
+        return make_response("", 204)
+    target = request.form.get("next", "")
+    if target == "console":
+        return see_other(url_for("rooms.show", code=room.code))
+    return see_other(url_for("chat.room", code=room.code))
+
+
+@bp.post("/<code>/members/<int:member_id>/remove")
+def remove_member(code: str, member_id: int) -> Response:
+    """The host removes a participant; their live stream ends. :raise 404: not the caller's room or member."""
+    room = _owned(code)
+    membership = _member_or_404(room, member_id)
+    services.remove_member(room, membership)
+    flash(f"{membership.alias} was removed from the room. They can join again.", "success")
+    return _back(room)
+
+
+@bp.post("/<code>/members/<int:member_id>/ban")
+def ban_member(code: str, member_id: int) -> Response:
+    """The host removes a participant and keeps their browser out. :raise 404: not the caller's room or member."""
+    room = _owned(code)
+    membership = _member_or_404(room, member_id)
+    services.ban_member(room, membership)
+    flash(f"{membership.alias} was removed and cannot join this room again from that browser.", "success")
+    return _back(room)
+
+
+# -- one message: edit, delete, report, remove ------------------------------------
+
+
+def _message_or_404(room: Room, seq: int) -> Any:
+    message = services.message_for(room, seq)
+    if message is None:
+        abort(404)
+    return message
+
+
+def _message_page(room: Room, seat: Membership, message: Any, status: int = 200, **extra: Any) -> tuple[str, int]:
+    own = message.membership_id == seat.id
+    editable = own and not message.removed and utcnow() - message.created_at <= services.EDIT_WINDOW
+    context = {
+        "room": room,
+        "seat": seat,
+        "message": message,
+        "editable": editable,
+        "reportable": not own and not message.removed and not seat.is_host,
+        "removable": seat.is_host and not message.removed,
+        "form": {},
+        "errors": {},
+        **extra,
+    }
+    return render_template("chat/message.html", **context), status
+
+
+@bp.get("/<code>/messages/<int:seq>")
+def message(code: str, seq: int) -> tuple[str, int]:
+    """One message and what the viewer may do with it. :raise 403: not a member; 404: no such message."""
+    room = room_or_404(code)
+    seat = seat_for(room)
+    if seat is None:
+        abort(403)
+    return _message_page(room, seat, _message_or_404(room, seq))
+
+
+def _message_action(code: str, seq: int, action: Any, done: str) -> Response | tuple[str, int]:
+    room = room_or_404(code)
+    seat = seat_for(room)
+    if seat is None:
+        abort(403)
+    message = _message_or_404(room, seq)
+    try:
+        action(room, seat, message)
+    except services.Invalid as invalid:
+        db.session.rollback()
+        form = {k: request.form.get(k, "") for k in ("body", "reason")}
+        return _message_page(room, seat, message, invalid.status, errors=invalid.errors, form=form)
+    flash(done, "success")
+    return see_other(url_for("chat.room", code=code, _anchor=f"message-{seq}"))
+
+
+@bp.post("/<code>/messages/<int:seq>/edit")
+def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
+    """The author corrects their message (within 5 minutes). :raise 403/404/422: the message page with why."""
+    return _message_action(
+        code, seq, lambda room, seat, m: services.edit_message(seat, m, request.form.get("body", "")), "Message edited."
+    )
+
+
+@bp.post("/<code>/messages/<int:seq>/delete")
+def delete_message(code: str, seq: int) -> Response | tuple[str, int]:
+    """The author deletes their message (within 5 minutes). :raise 403/404: the message page with why."""
+    return _message_action(
+        code, seq, lambda room, seat, m: services.delete_own_message(seat, m), "Message deleted."
+    )
+
+
+@bp.post("/<code>/messages/<int:seq>/report")
+def report_message(code: str, seq: int) -> Response | tuple[str, int]:
+    """A participant reports a message to the host. :raise 409/422: the message page with why."""
+    return _message_action(
+        code,
+        seq,
+        lambda room, seat, m: services.report_message(seat, m, request.form.get("reason", "")),
+        "Thank you. The host has been told.",
+    )
+
+
+@bp.post("/<code>/messages/<int:seq>/remove")
+def remove_message(code: str, seq: int) -> Response | tuple[str, int]:
+    """The host removes a message for everyone. :raise 404: not the caller's room or message."""
+    room = _owned(code)
+    message = _message_or_404(room, seq)
+    try:
+        services.remove_message(room, message)
+    except services.Invalid:
+        db.session.rollback()
+    flash("Message removed.", "success")
+    return _back(room)
+
+
+# -- the host's queue and reports ---------------------------------------------------
+
+
+@bp.post("/<code>/queue/<int:message_id>/approve")
+def approve(code: str, message_id: int) -> Response:
+    """Publish a held message now. :raise 404: not the caller's room or message."""
+    room = _owned(code)
+    try:
+        services.approve_message(room, message_id)
+    except services.Invalid as invalid:
+        db.session.rollback()
+        abort(invalid.status)
+    return _back(room)
+
+
+@bp.post("/<code>/queue/<int:message_id>/reject")
+def reject(code: str, message_id: int) -> Response:
+    """Drop a held message. :raise 404: not the caller's room or message."""
+    room = _owned(code)
+    try:
+        services.reject_message(room, message_id)
+    except services.Invalid as invalid:
+        db.session.rollback()
+        abort(invalid.status)
+    return _back(room)
+
+
+@bp.post("/<code>/reports/<int:report_id>/dismiss")
+def dismiss_report(code: str, report_id: int) -> Response:
+    """Dismiss a report, keeping the message. :raise 404: not the caller's room or report."""
+    room = _owned(code)
+    try:
+        services.resolve_report(room, report_id)
+    except services.Invalid as invalid:
+        db.session.rollback()
+        abort(invalid.status)
+    return _back(room)

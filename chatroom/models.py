@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -87,10 +88,18 @@ class Room(db.Model):
     password_hash: Mapped[str] = mapped_column(String(128))
     # The last message sequence number handed out; bumped under the row lock on every post.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last change number (edit, removal) handed out, under the same lock: see stream.py.
+    last_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked: Mapped[bool] = mapped_column(default=False, server_default=false())
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    premoderation: Mapped[bool] = mapped_column(default=False, server_default=false())
+    retention_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     owner: Mapped[Facilitator] = relationship(back_populates="rooms")
-    memberships: Mapped[list[Membership]] = relationship(back_populates="room", cascade="all, delete-orphan")
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="room", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def tz(self) -> ZoneInfo:
@@ -127,6 +136,7 @@ class Membership(db.Model):
     facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"))
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    banned: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     room: Mapped[Room] = relationship(back_populates="memberships")
 
@@ -135,22 +145,79 @@ class Membership(db.Model):
         return self.left_at is None
 
 
+class MessageStatus(enum.StrEnum):
+    PUBLISHED = "published"
+    PENDING = "pending"  # waiting in the host's queue (pre-moderation): no seq yet
+    REJECTED = "rejected"
+
+
 class Message(db.Model):
-    """One chat message; ``seq`` is its gap-free position in the room."""
+    """One chat message.
+
+    ``seq`` is its gap-free position in the room, given when it becomes visible
+    (at posting, or at approval under pre-moderation); ``rev`` is the room's
+    change number of its last edit or removal (0 if never changed).
+    """
 
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("room_id", "seq", name="uq_messages_room_seq"),
         UniqueConstraint("room_id", "client_token", name="uq_messages_room_token"),
         Index("ix_messages_membership", "membership_id"),
+        Index("ix_messages_room_rev", "room_id", "rev"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int | None] = mapped_column(Integer)
     membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(Text)
     client_token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default=MessageStatus.PUBLISHED, server_default="published")
+    rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(10))  # "author" or "host"
 
     author: Mapped[Membership] = relationship(lazy="joined")
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
+
+    @property
+    def shown_at(self) -> datetime:
+        """When it appeared in the room: its approval time under pre-moderation."""
+        return self.published_at or self.created_at
+
+
+class Report(db.Model):
+    """A participant's report of a message, for the host's queue."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    message: Mapped[Message] = relationship(lazy="joined")
+    reporter: Mapped[Membership] = relationship(lazy="joined")
+
+
+class AuditEvent(db.Model):
+    """One moderation action or settings change: who, what, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

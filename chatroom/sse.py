@@ -14,11 +14,13 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FIELD_SAFE = re.compile(r"[A-Za-z0-9_:.-]+")
 
 
-def frame(data: str, *, id: int | None = None, event: str | None = None) -> bytes:
-    """Frame one event. ``data`` may hold any text; ``event`` must be a plain name."""
+def frame(data: str, *, id: int | str | None = None, event: str | None = None) -> bytes:
+    """Frame one event. ``data`` may hold any text; ``id`` and ``event`` must be plain tokens."""
     parts: list[str] = []
     if id is not None:
-        parts.append(f"id: {int(id)}\n")
+        if not _FIELD_SAFE.fullmatch(str(id)):
+            raise ValueError(f"unsafe SSE id: {id!r}")
+        parts.append(f"id: {id}\n")
     if event is not None:
         if not _FIELD_SAFE.fullmatch(event):
             raise ValueError(f"unsafe SSE event name: {event!r}")
@@ -27,6 +29,13 @@ def frame(data: str, *, id: int | None = None, event: str | None = None) -> byte
         parts.append(f"data: {line}\n")
     parts.append("\n")
     return "".join(parts).encode("utf-8")
+
+
+def cursor(id: str) -> bytes:
+    """An event with only an id: moves the client's Last-Event-ID, shows nothing."""
+    if not _FIELD_SAFE.fullmatch(id):
+        raise ValueError(f"unsafe SSE id: {id!r}")
+    return f"id: {id}\n\n".encode()
 
 
 def comment(text: str = "") -> bytes:

@@ -2,28 +2,37 @@
 
 Protocol (the part that is easy to get subtly wrong; ``shared/design.md``):
 
-1. subscribe to the room's channel, so live events queue up locally;
-2. replay from the database every message with ``seq`` > the cursor, in
-   order — the cursor is ``Last-Event-ID`` on a reconnect, else the ``after``
-   the page rendered;
-3. give the database connection back to the pool (an idle stream holds none);
-4. drain the queue: drop a message whose ``seq`` was already sent, and when one
-   jumps ahead, fetch the gap from the database first. A ``resync`` (the Redis
-   listener reconnected, or this stream fell too far behind) re-reads the
-   database the same way.
+A client's position is a cursor ``seq.rev``: the last message number it has
+(messages are numbered gap-free in room order) and the last change number it
+has (edits and removals are numbered the same way, separately). Every event
+that moves the cursor carries it as its SSE ``id``, so the browser sends it
+back as ``Last-Event-ID`` when it reconnects; a first connection takes the
+``after``/``rev`` the page rendered.
 
-So every message reaches every tab exactly once, in room order, whatever
-happens to the connection or to Redis. Message events carry ``id: <seq>``;
-presence and typing carry no id (a typist's own streams skip their typing
+1. subscribe to the room's channel, so live events queue up locally;
+2. catch up from the database: every message after ``seq`` (in its current
+   state), then every change after ``rev`` to a message the client already had;
+3. give the database connection back to the pool (an idle stream holds none);
+4. drain the queue. A message at or below ``seq`` was already sent: dropped.
+   One that jumps ahead, or whose id claims changes we have not sent, makes
+   us catch up from the database first; changes likewise. A ``resync`` (the
+   Redis listener reconnected, or this stream fell too far behind) catches up
+   the same way. We never send an id that claims more than the client has.
+
+So every message reaches every tab exactly once, in room order, and a tab that
+reconnects converges to the same page as one that never left, whatever happens
+to the connection or to Redis. Presence, typing and host events carry no id (a
+typist's own streams skip their typing events; only host streams forward host
 events). A stream sends its first bytes at once and a comment at least every
-``STREAM_HEARTBEAT_SECONDS``, and ends itself with a
-``close`` event when the room ends or the participant is removed (the page
-closes its connection on that event instead of retrying).
+``STREAM_HEARTBEAT_SECONDS``, and ends itself with a ``close`` event when the
+room ends or the participant is removed (the page stops on that event instead
+of retrying).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +41,11 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from . import services
 from .access import room_or_404, seat_for
-from .broker import Broker
+from .broker import Broker, Event
 from .extensions import db
 from .models import Room, RoomStatus
-from .sse import comment, frame, retry
+from .services._core import cursor_id
+from .sse import comment, cursor, frame, retry
 
 bp = Blueprint("stream", __name__)
 log = logging.getLogger(__name__)
@@ -45,16 +55,32 @@ HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",  # nginx: pass each event on at once
 }
+_CURSOR = re.compile(r"(\d{1,12})(?:\.(\d{1,12}))?")
 
 
-def _cursor(room: Room) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.args.get("after")
-    if raw is None:
-        return room.last_seq
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 12:
+@dataclass
+class _StreamState:
+    room_id: int
+    membership_id: int
+    is_host: bool
+    last: int  # the last message seq this client has
+    rev: int  # the last change number this client has
+    ends_at: float
+
+
+def _cursor(room: Room) -> tuple[int, int]:
+    raw = request.headers.get("Last-Event-ID")
+    if raw:
+        found = _CURSOR.fullmatch(raw.strip())
+        if found is None:
+            abort(400)
+        return int(found.group(1)), int(found.group(2) or 0)
+    after, rev = request.args.get("after"), request.args.get("rev", "0")
+    if after is None:
+        return room.last_seq, room.last_rev
+    if not (after.isdigit() and rev.isdigit()) or len(after) > 12 or len(rev) > 12:
         abort(400)
-    return int(raw)
+    return int(after), int(rev)
 
 
 def closing(notice: str) -> bytes:
@@ -72,32 +98,42 @@ def events(code: str) -> Response:
     if room.status() is RoomStatus.ENDED:
         # A 200 with a close event: an error status would only make the client retry.
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
-    state = _StreamState(room_id=room.id, membership_id=seat.id, last=_cursor(room), ends_at=room.ends_at.timestamp())
+    last, rev = _cursor(room)
+    state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp())
     db.session.remove()
     return Response(stream_with_context(_run(state)), headers=HEADERS)
 
 
-@dataclass
-class _StreamState:
-    room_id: int
-    membership_id: int
-    last: int
-    ends_at: float
-
-
 def _catch_up(state: _StreamState) -> Iterator[bytes]:
-    """Send every stored message after ``state.last``, in order, then let the connection go."""
+    """Send what the database has beyond the client's cursor, then let the connection go."""
     try:
+        room = db.session.get(Room, state.room_id)
+        if room is None:
+            return
+        snapshot_rev = room.last_rev
+        had = state.last
         while True:
-            room = db.session.get(Room, state.room_id)
-            if room is None:
-                return
             batch = services.messages_after(state.room_id, state.last)
             for message in batch:
-                yield services.message_frame(room, message)
+                assert message.seq is not None
                 state.last = message.seq
+                yield services.message_frame(room, message, state.rev)
             if len(batch) < 500:
-                return
+                break
+        # Changes to messages the client had before this catch-up (newer ones were sent as they are now).
+        while True:
+            changes = services.changes_after(state.room_id, state.rev, had)
+            for message in changes:
+                state.rev = message.rev
+                yield frame(
+                    render_template("chat/_message.html", room=room, message=message, oob=True),
+                    id=cursor_id(state.last, state.rev),
+                )
+            if len(changes) < 500:
+                break
+        if snapshot_rev > state.rev:
+            state.rev = snapshot_rev
+            yield cursor(cursor_id(state.last, state.rev))
     finally:
         db.session.remove()
 
@@ -110,6 +146,7 @@ def _run(state: _StreamState) -> Iterator[bytes]:
     conn_id: str | None = None
     try:
         yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
+        yield _current_state(state)
         yield from _catch_up(state)
         conn_id = _enter(broker, state)
         while True:
@@ -121,32 +158,62 @@ def _run(state: _StreamState) -> Iterator[bytes]:
             if event is None:
                 yield comment("heartbeat")
                 continue
-            if event.kind == "message":
-                if event.seq <= state.last:
-                    continue  # already sent by the replay
-                if event.seq > state.last + 1:
-                    yield from _catch_up(state)  # a gap: the database has what we missed
-                    if event.seq <= state.last:
-                        continue
-                yield event.frame
-                state.last = event.seq
-            elif event.kind == "resync":
-                yield from _catch_up(state)
-            elif event.kind == "removed":
-                if event.target == state.membership_id:
-                    yield closing("removed")
-                    return
-            elif event.kind == "room":
+            if event.kind == "removed" and event.target == state.membership_id:
+                yield closing("removed")
+                return
+            if event.kind == "room":
                 state.ends_at = _ends_at(state)
-            elif event.kind == "typing":
-                if event.target != state.membership_id:  # the typist never sees their own
-                    yield event.frame
-            else:
-                yield event.frame
+            yield from _forward(state, event)
     finally:
         sub.close()
         if conn_id is not None:
             _leave(broker, state, conn_id)
+
+
+def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
+    """What one live event means for this stream; see the module docstring."""
+    if event.kind == "message":
+        if event.seq <= state.last:
+            return  # already sent by a catch-up
+        if event.seq > state.last + 1 or event.rev > state.rev:
+            yield from _catch_up(state)  # a gap, or changes we have not sent: the database has them
+            if event.seq <= state.last:
+                return
+        yield event.frame
+        state.last = event.seq
+    elif event.kind == "change":
+        if event.rev <= state.rev:
+            return
+        if event.rev > state.rev + 1 or event.seq > state.last:
+            yield from _catch_up(state)
+            if event.rev <= state.rev:
+                return
+        yield event.frame
+        state.rev = event.rev
+    elif event.kind == "resync":
+        yield from _catch_up(state)
+    elif event.kind == "typing":
+        if event.target != state.membership_id:  # the typist never sees their own
+            yield event.frame
+    elif event.kind == "host":
+        if state.is_host:
+            yield event.frame
+    elif event.frame:
+        yield event.frame  # presence, room notices
+
+
+def _current_state(state: _StreamState) -> bytes:
+    """The room's state as of now, first on every (re)connect: a reconnecting tab converges."""
+    try:
+        room = db.session.get(Room, state.room_id)
+        if room is None:
+            return b""
+        html = render_template("chat/_room_state.html", room=room, oob=True)
+        if state.is_host:
+            html += services.host_panels(room)
+        return frame(html)
+    finally:
+        db.session.remove()
 
 
 def _ends_at(state: _StreamState) -> float:

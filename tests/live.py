@@ -293,7 +293,12 @@ class Stream:
 
 
 def message_seqs(events: list[SseEvent]) -> list[int]:
-    return [int(e.id) for e in events if e.id is not None and e.event is None]
+    """The numbers of the new messages among ``events`` (ids are ``seq.rev``; edits are swapped in place)."""
+    return [
+        int(e.id.split(".")[0])
+        for e in events
+        if e.id is not None and e.event is None and e.data.startswith("<li") and "hx-swap-oob" not in e.data
+    ]
 
 
 def presence_aliases(events: list[SseEvent]) -> list[str] | None:

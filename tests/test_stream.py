@@ -163,7 +163,7 @@ def test_messages_reach_every_tab_including_the_senders(servers, make_room, make
         pat.say(room.code, "<b>hello</b> from Pat")
         for collector in (pat_stream, kim_stream):
             assert wait_for(lambda c=collector: message_seqs(c.stream.events) == [1])
-            [event] = [e for e in collector.stream.events if e.id == "1"]
+            [event] = [e for e in collector.stream.events if e.id == "1.0"]
             assert "&lt;b&gt;hello&lt;/b&gt; from Pat" in event.data
             assert 'id="message-1"' in event.data
     finally:
@@ -178,7 +178,7 @@ def test_reconnect_with_last_event_id_resumes_after_it(servers, make_room, make_
     for n in range(5):
         pat.say(room.code, f"m{n}")
     stream = _stream(server, pat, room.code, after=2)
-    stream.last_event_id = "3"  # the header wins over the page's cursor
+    stream.last_event_id = "3.0"  # the header wins over the page's cursor
     stream.open()
     list(stream.read_events(1.5))
     stream.close()
@@ -369,7 +369,7 @@ def test_idle_streams_hold_no_database_connection(servers, make_room, make_facil
                 if event.id is not None:
                     seen.append(event.id)
                     break
-            assert seen == ["1"]
+            assert seen == ["1.0"]
     finally:
         for stream in streams:
             stream.close()

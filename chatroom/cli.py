@@ -1,0 +1,22 @@
+"""``flask`` commands for operators."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from . import services
+
+
+@click.command("retention")
+def retention_command() -> None:
+    """Delete messages of rooms whose retention period has passed (safe to run from a scheduler)."""
+    done = services.apply_retention()
+    total = sum(done.values())
+    for code, count in done.items():
+        click.echo(f"room {code}: {count} messages deleted")
+    click.echo(f"retention: {total} messages deleted in {len(done)} rooms")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(retention_command)

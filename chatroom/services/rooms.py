@@ -1,0 +1,240 @@
+"""Rooms: creating, editing, settings the host changes while it runs, and deleting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import render_template
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import security
+from ..broker import Event
+from ..extensions import db
+from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
+from ..sse import frame
+from ..text import clean_line, key_of
+from ._core import Invalid, audit, publish
+
+ALIAS_MAX = 32
+TITLE_MAX = 120
+ROOM_PASSWORD_MIN = 4
+SLOW_MODE_MAX = 3600
+RETENTION_MAX = 3650
+
+
+@dataclass
+class RoomInput:
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    password: str | None  # None on edit: keep the current password
+
+
+def parse_room_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
+    """Read and check the room form; times are read in the room's time zone.
+
+    :raise Invalid 422: with a message per field that is wrong.
+    """
+    errors: dict[str, str] = {}
+    title = clean_line(form.get("title", ""))
+    if not 1 <= len(title) <= TITLE_MAX:
+        errors["title"] = f"Enter a title of 1 to {TITLE_MAX} characters"
+    tz_name = form.get("timezone", "").strip() or "UTC"
+    tz: ZoneInfo | None = None
+    if tz_name in available_timezones() or tz_name == "UTC":
+        try:
+            tz = ZoneInfo(tz_name)
+        except ZoneInfoNotFoundError:
+            tz = None
+    if tz is None:
+        errors["timezone"] = "Enter a time zone name like Europe/Paris or America/New_York"
+    times: dict[str, datetime] = {}
+    for name, label in (("starts_at", "start"), ("ends_at", "end")):
+        raw = form.get(name, "").strip()
+        try:
+            naive = datetime.fromisoformat(raw)
+            if naive.tzinfo is not None:
+                raise ValueError
+            times[name] = naive.replace(tzinfo=tz or ZoneInfo("UTC"))
+        except ValueError:
+            errors[name] = f"Enter the {label} date and time, like 2026-12-01 14:30"
+    if "starts_at" in times and "ends_at" in times and times["ends_at"] <= times["starts_at"]:
+        errors["ends_at"] = "The end must be after the start"
+    password = form.get("password", "")
+    room_password: str | None = None
+    if editing and not password:
+        room_password = None
+    elif not ROOM_PASSWORD_MIN <= len(password) <= 128:
+        errors["password"] = f"Choose a room password of {ROOM_PASSWORD_MIN} to 128 characters"
+    else:
+        room_password = password
+    if errors:
+        raise Invalid(errors)
+    return RoomInput(title, times["starts_at"], times["ends_at"], tz_name, room_password)
+
+
+def _check_title_free(owner_id: int, key: str, room_id: int | None = None) -> None:
+    query = select(Room.id).where(Room.owner_id == owner_id, Room.title_key == key)
+    if room_id is not None:
+        query = query.where(Room.id != room_id)
+    if db.session.scalar(query):
+        raise Invalid({"title": "You already have a room with this title: choose another"}, 409)
+
+
+def create_room(owner: Facilitator, data: RoomInput) -> Room:
+    """Create a room and the owner's host seat in it.
+
+    :raise Invalid 409: the owner already has a room with this title.
+    """
+    key = key_of(data.title)
+    _check_title_free(owner.id, key)
+    assert data.password is not None
+    room = Room(
+        code=security.room_code(),
+        owner=owner,
+        title=data.title,
+        title_key=key,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        timezone=data.timezone,
+        password_hash=security.hash_password(data.password),
+    )
+    alias = owner.name[:ALIAS_MAX]
+    room.memberships.append(Membership(alias=alias, alias_key=key_of(alias), is_host=True, facilitator_id=owner.id))
+    db.session.add(room)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Invalid({"title": "You already have a room with this title: choose another"}, 409) from None
+    return room
+
+
+def update_room(room: Room, data: RoomInput) -> Room:
+    """Change a room's title, times, time zone and (when given) password.
+
+    :raise Invalid 409: the owner already has another room with this title.
+    """
+    key = key_of(data.title)
+    _check_title_free(room.owner_id, key, room.id)
+    changes = []
+    if room.title != data.title:
+        changes.append(f"title “{data.title}”")
+    if room.starts_at != data.starts_at or room.ends_at != data.ends_at or room.timezone != data.timezone:
+        changes.append("schedule")
+    if data.password is not None:
+        changes.append("password")
+        room.password_hash = security.hash_password(data.password)
+    room.title, room.title_key = data.title, key
+    room.starts_at, room.ends_at, room.timezone = data.starts_at, data.ends_at, data.timezone
+    audit(room, _owner_name(room), "room edited", ", ".join(changes) or "no change")
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Invalid({"title": "You already have a room with this title: choose another"}, 409) from None
+    _announce_settings(room)
+    return room
+
+
+def host_seat(room: Room) -> Membership:
+    """The owner's host membership in their room (created with the room)."""
+    return db.session.scalars(
+        select(Membership).where(Membership.room_id == room.id, Membership.is_host.is_(True))
+    ).one()
+
+
+def _owner_name(room: Room) -> str:
+    return f"{room.owner.name} (host)"
+
+
+def _announce_settings(room: Room) -> None:
+    """Tell open streams the room changed: the end time they wait for, and a visible notice."""
+    html = render_template("chat/_room_state.html", room=room, oob=True)
+    publish(room, Event("room", frame(html)))
+
+
+def _save_setting(room: Room, action: str, detail: str = "") -> Room:
+    audit(room, _owner_name(room), action, detail)
+    db.session.commit()
+    _announce_settings(room)
+    return room
+
+
+def set_locked(room: Room, locked: bool) -> Room:
+    """Lock the room (read-only for participants) or unlock it."""
+    room.locked = locked
+    return _save_setting(room, "room locked" if locked else "room unlocked")
+
+
+def end_room_now(room: Room) -> Room:
+    """End the room at once: open streams close, nobody can join or post.
+
+    :raise Invalid 409: it has already ended.
+    """
+    now = utcnow()
+    if room.status(now) is RoomStatus.ENDED:
+        raise Invalid({"room": "This room has already ended"}, 409)
+    room.ends_at = max(now, room.starts_at + timedelta(seconds=1))
+    return _save_setting(room, "room ended early")
+
+
+def extend_room(room: Room, minutes: str) -> Room:
+    """Move the end time later by a number of minutes (from now, if it already ended).
+
+    :raise Invalid 422: not a whole number of minutes from 1 to 1440.
+    """
+    if not minutes.strip().isdigit() or not 1 <= int(minutes) <= 1440:
+        raise Invalid({"minutes": "Enter a number of minutes from 1 to 1440"})
+    base = max(room.ends_at, utcnow())
+    room.ends_at = base + timedelta(minutes=int(minutes))
+    return _save_setting(room, "end time extended", f"by {int(minutes)} minutes")
+
+
+def set_slow_mode(room: Room, seconds: str) -> Room:
+    """One message per N seconds per participant (0 turns it off).
+
+    :raise Invalid 422: not a whole number of seconds from 0 to 3600.
+    """
+    if not seconds.strip().isdigit() or int(seconds) > SLOW_MODE_MAX:
+        raise Invalid({"seconds": f"Enter a number of seconds from 0 (off) to {SLOW_MODE_MAX}"})
+    room.slow_mode_seconds = int(seconds)
+    detail = f"{room.slow_mode_seconds} s" if room.slow_mode_seconds else "off"
+    return _save_setting(room, "slow mode", detail)
+
+
+def set_premoderation(room: Room, enabled: bool) -> Room:
+    """Hold participants' messages for the host's approval, or stop doing so."""
+    room.premoderation = enabled
+    return _save_setting(room, "pre-moderation on" if enabled else "pre-moderation off")
+
+
+def set_retention(room: Room, days: str) -> Room:
+    """Delete the room's messages N days after it ends (empty keeps them).
+
+    :raise Invalid 422: not a whole number of days from 0 to 3650.
+    """
+    days = days.strip()
+    if days and (not days.isdigit() or int(days) > RETENTION_MAX):
+        raise Invalid({"days": f"Enter a number of days from 0 to {RETENTION_MAX}, or leave it empty to keep messages"})
+    room.retention_days = int(days) if days else None
+    detail = f"{room.retention_days} days after the end" if days else "keep"
+    return _save_setting(room, "retention", detail)
+
+
+def delete_room(room: Room, confirmation: str) -> None:
+    """Delete a room with all its members, messages, reports and audit log.
+
+    :raise Invalid 422: the typed confirmation is not the room's title.
+    """
+    if key_of(confirmation) != room.title_key:
+        raise Invalid({"confirm": "Type the room's title exactly to confirm"})
+    room_id = room.id
+    db.session.delete(room)
+    db.session.commit()
+    publish(room_id, Event("room"))

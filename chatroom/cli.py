@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from . import services
 
 
 @click.command("retention")
+@with_appcontext
 def retention_command() -> None:
     """Delete messages of rooms whose retention period has passed (safe to run from a scheduler)."""
     done = services.apply_retention()

@@ -246,3 +246,22 @@ def form_token(html: str) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- live servers -------------------------------------------------------------
+
+
+@pytest.fixture
+def servers(database_url, redis_url):
+    from live import Server
+
+    started: list[Server] = []
+
+    def start(workers: int = 1, redis: str | None = "default", **env: str) -> Any:
+        server = Server(database_url, redis_url if redis == "default" else redis, workers=workers, **env)
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -26,20 +26,6 @@ pytestmark = pytest.mark.live
 ENDS_IN_3_SECONDS = {"starts_in": -timedelta(minutes=5), "lasts": timedelta(minutes=5, seconds=3)}
 
 
-@pytest.fixture
-def servers(database_url, redis_url):
-    started: list[Server] = []
-
-    def start(workers: int = 1, redis: str | None = "default", **env: str) -> Server:
-        server = Server(database_url, redis_url if redis == "default" else redis, workers=workers, **env)
-        started.append(server.start())
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def _stream(server: Server, browser: Browser, code: str, after: int = 0) -> Stream:
     return Stream(server.port, f"/r/{code}/events?after={after}", browser.cookie_header())
 

@@ -56,6 +56,10 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
+    SESSION_MAX_HOURS = _int("SESSION_MAX_HOURS", 12)
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+
     # A chat tab stays open for hours: the CSRF token lives as long as the session.
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = os.environ.get("WTF_CSRF_SSL_STRICT", "1") == "1"

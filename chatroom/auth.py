@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
+import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, render_template, request, session, url_for
-from flask_login import login_required, login_user, logout_user
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from . import services
@@ -22,7 +24,28 @@ login_manager.login_message_category = "info"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> Facilitator | None:
-    return db.session.get(Facilitator, int(user_id)) if user_id.isdigit() else None
+    """The signed-in facilitator, if the cookie's session token is current and the session has not expired.
+
+    The cookie carries ``id:token``; signing out (or changing the password)
+    gives the account a new token, so a copied cookie stops working. Sessions
+    also end after ``SESSION_IDLE_MINUTES`` without a request and
+    ``SESSION_MAX_HOURS`` after sign-in, whatever happens.
+    """
+    raw_id, _, token = user_id.partition(":")
+    if not raw_id.isdigit() or not token:
+        return None
+    facilitator = db.session.get(Facilitator, int(raw_id))
+    if facilitator is None or not hmac.compare_digest(facilitator.session_token, token):
+        return None
+    now = int(time.time())
+    config = current_app.config
+    login_at, seen_at = session.get("login_at", 0), session.get("seen_at", 0)
+    if now - login_at > config["SESSION_MAX_HOURS"] * 3600 or now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
+        session.clear()
+        return None
+    if now - seen_at > 60:
+        session["seen_at"] = now
+    return facilitator
 
 
 def safe_next(target: str | None) -> str:
@@ -41,6 +64,9 @@ def _sign_in(facilitator: Facilitator) -> None:
     session.clear()  # a fresh session on sign-in: nothing planted before it survives
     if seats:
         session["seats"] = seats
+    if not facilitator.session_token:
+        services.end_sessions(facilitator)
+    session["login_at"] = session["seen_at"] = int(time.time())
     login_user(facilitator)
 
 
@@ -76,7 +102,8 @@ def login() -> str | Response | tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Sign out and drop the whole session."""
+    """Sign out: the account's session token changes, so this cookie (and any copy of it) is worthless."""
+    services.end_sessions(current_user)
     logout_user()
     session.clear()
     flash("You are signed out.", "success")

@@ -7,6 +7,7 @@ time zone is only used to show and to read times.
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,10 @@ from .extensions import db
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -66,9 +71,32 @@ class Facilitator(UserMixin, db.Model):
     email_key: Mapped[str] = mapped_column(String(254), unique=True)  # casefolded, for uniqueness
     name: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(128))
+    # Part of every login cookie; a new value on sign-out or password change makes old cookies worthless.
+    session_token: Mapped[str] = mapped_column(String(32), default=new_session_token, server_default="")
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # set once two-factor sign-in is confirmed
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     rooms: Mapped[list[Room]] = relationship(back_populates="owner", order_by="Room.starts_at.desc()")
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    def get_id(self) -> str:
+        """Flask-Login's cookie value: the id and the current session token (see ``session_token``)."""
+        return f"{self.id}:{self.session_token}"
+
+    @property
+    def two_factor(self) -> bool:
+        return self.totp_secret is not None
+
+
+class RecoveryCode(db.Model):
+    """A single-use code to sign in without the authenticator app; only its hash is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Room(db.Model):

@@ -83,7 +83,7 @@ def _schema(database_url: str, redis_url: str | None) -> None:
     app.extensions["chatroom.broker"].close()
 
 
-TABLES = ["audit_events", "reports", "messages", "memberships", "rooms", "facilitators"]
+TABLES = ["audit_events", "reports", "messages", "memberships", "rooms", "recovery_codes", "facilitators"]
 
 
 @pytest.fixture

@@ -88,3 +88,38 @@ def test_next_only_redirects_on_this_site(app):
         assert safe_next("/rooms/abc") == "/rooms/abc"
         for hostile in ("//evil.example", "https://evil.example", "/\\evil.example", "javascript:alert(1)", None, ""):
             assert safe_next(hostile) == "/rooms/"
+
+
+def test_a_copied_cookie_stops_working_after_sign_out(app, client, make_facilitator):
+    facilitator = make_facilitator()
+    client.form("/login", {"email": facilitator.email, "password": PASSWORD})
+    copied = client.get_cookie("session").value
+    assert client.form("/logout").status_code == 303
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    response = thief.get("/rooms/")
+    assert response.status_code == 302 and "/login" in response.location
+
+
+def test_sign_in_starts_a_fresh_session(app, client, make_facilitator):
+    facilitator = make_facilitator()
+    client.get("/login")
+    before = client.get_cookie("session").value
+    client.form("/login", {"email": facilitator.email, "password": PASSWORD})
+    after = client.get_cookie("session").value
+    assert before != after
+    # A token planted before sign-in does not survive it.
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert serializer.loads(after).get("csrf_token") != serializer.loads(before).get("csrf_token")
+
+
+def test_idle_and_absolute_session_lifetimes(app, client, make_facilitator):
+    facilitator = make_facilitator()
+    client.form("/login", {"email": facilitator.email, "password": PASSWORD})
+    with client.session_transaction() as session:
+        session["seen_at"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 5
+    assert client.get("/rooms/").status_code == 302
+    client.form("/login", {"email": facilitator.email, "password": PASSWORD})
+    with client.session_transaction() as session:
+        session["login_at"] -= app.config["SESSION_MAX_HOURS"] * 3600 + 5
+    assert client.get("/rooms/").status_code == 302

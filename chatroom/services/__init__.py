@@ -12,7 +12,7 @@ typing), ``export`` (transcripts, retention).
 """
 
 from ._core import Invalid, broker
-from .accounts import authenticate, sign_up
+from .accounts import authenticate, end_sessions, sign_up
 from .export import TRANSCRIPT_FORMATS, apply_retention, transcript
 from .members import ban_member, join_room, leave_room, remove_member
 from .messages import (
@@ -73,6 +73,7 @@ __all__ = [
     "delete_room",
     "edit_message",
     "end_room_now",
+    "end_sessions",
     "extend_room",
     "host_panels",
     "host_seat",

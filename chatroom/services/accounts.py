@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import security
 from ..extensions import db
-from ..models import Facilitator
+from ..models import Facilitator, new_session_token
 from ..text import clean_email, clean_line, valid_email
 from ._core import Invalid
 
@@ -54,3 +54,9 @@ def authenticate(email: str, password: str) -> Facilitator | None:
         security.burn_password_check()
         return None
     return facilitator if security.check_password(password, facilitator.password_hash) else None
+
+
+def end_sessions(facilitator: Facilitator) -> None:
+    """Invalidate every login cookie of this account (sign-out, password change)."""
+    facilitator.session_token = new_session_token()
+    db.session.commit()

@@ -64,7 +64,12 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = os.environ.get("WTF_CSRF_SSL_STRICT", "1") == "1"
     MAX_CONTENT_LENGTH = 64 * 1024
+    MAX_FORM_MEMORY_SIZE = 64 * 1024
     MAX_FORM_PARTS = 50
+
+    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
+    # How many proxies in front of the app append to X-Forwarded-For (0: trust none; a PaaS router is 1).
+    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
 
     # The live stream (see chatroom/stream.py).
     STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))
@@ -96,7 +101,9 @@ class TestConfig(Config):
     REMEMBER_COOKIE_SECURE = False
     WTF_CSRF_SSL_STRICT = False
     BCRYPT_ROUNDS = 4
-    STREAM_HEARTBEAT_SECONDS = 1.0
+    STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "1"))
+    # Load tests post far faster than people; the rate-limit tests switch limits back on.
+    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "0") == "1"
 
 
 def config_for(name: str | None) -> type[Config]:

@@ -41,7 +41,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    from . import auth, broker, chat, cli, errors, htmx, rooms, stream, views
+    from . import auth, broker, chat, cli, errors, headers, htmx, limits, rooms, stream, views
 
     broker.init_app(app)
     htmx.init_app(app)
@@ -52,6 +52,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(rooms.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(stream.bp)
+    limits.init_app(app)  # after the blueprints: it wraps their views
+    headers.init_app(app)
     return app
 
 

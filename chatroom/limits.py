@@ -1,0 +1,72 @@
+"""Rate limits (Flask-Limiter), in one table so they can be read, documented and tested together.
+
+Counters live in Redis when ``REDIS_URL`` is set, so every worker and instance
+shares them; on the embedded default they live in the process. If Redis goes
+away, each process falls back to counting in memory (``in_memory_fallback``)
+rather than letting everything through or refusing everything, and logs it.
+
+A request over a limit gets 429, a human sentence, and ``Retry-After``. Limits
+are checked before the view runs, so a flood of join attempts never reaches
+bcrypt. Client addresses come from the socket unless ``TRUSTED_PROXY_HOPS``
+says how many proxies in front of us append to ``X-Forwarded-For`` (see
+``chatroom/headers.py``); a forged header from a client changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, request, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from .access import SEATS
+
+
+def _room_key() -> str:
+    return "room:" + str((request.view_args or {}).get("code", ""))
+
+
+def _seat_key() -> str:
+    """The participant (their seat in this room), or the client address when there is none."""
+    code = str((request.view_args or {}).get("code", ""))
+    seats = session.get(SEATS, {})
+    return f"seat:{code}:{sorted(seats.items())}" if seats else "addr:" + get_remote_address()
+
+
+Rule = tuple[str, Callable[[], str]]
+
+# endpoint -> the limits that apply, each with what it counts per.
+LIMITS: dict[str, list[Rule]] = {
+    "auth.login": [("10 per minute;50 per hour", get_remote_address)],
+    "auth.login_code": [("10 per minute;50 per hour", get_remote_address)],
+    "auth.signup": [("5 per minute;20 per hour", get_remote_address)],
+    "auth.forgot_password": [("5 per 15 minutes", get_remote_address)],
+    "auth.reset_password": [("10 per 15 minutes", get_remote_address)],
+    "auth.change_password": [("10 per 15 minutes", get_remote_address)],
+    "chat.join": [("10 per minute;60 per hour", get_remote_address), ("120 per minute", _room_key)],
+    "chat.post": [("20 per 10 seconds;120 per minute", _seat_key)],
+    "chat.typing": [("30 per minute", _seat_key)],
+    "chat.report_message": [("10 per minute", _seat_key)],
+}
+
+
+def init_app(app: Flask) -> Limiter:
+    """Attach the limiter and wrap every endpoint in ``LIMITS`` (call after the blueprints).
+
+    Only POSTs count: showing a form is cheap, submitting it is what an attacker repeats.
+    """
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatroom-limits")
+    # One limiter per app, not a module singleton: Flask-Limiter keeps its settings on the
+    # instance, so a second app (tests build many) would switch the first one's limits.
+    limiter = Limiter(key_func=get_remote_address, headers_enabled=True, in_memory_fallback_enabled=True)
+    limiter.init_app(app)
+    for endpoint, rules in LIMITS.items():
+        view = app.view_functions.get(endpoint)
+        if view is None:
+            continue  # an optional feature that this build does not have
+        for limit, key in rules:
+            view = limiter.limit(limit, key_func=key, methods=["POST"])(view)
+        app.view_functions[endpoint] = view
+    return limiter

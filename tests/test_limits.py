@@ -1,0 +1,116 @@
+"""Rate limits: 429 with a human message and Retry-After, checked before any password work,
+shared across workers through Redis, and not fooled by a forged X-Forwarded-For."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOM_PASSWORD, make_config
+
+from chatroom import create_app
+from chatroom.limits import LIMITS
+
+
+@pytest.fixture
+def limited_app(_schema, database_url, redis_url):
+    app = create_app(make_config(database_url, redis_url, RATELIMIT_ENABLED=True))
+    from conftest import Client, _empty
+
+    with app.app_context():
+        _empty(app)
+        _reset(app)
+    app.test_client_class = Client
+    yield app
+    app.extensions["chatroom.broker"].close()
+
+
+def _reset(app):
+    for limiter in app.extensions["limiter"]:
+        limiter.reset()
+
+
+def test_every_limited_endpoint_exists(app):
+    optional = {"auth.login_code", "auth.forgot_password", "auth.reset_password", "auth.change_password"}
+    missing = set(LIMITS) - set(app.view_functions) - optional
+    assert missing == set()
+
+
+def test_sign_in_is_limited_with_a_message_and_retry_after(limited_app):
+    client = limited_app.test_client()
+    statuses = [
+        client.form("/login", {"email": "x@example.org", "password": "wrong password!"}).status_code for _ in range(11)
+    ]
+    assert statuses[:10] == [403] * 10
+    assert statuses[10] == 429
+    response = client.form("/login", {"email": "x@example.org", "password": "wrong password!"})
+    assert response.status_code == 429
+    assert "Too many attempts" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_join_is_limited_per_address_before_any_bcrypt(limited_app, make_room, monkeypatch):
+    from chatroom import security
+
+    room = make_room()
+    client = limited_app.test_client()
+    for _ in range(10):
+        client.form(f"/r/{room.code}/join", {"alias": "", "password": "nope"})
+    calls = []
+    monkeypatch.setattr(security, "check_password", lambda *a: calls.append(a) or False)
+    response = client.form(f"/r/{room.code}/join", {"alias": "Pat", "password": ROOM_PASSWORD})
+    assert response.status_code == 429
+    assert calls == []  # refused before the password was looked at
+
+
+def test_forged_forwarded_for_changes_nothing(limited_app):
+    client = limited_app.test_client()
+    for i in range(10):
+        client.form("/login", {"email": "x@example.org", "password": "p"}, headers={"X-Forwarded-For": f"10.0.0.{i}"})
+    response = client.form(
+        "/login", {"email": "x@example.org", "password": "p"}, headers={"X-Forwarded-For": "10.9.9.9"}
+    )
+    assert response.status_code == 429
+
+
+def test_trusted_proxy_hops_make_forwarded_for_count(_schema, database_url, redis_url):
+    app = create_app(make_config(database_url, redis_url, RATELIMIT_ENABLED=True, TRUSTED_PROXY_HOPS=1))
+    from conftest import Client
+
+    with app.app_context():
+        _reset(app)
+    app.test_client_class = Client
+    client = app.test_client()
+    for i in range(12):
+        response = client.form(
+            "/login", {"email": "x@example.org", "password": "p"}, headers={"X-Forwarded-For": f"10.0.1.{i}"}
+        )
+        assert response.status_code == 403  # each its own address, as the proxy says
+    app.extensions["chatroom.broker"].close()
+
+
+def test_posting_is_limited_per_participant(limited_app, make_room, join):
+    from conftest import form_token
+
+    room = make_room()
+    pat = join(room, "Pat", client=limited_app.test_client())
+    page = pat.get(f"/r/{room.code}").get_data(as_text=True)
+    token = form_token(page)
+    statuses = []
+    for i in range(21):
+        statuses.append(pat.form(f"/r/{room.code}/messages", {"body": f"m{i}", "token": f"{i:032x}"}).status_code)
+    assert statuses[:20] == [303] * 20 and statuses[20] == 429
+    kim = join(room, "Kim", client=limited_app.test_client())
+    assert kim.form(f"/r/{room.code}/messages", {"body": "hi", "token": token}).status_code == 303
+
+
+@pytest.mark.services
+@pytest.mark.live
+def test_limits_are_shared_across_two_gunicorn_workers(servers):
+    """Two workers, one Redis: eleven sign-in attempts from one address, the eleventh refused."""
+    from live import Browser
+
+    server = servers(workers=2, RATELIMIT_ENABLED="1")
+    statuses = []
+    for _ in range(11):
+        browser = Browser(server.port)  # a fresh connection each time: the workers take turns
+        statuses.append(browser.post("/login", {"email": "x@example.org", "password": "wrong password!"}))
+    assert statuses[:10] == [403] * 10 and statuses[10] == 429

@@ -62,6 +62,7 @@ def init_app(app: Flask) -> Limiter:
     # instance, so a second app (tests build many) would switch the first one's limits.
     limiter = Limiter(key_func=get_remote_address, headers_enabled=True, in_memory_fallback_enabled=True)
     limiter.init_app(app)
+    app.extensions["chatroom.limiter"] = limiter  # the view wrappers hold it only weakly
     for endpoint, rules in LIMITS.items():
         view = app.view_functions.get(endpoint)
         if view is None:

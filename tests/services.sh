@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL and Redis for the test suite, in .services/ of the checkout.
-#   tests/services.sh start   -> starts both, prints the export lines for DATABASE_URL and REDIS_URL
-#   tests/services.sh stop    -> stops both and removes their data
+# Throwaway PostgreSQL and Redis for the test suite, in .services/<run>/ of the checkout.
+#   eval "$(tests/services.sh start)"  -> starts both on free ports (or TEST_PG_PORT / TEST_REDIS_PORT),
+#                                         exports DATABASE_URL, REDIS_URL and CHATROOM_SERVICES_DIR
+#   tests/services.sh stop             -> stops the ones CHATROOM_SERVICES_DIR names and removes their data
+# Several runs can share a machine: each has its own ports and folder.
 # Installs redis-server (Debian) when it is missing and we are root. PostgreSQL 15 must be on the machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-dir="$here/.services"
-pg_port=${TEST_PG_PORT:-54329}
-redis_port=${TEST_REDIS_PORT:-63799}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 pg_bin() {
   if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
@@ -30,7 +31,10 @@ need_redis() {
 }
 
 start() {
-  stop >/dev/null 2>&1 || true
+  pg_port=${TEST_PG_PORT:-$(free_port)}
+  redis_port=${TEST_REDIS_PORT:-$(free_port)}
+  dir="$here/.services/run-$pg_port"
+  rm -rf "$dir"
   mkdir -p "$dir"
   local bin; bin=$(pg_bin)
   mkdir -p "$dir/pg" "$dir/sock"
@@ -50,9 +54,11 @@ start() {
 
   echo "export DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/chatroom_test"
   echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"
+  echo "export CHATROOM_SERVICES_DIR=$dir"
 }
 
 stop() {
+  dir=${CHATROOM_SERVICES_DIR:?CHATROOM_SERVICES_DIR is not set: nothing to stop}
   local bin; bin=$(pg_bin)
   [ -d "$dir/pg/data" ] && as_pg "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true
   [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true

@@ -1,0 +1,88 @@
+"""The stream's decisions, one event at a time (stream._forward), against a real database."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOM_PASSWORD
+
+from chatroom import services
+from chatroom.broker import Event
+from chatroom.extensions import db
+from chatroom.models import Room
+from chatroom.sse import parse
+from chatroom.stream import _forward, _StreamState
+
+
+@pytest.fixture
+def room_with_messages(app, make_room):
+    room = make_room()
+    with app.test_request_context():
+        seat = services.join_room(db.session.get(Room, room.id), "Pat", ROOM_PASSWORD)
+        for i in range(1, 6):
+            services.post_message(seat, f"m{i}", f"{i:032x}")
+        db.session.remove()
+    return room
+
+
+def _run(app, state, event):
+    with app.test_request_context():
+        out = b"".join(_forward(state, event))
+    return parse(out)
+
+
+def _state(room, last, rev=0):
+    return _StreamState(room.id, membership_id=0, is_host=False, last=last, rev=rev, ends_at=2e9)
+
+
+def test_a_message_already_sent_is_dropped(app, room_with_messages):
+    state = _state(room_with_messages, last=3)
+    assert _run(app, state, Event("message", b"id: 2.0\ndata: x\n\n", seq=2)) == []
+    assert state.last == 3
+
+
+def test_the_next_message_is_sent_as_published(app, room_with_messages):
+    state = _state(room_with_messages, last=3)
+    events = _run(app, state, Event("message", b"id: 4.0\ndata: live\n\n", seq=4))
+    assert events == [{"id": "4.0", "data": "live"}]
+    assert state.last == 4
+
+
+def test_a_gap_is_filled_from_the_database_first(app, room_with_messages):
+    state = _state(room_with_messages, last=1)
+    events = _run(app, state, Event("message", b"id: 5.0\ndata: live\n\n", seq=5))
+    assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]  # 5 came from the database too, so
+    assert "m5" in events[-1]["data"]  # the live copy was dropped as a duplicate
+    assert state.last == 5
+
+
+def test_a_change_to_an_unsent_message_brings_the_messages_first(app, room_with_messages):
+    room = room_with_messages
+    state = _state(room, last=2)
+    with app.test_request_context():
+        from chatroom.models import Membership, Message
+
+        message = db.session.scalar(db.select(Message).where(Message.room_id == room.id, Message.seq == 4))
+        seat = db.session.get(Membership, message.membership_id)
+        services.edit_message(seat, message, "m4, edited")
+        db.session.remove()
+    events = _run(app, state, Event("change", b"id: 5.1\ndata: <li hx-swap-oob>\n\n", seq=5, rev=1, target=4))
+    ids = [e["id"] for e in events if "id" in e]
+    assert ids[:3] == ["3.0", "4.0", "5.0"]  # messages 3..5 in their current state (4 is edited)
+    assert "m4, edited" in events[1]["data"]
+    assert state.last == 5 and state.rev == 1
+
+
+def test_resync_reads_the_database(app, room_with_messages):
+    state = _state(room_with_messages, last=4)
+    events = _run(app, state, Event("resync"))
+    assert [e["id"] for e in events] == ["5.0"]
+
+
+def test_typing_skips_the_typist_and_host_events_skip_participants(app, room_with_messages):
+    state = _state(room_with_messages, last=5)
+    state.membership_id = 9
+    assert _run(app, state, Event("typing", b"event: typing\ndata: {}\n\n", target=9)) == []
+    assert _run(app, state, Event("typing", b"event: typing\ndata: {}\n\n", target=8)) != []
+    assert _run(app, state, Event("host", b"data: queue\n\n")) == []
+    state.is_host = True
+    assert _run(app, state, Event("host", b"data: queue\n\n")) == [{"data": "queue"}]

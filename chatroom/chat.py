@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
@@ -13,6 +14,7 @@ from .extensions import db
 from .htmx import is_htmx, page_or_fragment, see_other
 from .models import Membership, Room, utcnow
 from .security import form_token
+from .services._core import cursor_id
 
 bp = Blueprint("chat", __name__, url_prefix="/r")
 
@@ -289,37 +291,94 @@ def remove_message(code: str, seq: int) -> Response | tuple[str, int]:
 # -- the host's queue and reports ---------------------------------------------------
 
 
-@bp.post("/<code>/queue/<int:message_id>/approve")
-def approve(code: str, message_id: int) -> Response:
-    """Publish a held message now. :raise 404: not the caller's room or message."""
+def _host_action(code: str, action: Callable[[Room], object]) -> Response:
     room = _owned(code)
     try:
-        services.approve_message(room, message_id)
+        action(room)
     except services.Invalid as invalid:
         db.session.rollback()
         abort(invalid.status)
     return _back(room)
+
+
+@bp.post("/<code>/queue/<int:message_id>/approve")
+def approve(code: str, message_id: int) -> Response:
+    """Publish a held message now. :raise 404: not the caller's room or message; 409: already decided."""
+    return _host_action(code, lambda room: services.approve_message(room, message_id))
 
 
 @bp.post("/<code>/queue/<int:message_id>/reject")
 def reject(code: str, message_id: int) -> Response:
-    """Drop a held message. :raise 404: not the caller's room or message."""
-    room = _owned(code)
-    try:
-        services.reject_message(room, message_id)
-    except services.Invalid as invalid:
-        db.session.rollback()
-        abort(invalid.status)
-    return _back(room)
+    """Drop a held message. :raise 404: not the caller's room or message; 409: already decided."""
+    return _host_action(code, lambda room: services.reject_message(room, message_id))
 
 
 @bp.post("/<code>/reports/<int:report_id>/dismiss")
 def dismiss_report(code: str, report_id: int) -> Response:
     """Dismiss a report, keeping the message. :raise 404: not the caller's room or report."""
-    room = _owned(code)
-    try:
-        services.resolve_report(room, report_id)
-    except services.Invalid as invalid:
-        db.session.rollback()
-        abort(invalid.status)
-    return _back(room)
+    return _host_action(code, lambda room: services.resolve_report(room, report_id))
+
+
+# -- newer messages: the polling fallback, and reading on without JavaScript ----------------------------
+
+NEWER_BATCH = 200  # messages per polling answer; the next poll fetches the rest
+
+
+@bp.get("/<code>/newer")
+def newer(code: str) -> str | Response:
+    """Messages after the ``after`` cursor, for a page whose live stream cannot get through, or without JavaScript.
+
+    For htmx (the room page polls here when a proxy refuses or holds back its stream): the new messages, the
+    changes after ``rev`` to messages it already has (out of band), the presence list and the room's state,
+    all from the same partials as the stream; the new cursor ``seq.rev`` is in the ``Chatroom-Cursor`` header.
+    Without JavaScript: the room page from the first message after ``after``, so the reader keeps their place.
+
+    :raise 403: not a member. :raise 400: a malformed or (for htmx) missing cursor.
+    """
+    room = room_or_404(code)
+    seat = seat_for(room)
+    if seat is None:
+        abort(403)
+    after = _cursor("after")
+    if not is_htmx():
+        if after is None:
+            return see_other(url_for("chat.room", code=code))
+        return _newer_page(room, seat, after)
+    if after is None:
+        abort(400)
+    rev = _cursor("rev") or 0
+    claimed = room.last_rev  # read first: a change made meanwhile is sent again later, never missed
+    messages = services.messages_after(room.id, after, limit=NEWER_BATCH)
+    changes = services.changes_after(room.id, rev, after) if rev < claimed else []
+    if len(changes) >= 500:  # changes_after's page: claim only what we send
+        claimed = changes[-1].rev
+    html = render_template(
+        "chat/_newer.html", room=room, messages=messages, changes=changes, present=services.present_members(room)
+    )
+    response = make_response(html)
+    response.headers["Chatroom-Cursor"] = cursor_id((messages[-1].seq or after) if messages else after, claimed)
+    response.headers["Chatroom-Room-Status"] = room.status().value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _newer_page(room: Room, seat: Membership, after: int) -> str:
+    """The room page from the first message after ``after`` (or the latest, marked, when there is none)."""
+    per_page = current_app.config["MESSAGES_PER_PAGE"]
+    batch = services.messages_after(room.id, after, limit=per_page + 1)
+    shown = batch[:per_page]
+    if not shown:
+        return render_template("chat/room.html", **_room_context(room, seat, newer_view=True, new_count=0))
+    first, last = shown[0].seq or 0, shown[-1].seq or 0
+    context = _room_context(
+        room,
+        seat,
+        messages=shown,
+        has_older=first > 1,
+        older_cursor=first,
+        last_seq=last,
+        newer_view=True,
+        new_count=len(shown),
+        has_newer=len(batch) > per_page,
+    )
+    return render_template("chat/room.html", **context)

@@ -138,6 +138,11 @@ class Browser:
             self.csrf = None  # a new session carries a new token
         return status
 
+    def sign_in(self, email: str, password: str) -> Browser:
+        self.get("/login")
+        assert self.post("/login", {"email": email, "password": password}) == 303
+        return self
+
     def join(self, code: str, alias: str, password: str) -> Browser:
         self.get(f"/r/{code}")
         assert self.post(f"/r/{code}/join", {"alias": alias, "password": password}) == 303

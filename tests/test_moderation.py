@@ -408,9 +408,7 @@ def test_reconnecting_tab_converges_on_edits_removals_and_approvals(servers, mak
     server = servers()
     facilitator = make_facilitator(name="Hana")
     room = make_room(owner=facilitator)
-    host = Browser(server.port)
-    host.get("/login")
-    assert host.post("/login", {"email": facilitator.email, "password": PASSWORD}) == 303
+    host = Browser(server.port).sign_in(facilitator.email, PASSWORD)
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
     host.post(f"/rooms/{room.code}/settings/premoderation", {"enabled": "1"})

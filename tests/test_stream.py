@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import ROOM_PASSWORD
+from conftest import PASSWORD, ROOM_PASSWORD
 from live import Browser, Collector, Server, Stream, message_seqs, presence_aliases, wait_for
 
 from chatroom.extensions import db
@@ -244,9 +244,7 @@ def test_removed_participant_stream_ends_and_cannot_reconnect(app, servers, make
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     stream = _stream(server, pat, room.code).open()
     list(stream.read_events(0.5))
-    hana = Browser(server.port)
-    hana.get("/login")
-    assert hana.post("/login", {"email": host.email, "password": "correct horse battery"}) == 303
+    hana = Browser(server.port).sign_in(host.email, PASSWORD)
     with app.app_context():
         member = db.session.query(Membership).filter_by(room_id=room.id, alias="Pat").one()
     assert hana.post(f"/r/{room.code}/members/{member.id}/remove", {}) == 303
@@ -388,9 +386,7 @@ def test_extending_the_end_time_reaches_open_streams(servers, make_room, make_fa
     room, host = _room_with_host(make_room, make_facilitator, **ENDS_IN_3_SECONDS)
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     stream = _stream(server, pat, room.code).open()
-    hana = Browser(server.port)
-    hana.get("/login")
-    assert hana.post("/login", {"email": host.email, "password": "correct horse battery"}) == 303
+    hana = Browser(server.port).sign_in(host.email, PASSWORD)
     form = {
         "title": room.title,
         "timezone": "UTC",

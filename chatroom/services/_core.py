@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ..broker import Broker, Event
 from ..extensions import db
@@ -44,26 +45,23 @@ def next_seq(room_id: int) -> tuple[int, int]:
     The lock is held until the caller's commit, so commit order is ``seq`` order
     and there are no gaps (a rolled-back insert gives its number back).
     """
-    seq, rev = db.session.execute(
-        update(Room)
-        .where(Room.id == room_id)
-        .values(last_seq=Room.last_seq + 1)
-        .returning(Room.last_seq, Room.last_rev)
-        .execution_options(synchronize_session=False)
-    ).one()
-    return seq, rev
+    return _bump(room_id, Room.last_seq, Room.last_rev)
 
 
 def next_rev(room_id: int) -> tuple[int, int]:
     """Take the room's next change number under its row lock; returns (rev, current seq)."""
-    rev, seq = db.session.execute(
+    return _bump(room_id, Room.last_rev, Room.last_seq)
+
+
+def _bump(room_id: int, counter: InstrumentedAttribute[int], other: InstrumentedAttribute[int]) -> tuple[int, int]:
+    new, current = db.session.execute(
         update(Room)
         .where(Room.id == room_id)
-        .values(last_rev=Room.last_rev + 1)
-        .returning(Room.last_rev, Room.last_seq)
+        .values({counter: counter + 1})
+        .returning(counter, other)
         .execution_options(synchronize_session=False)
     ).one()
-    return rev, seq
+    return new, current
 
 
 def cursor_id(seq: int, rev: int) -> str:

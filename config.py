@@ -81,6 +81,22 @@ class Config:
     MESSAGES_PER_PAGE = 50
     BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)  # lowered only by tests and benchmarks
 
+    # Outgoing mail (chatroom/mail.py). Without MAIL_SERVER, mail is written to the log instead.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = _int("MAIL_PORT", 587)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_FROM = os.environ.get("MAIL_FROM") or None  # falls back to MAIL_USERNAME
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "1") == "1"  # STARTTLS before logging in
+    MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10"))
+    # Scheme and host for links sent by mail (https://chat.example.org). Set it in production:
+    # without it the request's Host header is used, which a client can forge.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
+
+    PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link works
+    TWO_FACTOR_PENDING_SECONDS = 300  # between a correct password and the code
+    TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Chatroom")  # the name shown in authenticator apps
+
 
 class DevelopmentConfig(Config):
     """``make run`` on a laptop: plain HTTP, so cookies cannot be Secure."""

@@ -129,6 +129,7 @@ class Broker:
         # Presence entries this process owns: (room_id, membership_id, conn_id).
         self._local_conns: set[tuple[int, int, str]] = set()
         self._refresher: threading.Thread | None = None
+        self._closed = False
         self.on_presence_expired: Callable[[int], None] | None = None
 
     # -- fan-out -------------------------------------------------------------
@@ -201,8 +202,10 @@ class Broker:
         self._refresher.start()
 
     def _refresh_loop(self) -> None:
-        while True:
+        while not self._closed:
             time.sleep(self.presence_ttl / 3)
+            if self._closed:
+                return
             try:
                 self.refresh_presence()
             except Exception:  # keep the heartbeat alive through a Redis blip
@@ -240,7 +243,8 @@ class Broker:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release connections (tests build many apps)."""
+        """Stop background work and release connections (tests build many apps)."""
+        self._closed = True
 
 
 class MemoryBroker(Broker):
@@ -314,7 +318,6 @@ class RedisBroker(Broker):
         self._listener_pubsub: redis.client.PubSub | None = None
         self._pending: deque[tuple[str, Event]] = deque(maxlen=self.PENDING_LIMIT)
         self._retrier: threading.Thread | None = None
-        self._closed = False
         self.connected = threading.Event()
 
     def publish(self, channel: str, event: Event) -> None:

@@ -1,15 +1,34 @@
-"""Facilitator accounts."""
+"""Facilitator accounts: sign-up, passwords, password reset and two-factor sign-in.
+
+Password reset links carry a signed, timed token (itsdangerous) holding the
+account id and a fingerprint of the account's password hash and session token.
+Resetting the password (or signing out everywhere) changes the fingerprint, so a
+link works once, and only until the account changes; the signature's timestamp
+limits it to ``PASSWORD_RESET_MAX_AGE`` seconds.
+
+Two-factor sign-in uses TOTP (RFC 6238, 30-second steps, one step of clock drift
+either way) and ten single-use recovery codes, of which only SHA-256 hashes are
+stored. See ``check_totp`` for how a code is kept from being used twice.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import hmac
+import secrets
+import time
+
+import pyotp
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import security
 from ..extensions import db
-from ..models import Facilitator, new_session_token
+from ..models import Facilitator, RecoveryCode, new_session_token, utcnow
 from ..text import clean_email, clean_line, valid_email
-from ._core import Invalid
+from ._core import Invalid, broker
 
 NAME_MAX = 64
 PASSWORD_MIN = 12
@@ -60,3 +79,238 @@ def end_sessions(facilitator: Facilitator) -> None:
     """Invalidate every login cookie of this account (sign-out, password change)."""
     facilitator.session_token = new_session_token()
     db.session.commit()
+
+
+# -- passwords ------------------------------------------------------------------
+
+
+def password_problem(password: str) -> str | None:
+    """What is wrong with ``password`` as a new password, or None (the sign-up rules)."""
+    if len(password) < PASSWORD_MIN:
+        return f"Choose a password of at least {PASSWORD_MIN} characters"
+    if len(password) > PASSWORD_MAX:
+        return f"Choose a password of at most {PASSWORD_MAX} characters"
+    return None
+
+
+def _password_matches(facilitator: Facilitator, password: str) -> bool:
+    return len(password) <= PASSWORD_MAX and security.check_password(password, facilitator.password_hash)
+
+
+def set_password(facilitator: Facilitator, password: str) -> None:
+    """Give the account a new password and end every session (the caller signs this one in again).
+
+    :raise Invalid 422: the password breaks a rule.
+    """
+    problem = password_problem(password)
+    if problem:
+        raise Invalid({"password": problem})
+    facilitator.password_hash = security.hash_password(password)
+    end_sessions(facilitator)  # commits
+
+
+def change_password(facilitator: Facilitator, current: str, new: str) -> None:
+    """Replace the password after checking the current one; every session ends.
+
+    :raise Invalid 403: the current password is wrong (a rule broken by the new one is reported too).
+    :raise Invalid 422: the new password breaks a rule.
+    """
+    errors: dict[str, str] = {}
+    if not _password_matches(facilitator, current):
+        errors["current_password"] = "Your current password is not right: enter the one you sign in with"  # noqa: S105
+    problem = password_problem(new)
+    if problem:
+        errors["password"] = problem
+    if errors:
+        raise Invalid(errors, 403 if "current_password" in errors else 422)
+    set_password(facilitator, new)
+
+
+def find_facilitator(email: str) -> Facilitator | None:
+    """The account with this e-mail address (any case), or None."""
+    return db.session.scalar(select(Facilitator).where(Facilitator.email_key == clean_email(email).casefold()))
+
+
+# -- password reset links -------------------------------------------------------
+
+RESET_SALT = "chatroom.password-reset"  # its own salt: no other signed value can pass for a reset token
+RESET_LINK_BAD = "This link is not valid. It may have been used already, or copied only in part."
+RESET_LINK_EXPIRED = "This link has expired: reset links work for one hour."
+
+
+def account_fingerprint(facilitator: Facilitator) -> str:
+    """A keyed digest of the password hash and session token: it changes when either does."""
+    key = current_app.config["SECRET_KEY"].encode()
+    state = f"{facilitator.id}:{facilitator.password_hash}:{facilitator.session_token}".encode()
+    return hmac.new(key, b"account-state:" + state, hashlib.sha256).hexdigest()[:32]
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=RESET_SALT)
+
+
+def password_reset_token(facilitator: Facilitator) -> str:
+    """A signed token for a reset link; it dies after an hour or once the account's password or sessions change."""
+    return _reset_serializer().dumps([facilitator.id, account_fingerprint(facilitator)])
+
+
+def facilitator_for_reset_token(token: str) -> Facilitator:
+    """The account a reset token was made for, if the token is still good.
+
+    :raise Invalid 400: expired, tampered with, or already used (the password or sessions changed since).
+    """
+    try:
+        payload = _reset_serializer().loads(token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"])
+    except SignatureExpired:
+        raise Invalid({"token": RESET_LINK_EXPIRED}, 400) from None
+    except BadSignature:
+        raise Invalid({"token": RESET_LINK_BAD}, 400) from None
+    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], int)):
+        raise Invalid({"token": RESET_LINK_BAD}, 400)
+    facilitator = db.session.get(Facilitator, payload[0])
+    if facilitator is None or not hmac.compare_digest(account_fingerprint(facilitator), str(payload[1])):
+        raise Invalid({"token": RESET_LINK_BAD}, 400)
+    return facilitator
+
+
+# -- two-factor sign-in -----------------------------------------------------------
+
+TOTP_INTERVAL = 30  # seconds per code: what every authenticator app assumes
+TOTP_WINDOW = 1  # accept the previous and the next step too: phone clocks drift
+RECOVERY_CODE_COUNT = 10
+_RECOVERY_LENGTH = 10
+
+
+def new_totp_secret() -> str:
+    """A fresh random TOTP secret (base32, 160 bits)."""
+    return pyotp.random_base32()
+
+
+def totp_uri(facilitator: Facilitator, secret: str) -> str:
+    """The ``otpauth://`` address an authenticator app reads from the QR code."""
+    issuer = current_app.config["TWO_FACTOR_ISSUER"]
+    return pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(name=facilitator.email, issuer_name=issuer)
+
+
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step whose code ``code`` is, within the allowed drift, or None."""
+    code = "".join(code.split())
+    if len(code) != 6 or not code.isascii() or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
+    current = totp.timecode(time.time())
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(code, totp.generate_otp(step)):
+            return step
+    return None
+
+
+def _claim_step(facilitator_id: int, step: int) -> bool:
+    # A step's code is accepted until the end of step + TOTP_WINDOW: remember it a little longer than that.
+    ttl = TOTP_INTERVAL * (2 * TOTP_WINDOW + 2)
+    return broker().claim(f"totp:{facilitator_id}:{step}", ttl)
+
+
+def check_totp(facilitator: Facilitator, code: str, secret: str | None = None) -> bool:
+    """True if ``code`` is the account's current TOTP code and has not been accepted before.
+
+    Replay: a code observed over a shoulder or through a phishing proxy must not
+    work a second time, in any session. The accepted time step is *claimed* for
+    the account through the broker's ``claim`` (``SET NX`` with an expiry in
+    Redis, shared by every process; a dict in the embedded broker, which runs in
+    one process by design), for as long as the code could still be valid. A
+    second use of the same step fails the claim. The session cannot hold this:
+    an attacker replays the code in their own session. If Redis is unreachable
+    the claim answers yes (the broker's choice for throttling), so for that
+    time only the 90-second validity limits a replay; recovery codes, kept in the
+    database, are strictly single-use either way.
+
+    ``secret`` checks a secret not saved yet (confirming set-up).
+    """
+    secret = secret or facilitator.totp_secret
+    if not secret:
+        return False
+    step = _totp_step(secret, code)
+    return step is not None and _claim_step(facilitator.id, step)
+
+
+def _recovery_hash(code: str) -> str | None:
+    """The stored hash of a typed recovery code (any case, spaces and dashes ignored), or None if malformed."""
+    code = "".join(ch for ch in code.lower() if ch not in " -\t")
+    if len(code) != _RECOVERY_LENGTH or any(ch not in security._ALPHABET for ch in code):
+        return None
+    # Plain SHA-256 is enough: the codes are random (about 49 bits), not chosen by people.
+    return hashlib.sha256(code.encode("ascii")).hexdigest()
+
+
+def _new_recovery_codes(facilitator: Facilitator) -> list[str]:
+    """Replace the account's recovery codes (in the caller's transaction); the plain codes, to show once."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.facilitator_id == facilitator.id))
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(security._ALPHABET) for _ in range(_RECOVERY_LENGTH))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        db.session.add(RecoveryCode(facilitator_id=facilitator.id, code_hash=hashlib.sha256(raw.encode()).hexdigest()))
+    return codes
+
+
+def enable_two_factor(facilitator: Facilitator, secret: str, code: str) -> list[str]:
+    """Save ``secret`` once ``code`` proves the app has it; returns the new recovery codes, to show once.
+
+    :raise Invalid 422: the code is not the current one for ``secret``.
+    """
+    if not check_totp(facilitator, code, secret=secret):
+        raise Invalid({"code": "That code is not right. Enter the 6-digit code your app shows now"})
+    facilitator.totp_secret = secret
+    codes = _new_recovery_codes(facilitator)
+    db.session.commit()
+    return codes
+
+
+def disable_two_factor(facilitator: Facilitator, password: str) -> None:
+    """Turn two-factor sign-in off and drop the recovery codes. :raise Invalid 403: wrong password."""
+    if not _password_matches(facilitator, password):
+        raise Invalid({"disable_password": "Your password is not right: enter the one you sign in with"}, 403)
+    facilitator.totp_secret = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.facilitator_id == facilitator.id))
+    db.session.commit()
+
+
+def regenerate_recovery_codes(facilitator: Facilitator, password: str) -> list[str]:
+    """New recovery codes (the old ones stop working). :raise Invalid 403: wrong password; 409: 2FA is off."""
+    if not facilitator.two_factor:
+        raise Invalid({"codes_password": "Two-factor sign-in is off: turn it on first"}, 409)
+    if not _password_matches(facilitator, password):
+        raise Invalid({"codes_password": "Your password is not right: enter the one you sign in with"}, 403)
+    codes = _new_recovery_codes(facilitator)
+    db.session.commit()
+    return codes
+
+
+def use_recovery_code(facilitator: Facilitator, code: str) -> bool:
+    """True once for each unused recovery code of the account; the code is spent in the same statement."""
+    code_hash = _recovery_hash(code)
+    if code_hash is None:
+        return False
+    # One conditional UPDATE: two requests racing with the same code cannot both win.
+    result = db.session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.facilitator_id == facilitator.id,
+            RecoveryCode.code_hash == code_hash,
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount > 0
+
+
+def recovery_codes_left(facilitator: Facilitator) -> int:
+    """How many unused recovery codes the account has."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.facilitator_id == facilitator.id, RecoveryCode.used_at.is_(None))
+    )

@@ -130,7 +130,9 @@ class Broker:
         self._local_conns: set[tuple[int, int, str]] = set()
         self._refresher: threading.Thread | None = None
         self._closed = False
-        self.on_presence_expired: Callable[[int], None] | None = None
+        self._dirty: set[int] = set()  # rooms whose presence may have changed
+        self._announced: dict[int, frozenset[int]] = {}  # what this process last announced
+        self.on_presence_changed: Callable[[int], None] | None = None
 
     # -- fan-out -------------------------------------------------------------
 
@@ -172,23 +174,31 @@ class Broker:
         """Hook: start background work lazily, on the first subscriber of a process."""
 
     # -- presence ------------------------------------------------------------
+    #
+    # Streams enter and leave; nothing is announced from the request path. A
+    # background thread per process announces each room whose presence may have
+    # changed at most every ANNOUNCE_INTERVAL seconds, and only when its list of
+    # members really differs from what this process announced last: a thousand
+    # people arriving at once cost a few announcements, not a thousand.
 
-    def enter(self, room_id: int, membership_id: int) -> tuple[str, bool]:
-        """Record an open stream; returns its connection id and whether the member is newly present."""
+    ANNOUNCE_INTERVAL = 0.5
+
+    def enter(self, room_id: int, membership_id: int) -> str:
+        """Record an open stream; returns its connection id."""
         conn_id = uuid.uuid4().hex[:12]
         with self._lock:
             self._local_conns.add((room_id, membership_id, conn_id))
+            self._dirty.add(room_id)
         self._ensure_refresher()
-        before = self.present(room_id)
         self._presence_add(room_id, [(membership_id, conn_id)])
-        return conn_id, membership_id not in before
+        return conn_id
 
-    def leave(self, room_id: int, membership_id: int, conn_id: str) -> bool:
-        """Forget an open stream; returns whether the member has gone (no other tab left)."""
+    def leave(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        """Forget an open stream (the member stays present while another tab is open)."""
         with self._lock:
             self._local_conns.discard((room_id, membership_id, conn_id))
+            self._dirty.add(room_id)
         self._presence_remove(room_id, membership_id, conn_id)
-        return membership_id not in self.present(room_id)
 
     def present(self, room_id: int) -> set[int]:
         """Membership ids with at least one live stream in the room, on any instance."""
@@ -202,26 +212,47 @@ class Broker:
         self._refresher.start()
 
     def _refresh_loop(self) -> None:
+        next_refresh = time.monotonic() + self.presence_ttl / 3
         while not self._closed:
-            time.sleep(self.presence_ttl / 3)
+            time.sleep(min(self.ANNOUNCE_INTERVAL, self.presence_ttl / 3))
             if self._closed:
                 return
             try:
-                self.refresh_presence()
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self.presence_ttl / 3
+                    self.refresh_presence()
+                self.announce_changes()
             except Exception:  # keep the heartbeat alive through a Redis blip
                 log.warning("presence refresh failed", exc_info=True)
 
     def refresh_presence(self) -> None:
-        """Extend this process's presence entries and announce rooms where others expired."""
+        """Extend this process's presence entries; rooms where others' entries expired get re-announced."""
         with self._lock:
             by_room: dict[int, list[tuple[int, str]]] = defaultdict(list)
             for room_id, membership_id, conn_id in self._local_conns:
                 by_room[room_id].append((membership_id, conn_id))
         for room_id, entries in by_room.items():
             self._presence_add(room_id, entries)
-        for room_id in self._expire_presence():
-            if self.on_presence_expired is not None:
-                self.on_presence_expired(room_id)
+        expired = self._expire_presence()
+        with self._lock:
+            self._dirty.update(expired)
+
+    def announce_changes(self) -> list[int]:
+        """Announce every room whose member list changed since this process last announced it."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        changed = []
+        for room_id in dirty:
+            members = frozenset(self.present(room_id))
+            if self._announced.get(room_id) == members:
+                continue
+            self._announced[room_id] = members
+            if not members:
+                self._announced.pop(room_id, None)
+            changed.append(room_id)
+            if self.on_presence_changed is not None:
+                self.on_presence_changed(room_id)
+        return changed
 
     def _presence_entries(self, room_id: int) -> list[str]:
         raise NotImplementedError
@@ -465,13 +496,13 @@ def init_app(app: Flask) -> None:
         broker = MemoryBroker(presence_ttl=ttl)
         log.info("REDIS_URL is not set: using the in-process broker (one process only)")
 
-    def presence_expired(room_id: int) -> None:
+    def presence_changed(room_id: int) -> None:
         from .services import announce_presence_by_id
 
         with app.app_context():
             announce_presence_by_id(room_id)
 
-    broker.on_presence_expired = presence_expired
+    broker.on_presence_changed = presence_changed
     app.extensions["chatroom.broker"] = broker
 
 

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context
 
@@ -58,6 +59,14 @@ HEADERS = {
 _CURSOR = re.compile(r"(\d{1,12})(?:\.(\d{1,12}))?")
 
 
+# A message that arrives before the one ahead of it (two posts committed in order can be
+# published out of order) waits this long for it before the stream asks the database.
+HOLD_SECONDS = 0.3
+# How long a catch-up read from the database may serve other streams of the same room.
+REPLAY_SECONDS = 2.0
+REPLAY_BATCH = 500
+
+
 @dataclass
 class _StreamState:
     room_id: int
@@ -66,6 +75,37 @@ class _StreamState:
     last: int  # the last message seq this client has
     rev: int  # the last change number this client has
     ends_at: float
+    subscribed_at: float = 0.0  # monotonic
+    held: dict[int, Event] = field(default_factory=dict)  # early messages, by seq
+    hold_until: float = 0.0  # monotonic; 0 when nothing is held
+
+
+@dataclass
+class _Replay:
+    """Messages after ``after`` as of ``built_at``, framed with the room's ``rev`` then; shared by streams."""
+
+    built_at: float
+    after: int
+    rev: int
+    frames: list[tuple[int, bytes]]
+    complete: bool  # False when there were more than one batch: streams then page on their own
+
+
+class _ReplayCache:
+    """Per process: a burst of streams that must catch up on one room (a reconnect storm, a
+    Redis resync) costs one database read and one render per message, not one per stream."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self.entries: dict[int, _Replay] = {}
+
+    def lock(self, room_id: int) -> threading.Lock:
+        with self._guard:
+            if len(self._locks) > 10_000:
+                self._locks.clear()
+                self.entries.clear()
+            return self._locks.setdefault(room_id, threading.Lock())
 
 
 def _cursor(room: Room) -> tuple[int, int]:
@@ -104,36 +144,84 @@ def events(code: str) -> Response:
     return Response(stream_with_context(_run(state)), headers=HEADERS)
 
 
+def _usable(entry: _Replay | None, state: _StreamState) -> bool:
+    # Built after we subscribed (so anything committed later reaches our queue), from a cursor
+    # at or before ours, with every change we have, and fresh.
+    return (
+        entry is not None
+        and entry.complete
+        and entry.built_at > state.subscribed_at
+        and entry.after <= state.last
+        and entry.rev >= state.rev
+        and time.monotonic() - entry.built_at < REPLAY_SECONDS
+    )
+
+
+def _shared_replay(state: _StreamState) -> _Replay | None:
+    cache: _ReplayCache = current_app.extensions.setdefault("chatroom.replay", _ReplayCache())
+    entry = cache.entries.get(state.room_id)
+    if _usable(entry, state):
+        return entry
+    with cache.lock(state.room_id):
+        entry = cache.entries.get(state.room_id)
+        if _usable(entry, state):
+            return entry  # another stream of this room read it while we waited
+        room = db.session.get(Room, state.room_id)
+        if room is None:
+            return None
+        built_at, rev = time.monotonic(), room.last_rev
+        rows = services.messages_after(state.room_id, state.last, REPLAY_BATCH)
+        frames = [(m.seq or 0, services.message_frame(room, m, rev)) for m in rows]
+        entry = _Replay(built_at, state.last, rev, frames, complete=len(rows) < REPLAY_BATCH)
+        cache.entries[state.room_id] = entry
+        return entry
+
+
 def _catch_up(state: _StreamState) -> Iterator[bytes]:
-    """Send what the database has beyond the client's cursor, then let the connection go."""
+    """Send what the database has beyond the client's cursor, then let the connection go.
+
+    First the changes the client lacks to messages it already has (so its cursor
+    may claim the room's current ``rev``), then every newer message as it is now.
+    """
     try:
+        replay = _shared_replay(state)
+        if replay is None:
+            return
         room = db.session.get(Room, state.room_id)
         if room is None:
             return
-        snapshot_rev = room.last_rev
-        had = state.last
-        while True:
-            batch = services.messages_after(state.room_id, state.last)
-            for message in batch:
-                assert message.seq is not None
-                state.last = message.seq
-                yield services.message_frame(room, message, state.rev)
-            if len(batch) < 500:
-                break
-        # Changes to messages the client had before this catch-up (newer ones were sent as they are now).
-        while True:
-            changes = services.changes_after(state.room_id, state.rev, had)
+        moved = False
+        while state.rev < replay.rev:
+            changes = services.changes_after(state.room_id, state.rev, state.last, REPLAY_BATCH)
             for message in changes:
                 state.rev = message.rev
                 yield frame(
                     render_template("chat/_message.html", room=room, message=message, oob=True),
                     id=cursor_id(state.last, state.rev),
                 )
-            if len(changes) < 500:
+            if len(changes) < REPLAY_BATCH:
+                moved = state.rev < replay.rev
+                state.rev = max(state.rev, replay.rev)
                 break
-        if snapshot_rev > state.rev:
-            state.rev = snapshot_rev
-            yield cursor(cursor_id(state.last, state.rev))
+        for seq, data in replay.frames:
+            if seq > state.last:
+                state.last = seq
+                moved = False
+                yield data
+        if not replay.complete:  # a long way behind: page through the rest on our own
+            while True:
+                batch = services.messages_after(state.room_id, state.last, REPLAY_BATCH)
+                for message in batch:
+                    state.last = message.seq or state.last
+                    moved = False
+                    yield services.message_frame(room, message, state.rev)
+                if len(batch) < REPLAY_BATCH:
+                    break
+        if moved:
+            yield cursor(cursor_id(state.last, state.rev))  # the rev moved with no frame to carry it
+        state.held = {seq: e for seq, e in state.held.items() if seq > state.last + 1}
+        if not state.held:
+            state.hold_until = 0.0
     finally:
         db.session.remove()
 
@@ -143,6 +231,7 @@ def _run(state: _StreamState) -> Iterator[bytes]:
     broker: Broker = current_app.extensions["chatroom.broker"]
     heartbeat = config["STREAM_HEARTBEAT_SECONDS"]
     sub = broker.subscribe(f"room:{state.room_id}")
+    state.subscribed_at = time.monotonic()
     conn_id: str | None = None
     try:
         yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
@@ -154,9 +243,14 @@ def _run(state: _StreamState) -> Iterator[bytes]:
             if wait <= 0:
                 yield closing("ended")
                 return
+            if state.hold_until:
+                wait = min(wait, max(state.hold_until - time.monotonic(), 0))
             event = sub.get(timeout=wait)
             if event is None:
-                yield comment("heartbeat")
+                if state.hold_until and time.monotonic() >= state.hold_until:
+                    yield from _catch_up(state)  # the missing message never came: ask the database
+                else:
+                    yield comment("heartbeat")
                 continue
             if event.kind == "removed" and event.target == state.membership_id:
                 yield closing("removed")
@@ -175,12 +269,15 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     if event.kind == "message":
         if event.seq <= state.last:
             return  # already sent by a catch-up
-        if event.seq > state.last + 1 or event.rev > state.rev:
-            yield from _catch_up(state)  # a gap, or changes we have not sent: the database has them
-            if event.seq <= state.last:
-                return
-        yield event.frame
-        state.last = event.seq
+        if event.seq > state.last + 1:
+            state.held[event.seq] = event  # early: wait a moment for the one before it
+            state.hold_until = state.hold_until or time.monotonic() + HOLD_SECONDS
+            return
+        yield from _send_message(state, event)
+        while state.last + 1 in state.held:
+            yield from _send_message(state, state.held.pop(state.last + 1))
+        if not state.held:
+            state.hold_until = 0.0
     elif event.kind == "change":
         if event.rev <= state.rev:
             return
@@ -200,6 +297,16 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
             yield event.frame
     elif event.frame:
         yield event.frame  # presence, room notices
+
+
+def _send_message(state: _StreamState, event: Event) -> Iterator[bytes]:
+    if event.seq <= state.last:
+        return
+    if event.rev > state.rev:
+        yield from _catch_up(state)  # its id would claim changes we have not sent: the database has them
+        return
+    yield event.frame
+    state.last = event.seq
 
 
 def _current_state(state: _StreamState) -> bytes:
@@ -226,10 +333,7 @@ def _ends_at(state: _StreamState) -> float:
 
 def _enter(broker: Broker, state: _StreamState) -> str | None:
     try:
-        conn_id, arrived = broker.enter(state.room_id, state.membership_id)
-        if arrived:
-            services.announce_presence_by_id(state.room_id)
-        return conn_id
+        return broker.enter(state.room_id, state.membership_id)  # the broker announces, batched
     except Exception:  # presence is best effort; the messages must keep flowing
         log.warning("presence enter failed", exc_info=True)
         return None
@@ -237,7 +341,6 @@ def _enter(broker: Broker, state: _StreamState) -> str | None:
 
 def _leave(broker: Broker, state: _StreamState, conn_id: str) -> None:
     try:
-        if broker.leave(state.room_id, state.membership_id, conn_id):
-            services.announce_presence_by_id(state.room_id)
+        broker.leave(state.room_id, state.membership_id, conn_id)
     except Exception:
         log.warning("presence leave failed", exc_info=True)

@@ -54,16 +54,20 @@ def test_a_stuck_subscriber_is_told_to_resync_instead_of_growing(make_broker):
     assert sub.get(0) is not None  # it keeps receiving after the resync
 
 
-def test_presence_counts_tabs_once(make_broker):
+def test_presence_counts_tabs_once_and_announces_only_changes(make_broker):
     broker = make_broker()
-    tab1, arrived = broker.enter(5, membership_id=7)
-    assert arrived
-    tab2, arrived_again = broker.enter(5, membership_id=7)
-    assert not arrived_again
+    announced: list[int] = []
+    broker.on_presence_changed = announced.append
+    tab1 = broker.enter(5, membership_id=7)
+    tab2 = broker.enter(5, membership_id=7)
     assert broker.present(5) == {7}
-    assert broker.leave(5, 7, tab1) is False  # still here in the other tab
-    assert broker.leave(5, 7, tab2) is True
+    assert broker.announce_changes() == [5]  # two tabs, one announcement
+    broker.leave(5, 7, tab1)
+    assert broker.announce_changes() == []  # still here in the other tab: nothing to say
+    broker.leave(5, 7, tab2)
     assert broker.present(5) == set()
+    assert broker.announce_changes() == [5]
+    assert announced == [5, 5]
 
 
 def test_a_crashed_instances_connections_expire(make_broker):
@@ -73,16 +77,17 @@ def test_a_crashed_instances_connections_expire(make_broker):
         survivor = crashed  # one process: the 'crash' is a connection that never leaves
     crashed.enter(3, membership_id=11)
     survivor.enter(3, membership_id=12)
-    expired: list[int] = []
-    survivor.on_presence_expired = expired.append
     with crashed._lock:
         crashed._local_conns = {c for c in crashed._local_conns if c[1] != 11}  # nobody refreshes 11 any more
     if crashed is not survivor:
         crashed.close()  # the instance is gone: no refreshing, no leaving
+    announced: list[int] = []
+    survivor.on_presence_changed = announced.append
     time.sleep(0.7)
     survivor.refresh_presence()
-    assert expired == [3]
+    survivor.announce_changes()
     assert survivor.present(3) == {12}
+    assert 3 in announced or survivor._announced.get(3) == frozenset({12})
 
 
 def test_claim_is_once_per_interval(make_broker):

@@ -10,7 +10,7 @@ from chatroom.broker import Event
 from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.sse import parse
-from chatroom.stream import _forward, _StreamState
+from chatroom.stream import _catch_up, _forward, _StreamState
 
 
 @pytest.fixture
@@ -47,12 +47,23 @@ def test_the_next_message_is_sent_as_published(app, room_with_messages):
     assert state.last == 4
 
 
-def test_a_gap_is_filled_from_the_database_first(app, room_with_messages):
+def test_an_early_message_waits_for_the_one_before_it(app, room_with_messages):
+    state = _state(room_with_messages, last=3)
+    assert _run(app, state, Event("message", b"id: 5.0\ndata: five\n\n", seq=5)) == []
+    assert state.hold_until > 0 and list(state.held) == [5]
+    events = _run(app, state, Event("message", b"id: 4.0\ndata: four\n\n", seq=4))
+    assert [e["data"] for e in events] == ["four", "five"]  # in room order, no database read
+    assert state.last == 5 and state.held == {} and state.hold_until == 0
+
+
+def test_a_gap_that_does_not_fill_is_read_from_the_database(app, room_with_messages):
     state = _state(room_with_messages, last=1)
-    events = _run(app, state, Event("message", b"id: 5.0\ndata: live\n\n", seq=5))
-    assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]  # 5 came from the database too, so
-    assert "m5" in events[-1]["data"]  # the live copy was dropped as a duplicate
-    assert state.last == 5
+    _run(app, state, Event("message", b"id: 5.0\ndata: live\n\n", seq=5))
+    with app.test_request_context():
+        events = parse(b"".join(_catch_up(state)))  # what the stream does when the hold expires
+    assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]
+    assert "m5" in events[-1]["data"]
+    assert state.last == 5 and state.held == {} and state.hold_until == 0
 
 
 def test_a_change_to_an_unsent_message_brings_the_messages_first(app, room_with_messages):
@@ -67,7 +78,7 @@ def test_a_change_to_an_unsent_message_brings_the_messages_first(app, room_with_
         db.session.remove()
     events = _run(app, state, Event("change", b"id: 5.1\ndata: <li hx-swap-oob>\n\n", seq=5, rev=1, target=4))
     ids = [e["id"] for e in events if "id" in e]
-    assert ids[:3] == ["3.0", "4.0", "5.0"]  # messages 3..5 in their current state (4 is edited)
+    assert ids == ["3.1", "4.1", "5.1"]  # messages 3..5 as they are now (4 edited), so they may claim rev 1
     assert "m4, edited" in events[1]["data"]
     assert state.last == 5 and state.rev == 1
 

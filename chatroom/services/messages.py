@@ -92,15 +92,18 @@ def post_message(membership: Membership, body: str, token: str) -> tuple[Message
     message = Message(
         room_id=room.id,
         seq=seq,
-        membership_id=membership.id,
+        author=membership,
         body=text,
         client_token=token,
         created_at=now,
         published_at=now,
     )
     db.session.add(message)
+    # Rendered while we hold the lock, so the publish follows the commit at once: the
+    # longer that gap, the more often two posts reach the streams out of order.
+    event = Event("message", message_frame(room, message, rev), seq=seq, rev=rev)
     db.session.commit()
-    publish(room, Event("message", message_frame(room, message, rev), seq=seq, rev=rev))
+    publish(room, event)
     return message, True
 
 
@@ -137,8 +140,9 @@ def edit_message(membership: Membership, message: Message, body: str) -> Message
         return message
     rev, seq = next_rev(message.room_id)
     message.body, message.edited_at, message.rev = text, utcnow(), rev
+    event = change_event(membership.room, message, rev, seq)
     db.session.commit()
-    publish_change(membership.room, message, rev, seq)
+    publish(membership.room, event)
     return message
 
 
@@ -155,13 +159,14 @@ def mark_removed(room: Room, message: Message, by: str) -> Message:
     """Blank a message's text and publish the change (the text is not kept)."""
     rev, seq = next_rev(room.id)
     message.body, message.removed_at, message.removed_by, message.rev = "", utcnow(), by, rev
+    event = change_event(room, message, rev, seq)
     db.session.commit()
-    publish_change(room, message, rev, seq)
+    publish(room, event)
     return message
 
 
-def publish_change(room: Room, message: Message, rev: int, seq: int) -> None:
-    publish(room, Event("change", change_frame(room, message, rev, seq), seq=seq, rev=rev, target=message.seq or 0))
+def change_event(room: Room, message: Message, rev: int, seq: int) -> Event:
+    return Event("change", change_frame(room, message, rev, seq), seq=seq, rev=rev, target=message.seq or 0)
 
 
 def message_frame(room: Room, message: Message, rev: int) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from flask import render_template
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..broker import Event
 from ..extensions import db
@@ -85,7 +86,13 @@ def hold_for_approval(membership: Membership, room: Room, text: str, token: str)
         status=MessageStatus.PENDING.value,
     )
     db.session.add(message)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form, submitted twice at once: the other one won
+        db.session.rollback()
+        return db.session.scalars(
+            select(Message).where(Message.room_id == room.id, Message.client_token == token)
+        ).one(), False
     _publish_panels(room)
     return message, True
 
@@ -108,8 +115,9 @@ def approve_message(room: Room, message_id: int) -> Message:
     seq, rev = next_seq(room.id)
     message.seq, message.status, message.published_at = seq, MessageStatus.PUBLISHED.value, utcnow()
     audit(room, _host(room), "message approved", f"#{seq} by {message.author.alias}")
+    event = Event("message", message_frame(room, message, rev), seq=seq, rev=rev)
     db.session.commit()
-    publish(room, Event("message", message_frame(room, message, rev), seq=seq, rev=rev))
+    publish(room, event)
     _publish_panels(room)
     return message
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The SSE load benchmark (make bench): throwaway PostgreSQL + Redis, gunicorn on loopback, then bench/sse_load.py.
-#   bench/run.sh                         K=1000 streams, 10 msg/s for 20 s
-#   bench/run.sh -k 5000 -r 10 --json /tmp/k5000.json      (any sse_load.py option passes through)
+#   bench/run.sh                                   K=1000 streams, 10 msg/s for 20 s
+#   bench/run.sh -k 5000 -r 10 --json /tmp/k5000.json     (every sse_load.py option passes through)
+#   BENCH_REF=HEAD bench/run.sh                    serve that commit (git archive), not the working tree
 # Environment: BENCH_PORT (first port tried, 5055), WEB_CONCURRENCY (gevent workers, 2),
-# TEST_PG_PORT / TEST_REDIS_PORT (54339 / 63809, not the test suite's), BENCH_LOG (where the server log is kept).
+# BENCH_LOG (where the server log is kept). PostgreSQL and Redis come from tests/services.sh, on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bin="$root/.venv/bin"
-export TEST_PG_PORT=${TEST_PG_PORT:-54339} TEST_REDIS_PORT=${TEST_REDIS_PORT:-63809}
 log_copy=${BENCH_LOG:-/tmp/chatroom-bench-gunicorn.log}
 
 # Thousands of streams need thousands of descriptors, on both sides (gunicorn inherits this limit).
@@ -16,13 +16,8 @@ hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ]; then ulimit -n 1048576 2>/dev/null || true; else ulimit -n "$hard"; fi
 echo "open files limit: $(ulimit -n)" >&2
 
-# tests/services.sh keeps its servers in <its checkout>/.services and stops whatever runs there before starting:
-# run a private copy, so the bench never stops (or is stopped by) a test run in the same checkout.
 work=$(mktemp -d /tmp/chatroom-bench.XXXXXX)
-chmod 755 "$work"  # PostgreSQL runs as the postgres user when we are root: it must reach its data dir
-mkdir "$work/tests"
-cp tests/services.sh "$work/tests/services.sh"
-services="$work/tests/services.sh"
+services="$root/tests/services.sh"  # its own ports and folder: never touches a test run's servers
 gunicorn_pid=""
 
 stop_gunicorn() {
@@ -42,6 +37,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The app to serve: the working tree, or a clean export of BENCH_REF (the load tool always comes from here).
+app="$root"
+if [ -n "${BENCH_REF:-}" ]; then
+  app="$work/app"
+  mkdir "$app"
+  git -C "$root" archive "$BENCH_REF" | tar -x -C "$app"
+  echo "serving $(git -C "$root" rev-parse --short "$BENCH_REF") ($BENCH_REF), not the working tree" >&2
+fi
 
 eval "$("$services" start)"
 
@@ -65,12 +69,13 @@ export CHATROOM_ENV=production
 SECRET_KEY=$("$bin/python" -c 'import secrets; print(secrets.token_hex(32))')
 export SECRET_KEY
 export SESSION_COOKIE_SECURE=0 WTF_CSRF_SSL_STRICT=0 BCRYPT_ROUNDS=4
+export RATELIMIT_ENABLED=0  # K joins and R posts a second from one address are the point here, not abuse
 export HOST=127.0.0.1 PORT="$port" WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} FLASK_APP=wsgi
 unset ACCESS_LOG
 
-"$bin/flask" db upgrade >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
+(cd "$app" && "$bin/flask" db upgrade) >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
 
-"$bin/gunicorn" -c gunicorn.conf.py --pid "$work/gunicorn.pid" wsgi:app >"$work/gunicorn.log" 2>&1 &
+(cd "$app" && exec "$bin/gunicorn" -c gunicorn.conf.py --pid "$work/gunicorn.pid" wsgi:app) >"$work/gunicorn.log" 2>&1 &
 gunicorn_pid=$!
 
 "$bin/python" - "$port" <<'EOF' || { echo "gunicorn did not come up:" >&2; tail -n 30 "$work/gunicorn.log" >&2; exit 1; }
@@ -93,7 +98,8 @@ status=0
 
 problems=$(grep -cE "Traceback|ERROR|WORKER TIMEOUT|CRITICAL" "$work/gunicorn.log" || true)
 if [ "$problems" != 0 ]; then
-  echo "the server log has $problems error lines; the last ones:" >&2
-  grep -E "Traceback|ERROR|WORKER TIMEOUT|CRITICAL|Error:" "$work/gunicorn.log" | tail -n 10 >&2
+  echo "the server log has $problems error lines; the most frequent:" >&2
+  grep -E "^[a-zA-Z_.]+(Error|Exception)|WORKER TIMEOUT|CRITICAL|WARNING" "$work/gunicorn.log" \
+    | sed -E 's/^[0-9-]+ [0-9:,]+ //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 6 >&2
 fi
 exit "$status"

@@ -14,7 +14,7 @@ from flask import Flask
 
 from config import DEV_SECRET_KEY, Config, config_for
 
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import RowId, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("chatroom")
@@ -41,6 +41,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
+    app.url_map.converters["id"] = RowId  # before the blueprints: their rules use it
     from . import auth, broker, chat, cli, errors, headers, htmx, limits, rooms, stream, views
 
     broker.init_app(app)

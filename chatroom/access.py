@@ -3,6 +3,8 @@ and the caller's own seat or ownership, so another room's data is unreachable.""
 
 from __future__ import annotations
 
+import re
+
 from flask import abort, session
 from flask_login import current_user
 from sqlalchemy import select
@@ -11,11 +13,12 @@ from .extensions import db
 from .models import Membership, Room
 
 SEATS = "seats"  # session key: {room id: membership id}
+_CODE = re.compile(r"[a-z0-9]{1,16}")  # what security.room_code makes; anything else cannot be a room
 
 
 def room_or_404(code: str) -> Room:
     """The room with this public code. :raise 404: no such room."""
-    room = db.session.scalar(select(Room).where(Room.code == code)) if len(code) <= 16 else None
+    room = db.session.scalar(select(Room).where(Room.code == code)) if _CODE.fullmatch(code) else None
     if room is None:
         abort(404)
     return room

@@ -15,6 +15,7 @@ from .htmx import is_htmx, page_or_fragment, see_other
 from .models import Membership, Room, utcnow
 from .security import form_token
 from .services._core import cursor_id
+from .text import is_number
 
 bp = Blueprint("chat", __name__, url_prefix="/r")
 
@@ -23,7 +24,7 @@ def _cursor(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_number(raw) or len(raw) > 12:
         abort(400)
     return int(raw)
 
@@ -175,7 +176,7 @@ def _back(room: Room) -> Response:
     return see_other(url_for("chat.room", code=room.code))
 
 
-@bp.post("/<code>/members/<int:member_id>/remove")
+@bp.post("/<code>/members/<id:member_id>/remove")
 def remove_member(code: str, member_id: int) -> Response:
     """The host removes a participant; their live stream ends. :raise 404: not the caller's room or member."""
     room = _owned(code)
@@ -185,7 +186,7 @@ def remove_member(code: str, member_id: int) -> Response:
     return _back(room)
 
 
-@bp.post("/<code>/members/<int:member_id>/ban")
+@bp.post("/<code>/members/<id:member_id>/ban")
 def ban_member(code: str, member_id: int) -> Response:
     """The host removes a participant and keeps their browser out. :raise 404: not the caller's room or member."""
     room = _owned(code)
@@ -222,7 +223,7 @@ def _message_page(room: Room, seat: Membership, message: Any, status: int = 200,
     return render_template("chat/message.html", **context), status
 
 
-@bp.get("/<code>/messages/<int:seq>")
+@bp.get("/<code>/messages/<id:seq>")
 def message(code: str, seq: int) -> tuple[str, int]:
     """One message and what the viewer may do with it. :raise 403: not a member; 404: no such message."""
     room = room_or_404(code)
@@ -248,7 +249,7 @@ def _message_action(code: str, seq: int, action: Any, done: str) -> Response | t
     return see_other(url_for("chat.room", code=code, _anchor=f"message-{seq}"))
 
 
-@bp.post("/<code>/messages/<int:seq>/edit")
+@bp.post("/<code>/messages/<id:seq>/edit")
 def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The author corrects their message (within 5 minutes). :raise 403/404/422: the message page with why."""
     return _message_action(
@@ -256,7 +257,7 @@ def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
     )
 
 
-@bp.post("/<code>/messages/<int:seq>/delete")
+@bp.post("/<code>/messages/<id:seq>/delete")
 def delete_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The author deletes their message (within 5 minutes). :raise 403/404: the message page with why."""
     return _message_action(
@@ -264,7 +265,7 @@ def delete_message(code: str, seq: int) -> Response | tuple[str, int]:
     )
 
 
-@bp.post("/<code>/messages/<int:seq>/report")
+@bp.post("/<code>/messages/<id:seq>/report")
 def report_message(code: str, seq: int) -> Response | tuple[str, int]:
     """A participant reports a message to the host. :raise 409/422: the message page with why."""
     return _message_action(
@@ -275,7 +276,7 @@ def report_message(code: str, seq: int) -> Response | tuple[str, int]:
     )
 
 
-@bp.post("/<code>/messages/<int:seq>/remove")
+@bp.post("/<code>/messages/<id:seq>/remove")
 def remove_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The host removes a message for everyone. :raise 404: not the caller's room or message."""
     room = _owned(code)
@@ -301,19 +302,19 @@ def _host_action(code: str, action: Callable[[Room], object]) -> Response:
     return _back(room)
 
 
-@bp.post("/<code>/queue/<int:message_id>/approve")
+@bp.post("/<code>/queue/<id:message_id>/approve")
 def approve(code: str, message_id: int) -> Response:
     """Publish a held message now. :raise 404: not the caller's room or message; 409: already decided."""
     return _host_action(code, lambda room: services.approve_message(room, message_id))
 
 
-@bp.post("/<code>/queue/<int:message_id>/reject")
+@bp.post("/<code>/queue/<id:message_id>/reject")
 def reject(code: str, message_id: int) -> Response:
     """Drop a held message. :raise 404: not the caller's room or message; 409: already decided."""
     return _host_action(code, lambda room: services.reject_message(room, message_id))
 
 
-@bp.post("/<code>/reports/<int:report_id>/dismiss")
+@bp.post("/<code>/reports/<id:report_id>/dismiss")
 def dismiss_report(code: str, report_id: int) -> Response:
     """Dismiss a report, keeping the message. :raise 404: not the caller's room or report."""
     return _host_action(code, lambda room: services.resolve_report(room, report_id))

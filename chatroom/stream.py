@@ -47,6 +47,7 @@ from .extensions import db
 from .models import Room, RoomStatus
 from .services._core import cursor_id
 from .sse import comment, cursor, frame, retry
+from .text import is_number
 
 bp = Blueprint("stream", __name__)
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _cursor(room: Room) -> tuple[int, int]:
     after, rev = request.args.get("after"), request.args.get("rev", "0")
     if after is None:
         return room.last_seq, room.last_rev
-    if not (after.isdigit() and rev.isdigit()) or len(after) > 12 or len(rev) > 12:
+    if not (is_number(after) and is_number(rev)) or len(after) > 12 or len(rev) > 12:
         abort(400)
     return int(after), int(rev)
 

@@ -54,12 +54,21 @@ def _csv(room: Room) -> Iterator[str]:
     writer.writerow(fields)
     for m in _rows(room):
         record = _record(room, m)
-        writer.writerow(["" if record[f] is None else record[f] for f in fields])
+        writer.writerow([_cell(record[f]) for f in fields])
         if buffer.tell() > 32_768:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _json(room: Room) -> Iterator[str]:

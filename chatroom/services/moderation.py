@@ -162,6 +162,8 @@ def report_message(membership: Membership, message: Message, reason: str) -> Rep
         raise Invalid({"reason": f"Shorten the reason to {REASON_MAX} characters or fewer"})
     if message.membership_id == membership.id:
         raise Invalid({"reason": "You cannot report your own message"}, 409)
+    if membership.is_host:
+        raise Invalid({"reason": "As the host, remove the message instead of reporting it"}, 403)
     duplicate = select(Report.id).where(
         Report.message_id == message.id, Report.reporter_id == membership.id, Report.resolved_at.is_(None)
     )

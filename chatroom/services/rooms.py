@@ -16,13 +16,14 @@ from ..broker import Event
 from ..extensions import db
 from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
 from ..sse import frame
-from ..text import clean_line, key_of
+from ..text import clean_line, is_number, key_of
 from ._core import Invalid, audit, publish
 
 ALIAS_MAX = 32
 TITLE_MAX = 120
 ROOM_PASSWORD_MIN = 4
 SLOW_MODE_MAX = 3600
+YEARS = (2000, 2200)  # beyond these, times overflow when moved to UTC, and nobody means them
 RETENTION_MAX = 3650
 
 
@@ -58,7 +59,7 @@ def parse_room_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
         raw = form.get(name, "").strip()
         try:
             naive = datetime.fromisoformat(raw)
-            if naive.tzinfo is not None:
+            if naive.tzinfo is not None or not YEARS[0] <= naive.year <= YEARS[1]:
                 raise ValueError
             times[name] = naive.replace(tzinfo=tz or ZoneInfo("UTC"))
         except ValueError:
@@ -189,9 +190,11 @@ def extend_room(room: Room, minutes: str) -> Room:
 
     :raise Invalid 422: not a whole number of minutes from 1 to 1440.
     """
-    if not minutes.strip().isdigit() or not 1 <= int(minutes) <= 1440:
+    if not is_number(minutes.strip()) or not 1 <= int(minutes) <= 1440:
         raise Invalid({"minutes": "Enter a number of minutes from 1 to 1440"})
     base = max(room.ends_at, utcnow())
+    if base.year >= YEARS[1]:
+        raise Invalid({"minutes": "This room already ends as late as it can"})
     room.ends_at = base + timedelta(minutes=int(minutes))
     return _save_setting(room, "end time extended", f"by {int(minutes)} minutes")
 
@@ -201,7 +204,7 @@ def set_slow_mode(room: Room, seconds: str) -> Room:
 
     :raise Invalid 422: not a whole number of seconds from 0 to 3600.
     """
-    if not seconds.strip().isdigit() or int(seconds) > SLOW_MODE_MAX:
+    if not is_number(seconds.strip()) or int(seconds) > SLOW_MODE_MAX:
         raise Invalid({"seconds": f"Enter a number of seconds from 0 (off) to {SLOW_MODE_MAX}"})
     room.slow_mode_seconds = int(seconds)
     detail = f"{room.slow_mode_seconds} s" if room.slow_mode_seconds else "off"
@@ -220,7 +223,7 @@ def set_retention(room: Room, days: str) -> Room:
     :raise Invalid 422: not a whole number of days from 0 to 3650.
     """
     days = days.strip()
-    if days and (not days.isdigit() or int(days) > RETENTION_MAX):
+    if days and (not is_number(days) or int(days) > RETENTION_MAX):
         raise Invalid({"days": f"Enter a number of days from 0 to {RETENTION_MAX}, or leave it empty to keep messages"})
     room.retention_days = int(days) if days else None
     detail = f"{room.retention_days} days after the end" if days else "keep"

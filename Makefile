@@ -1,6 +1,7 @@
 # make run   : install what is needed, migrate, serve on http://127.0.0.1:$(PORT)
 # make test  : the whole suite on PostgreSQL + Redis (throwaway servers), then on SQLite + in-process broker
 # make bench : the SSE load benchmark (see bench/README.md)
+# make screenshots : docs/screenshots/*.png, the main pages at 375 and 1280 px, light and dark
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-services test-embedded lint bench clean
+.PHONY: run test test-services test-embedded lint bench clean screenshots
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +34,6 @@ bench: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .services instance .pytest_cache
+
+screenshots: $(BIN)/.installed
+	$(BIN)/python scripts/screenshots.py

@@ -79,6 +79,11 @@ class Config:
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50
+    # The room page falls back to polling when the stream stays silent this long (a proxy holding
+    # it back), polls at this pace, and tries the stream again after this long (doubling).
+    LIVE_STALL_SECONDS = 10
+    LIVE_POLL_SECONDS = 5
+    LIVE_RETRY_SECONDS = 30
     BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)  # lowered only by tests and benchmarks
 
     # Outgoing mail (chatroom/mail.py). Without MAIL_SERVER, mail is written to the log instead.

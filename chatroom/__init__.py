@@ -42,7 +42,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     login_manager.init_app(app)
 
     app.url_map.converters["id"] = RowId  # before the blueprints: their rules use it
-    from . import auth, broker, chat, cli, errors, headers, htmx, limits, rooms, stream, views
+    from . import assets, auth, broker, chat, cli, compression, errors, headers, htmx, limits, rooms, stream, views
 
     broker.init_app(app)
     htmx.init_app(app)
@@ -55,6 +55,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(stream.bp)
     limits.init_app(app)  # after the blueprints: it wraps their views
     headers.init_app(app)
+    compression.init_app(app)
+    assets.init_app(app)
     return app
 
 

@@ -108,6 +108,16 @@ class Subscription:
             self._overflowed = False
         return event
 
+    def get_nowait(self) -> Event | None:
+        """The next event if one is already waiting (to send a burst in one write)."""
+        try:
+            event = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if event is RESYNC:
+            self._overflowed = False
+        return event
+
     def _drain(self) -> None:
         try:
             while True:

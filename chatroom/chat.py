@@ -260,9 +260,7 @@ def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
 @bp.post("/<code>/messages/<id:seq>/delete")
 def delete_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The author deletes their message (within 5 minutes). :raise 403/404: the message page with why."""
-    return _message_action(
-        code, seq, lambda room, seat, m: services.delete_own_message(seat, m), "Message deleted."
-    )
+    return _message_action(code, seq, lambda room, seat, m: services.delete_own_message(seat, m), "Message deleted.")
 
 
 @bp.post("/<code>/messages/<id:seq>/report")

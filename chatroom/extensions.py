@@ -46,6 +46,8 @@ def _sqlite_foreign_keys(dbapi_connection: object, connection_record: object) ->
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -253,12 +253,17 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                 else:
                     yield comment("heartbeat")
                 continue
-            if event.kind == "removed" and event.target == state.membership_id:
-                yield closing("removed")
-                return
-            if event.kind == "room":
-                state.ends_at = _ends_at(state)
-            yield from _forward(state, event)
+            out: list[bytes] = []
+            while event is not None:  # everything already waiting goes out in one write
+                if event.kind == "removed" and event.target == state.membership_id:
+                    yield b"".join(out) + closing("removed")
+                    return
+                if event.kind == "room":
+                    state.ends_at = _ends_at(state)
+                out.extend(_forward(state, event))
+                event = sub.get_nowait() if len(out) < 64 else None
+            if out:
+                yield b"".join(out)
     finally:
         sub.close()
         if conn_id is not None:

@@ -1,12 +1,31 @@
-"""The front page."""
+"""The front page, and the reader's own preferences: colour theme, and auto-refresh without JavaScript.
+
+Preferences live in cookies set by small POST forms that work without JavaScript
+(post/redirect/get back to the page they were chosen on). They change only the page
+around the room, through ``base.html``; fragments broadcast to a room never depend on
+them (render once, the same bytes to everyone).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, has_request_context, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from . import assets, compression
+from .auth import safe_next
+from .htmx import is_htmx, see_other
+
 bp = Blueprint("views", __name__)
+
+THEMES = ("light", "dark", "system")
+THEME_COOKIE = "theme"
+AUTO_REFRESH_COOKIE = "autorefresh"
+AUTO_REFRESH_SECONDS = 30
+PREFERENCE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
 
 
 @bp.get("/")
@@ -21,3 +40,87 @@ def index() -> str | Response:
 def health() -> dict[str, str]:
     """A cheap liveness probe for the platform's router."""
     return {"status": "ok"}
+
+
+@bp.get("/assets/<name>")
+def asset(name: str) -> Response:
+    """A script bundle (``chatroom/assets.py``), pre-compressed; cached for a year when asked for by its hash.
+
+    :raise 404: no such bundle.
+    """
+    if name not in assets.BUNDLES:
+        abort(404)
+    current = assets.bundle(name)
+    encoding = compression.choose_encoding(request.headers.get("Accept-Encoding", ""))
+    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype="text/javascript")
+    if encoding:
+        response.headers["Content-Encoding"] = encoding
+    response.vary.add("Accept-Encoding")
+    response.set_etag(f"{current.digest}-{encoding or 'identity'}")
+    if request.args.get("v") == current.digest:
+        response.cache_control.public = True
+        response.cache_control.max_age = 365 * 24 * 3600
+        response.cache_control.immutable = True
+    else:
+        response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
+@bp.post("/theme")
+def theme() -> Response:
+    """Remember the colour theme (light, dark, or the system's) and go back to the page it was chosen on.
+
+    With htmx (the room page's script switches the page itself) the answer is 204.
+    :raise 400: an unknown theme.
+    """
+    choice = request.form.get("theme", "")
+    if choice not in THEMES:
+        abort(400)
+    response = Response(status=204) if is_htmx() else see_other(safe_next(request.form.get("next")))
+    _remember(response, THEME_COOKIE, choice)
+    return response
+
+
+@bp.post("/autorefresh")
+def autorefresh() -> Response:
+    """Switch on or off the room page's automatic refresh for readers without JavaScript (off by default)."""
+    response = see_other(safe_next(request.form.get("next")))
+    if request.form.get("autorefresh") == "on":
+        _remember(response, AUTO_REFRESH_COOKIE, "on")
+    else:
+        response.delete_cookie(AUTO_REFRESH_COOKIE, samesite="Lax", secure=_secure())
+    return response
+
+
+def _remember(response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name, value, max_age=PREFERENCE_MAX_AGE, samesite="Lax", secure=_secure(), httponly=True, path="/"
+    )
+
+
+def _secure() -> bool:
+    return bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
+
+
+@bp.app_context_processor
+def _preferences() -> dict[str, Any]:
+    """The reader's preferences and where their forms come back to, for the page layout."""
+    if not has_request_context():
+        return {}
+    chosen = request.cookies.get(THEME_COOKIE)
+    return {
+        "theme": chosen if chosen in THEMES else "system",
+        "autorefresh": request.cookies.get(AUTO_REFRESH_COOKIE) == "on",
+        "auto_refresh_seconds": AUTO_REFRESH_SECONDS,
+        "back_to": _back_to(),
+    }
+
+
+def _back_to() -> str:
+    """This page's path, or for a page rendered by a POST (a form with errors) the page that sent it."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    sender = urlsplit(request.referrer or "")
+    if sender.netloc == request.host and sender.path:
+        return sender.path + (f"?{sender.query}" if sender.query else "")
+    return url_for("views.index")

@@ -9,7 +9,7 @@ eval "$(tests/services.sh start)"
 trap 'tests/services.sh stop >/dev/null 2>&1 || true' EXIT
 
 echo "== PostgreSQL + Redis =="
-CHATROOM_BACKEND=services "$bin/pytest" "$@"
+CHATROOM_BACKEND=services "$bin/pytest" -m "not once" "$@"
 
 echo "== embedded: SQLite + in-process broker =="
 env -u DATABASE_URL -u REDIS_URL CHATROOM_BACKEND=embedded "$bin/pytest" -m "not services" "$@"

@@ -5,6 +5,7 @@
 #   tests/services.sh stop             -> stops the ones CHATROOM_SERVICES_DIR names and removes their data
 # Several runs can share a machine: each has its own ports and folder.
 # Installs redis-server (Debian) when it is missing and we are root. PostgreSQL 15 must be on the machine.
+# Also installs what the browser tests need (chromium, chromium-driver, nginx) the same way.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -30,7 +31,24 @@ need_redis() {
   fi
 }
 
+need_browser_tools() {  # the browser tests: Debian's chromium and chromedriver, and nginx as the middlebox
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]}" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >&2
+    # Debian starts nginx on port 80 when it installs it; the tests run their own, so stop that one.
+    case " ${missing[*]} " in *" nginx "*) /usr/sbin/nginx -s quit >/dev/null 2>&1 || true ;; esac
+  else
+    echo "browser tests need ${missing[*]}: install them (Debian: apt-get install ${missing[*]})" >&2
+  fi
+}
+
 start() {
+  need_browser_tools
   pg_port=${TEST_PG_PORT:-$(free_port)}
   redis_port=${TEST_REDIS_PORT:-$(free_port)}
   dir="$here/.services/run-$pg_port"

@@ -1,0 +1,152 @@
+"""Compressed responses (brotli or gzip) for pages, fragments and static files; never for the event stream;
+and the room page's weight over the wire."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import brotli
+import pytest
+from conftest import ROOM_PASSWORD
+from flask import Flask
+
+from chatroom import compression, services
+from chatroom.extensions import db
+from chatroom.models import Room
+
+WORDS = (  # noqa: SIM905 - a sentence of words reads better than 55 quoted ones
+    "the a we you they this that plan slide question answer idea next week group time room notes share draft "
+    "agree think maybe later sure thanks point example data result study class lesson topic review read write "
+    "first second third why how when where could would should really quite very about with from into over"
+).split()
+
+
+def fill_room(app: Flask, room: Room, count: int, seed: int = 50) -> None:
+    """``count`` messages of chat-like text from five people (varied, so they compress like real ones)."""
+    rng = random.Random(seed)
+    with app.test_request_context():
+        row = db.session.get(Room, room.id)
+        people = [services.join_room(row, alias, ROOM_PASSWORD) for alias in ("Ana", "Ben", "Chloé", "Dev", "Eun")]
+        for i in range(count):
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 22))).capitalize() + rng.choice(".?!")
+            services.post_message(rng.choice(people), text, f"{i:032x}")
+
+
+def _get(client, url, encoding="br, gzip"):
+    return client.get(url, headers={"Accept-Encoding": encoding})
+
+
+def test_pages_are_compressed_with_brotli_or_gzip(client):
+    brotli_page = _get(client, "/login")
+    assert brotli_page.headers["Content-Encoding"] == "br"
+    assert "<form" in brotli.decompress(brotli_page.get_data()).decode()
+    assert "Accept-Encoding" in brotli_page.headers["Vary"] and "HX-Request" in brotli_page.headers["Vary"]
+    assert _get(client, "/login", "gzip").headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in _get(client, "/login", "identity").headers
+
+
+def test_static_files_are_compressed_and_revalidate(client):
+    for path in ("/static/css/app.css", "/static/js/room.js", "/static/vendor/htmx.min.js"):
+        with _get(client, path) as response:  # a file response: closing it closes the file
+            assert response.status_code == 200
+            assert response.headers["Content-Encoding"] == "br", path
+            etag = response.headers["ETag"]
+        with client.get(path, headers={"Accept-Encoding": "br, gzip", "If-None-Match": etag}) as again:
+            assert again.status_code == 304, path
+
+
+def test_the_event_stream_is_never_compressed(client, make_room, join):
+    room = make_room()
+    pat = join(room)
+    response = pat.get(
+        f"/r/{room.code}/events?after=0", headers={"Accept-Encoding": "br, gzip, deflate, zstd"}, buffered=False
+    )
+    try:
+        assert response.mimetype == "text/event-stream"
+        assert "Content-Encoding" not in response.headers
+        first = next(iter(response.response))
+        assert first.startswith(b"retry: ")  # plain bytes, at once
+    finally:
+        response.close()
+
+
+def test_configuring_the_stream_for_compression_is_refused(app):
+    other = Flask("other")
+    other.config["COMPRESS_MIMETYPES"] = ["text/html", "text/event-stream"]
+    with pytest.raises(ValueError, match="event-stream"):
+        compression.init_app(other)
+
+
+def _assets(html: str) -> list[str]:
+    return re.findall(r'<link rel="stylesheet" href="([^"]+)"', html) + re.findall(r'<script src="([^"]+)"', html)
+
+
+def test_room_page_weight_with_50_messages(app, make_room, join):
+    """Compressed bytes of HTML + CSS + JS: at most 30 KB with JavaScript, 12 KB without (bodies only;
+    the browser test measures the whole transfer, headers included)."""
+    room = make_room(title="Weekly planning workshop")
+    fill_room(app, room, 60)
+    pat = join(room, "Pat")
+    page = _get(pat, f"/r/{room.code}")
+    html = brotli.decompress(page.get_data()).decode()
+    assert len(re.findall(r'class="message[ "]', html)) == 50
+    assets = _assets(html)
+    assert len(assets) == 2  # app.css, and one script bundle: nothing from another host, no fonts
+    assert all(a.startswith(("/static/", "/assets/")) for a in assets)
+    sizes = {"page": len(page.get_data())}
+    for asset in assets:
+        with _get(pat, asset) as response:
+            sizes[asset] = len(response.get_data())
+    without_js = sizes["page"] + sizes[next(a for a in assets if a.endswith(".css"))]
+    print(f"room page, compressed bytes: {sizes}; JS on {sum(sizes.values())}, JS off {without_js}")
+    assert sum(sizes.values()) <= 30_000, sizes
+    assert without_js <= 12_000, sizes
+
+
+@pytest.mark.parametrize(
+    ("header", "chosen"),
+    [
+        ("gzip, deflate, br, zstd", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0.5, gzip", "gzip"),
+        ("br;q=0, gzip;q=0", None),
+        ("*", "br"),
+        ("identity", None),
+        ("", None),
+    ],
+)
+def test_choose_encoding(header, chosen):
+    assert compression.choose_encoding(header) == chosen
+
+
+def test_static_files_take_gzip_when_that_is_all_the_client_takes(client):
+    with _get(client, "/static/vendor/htmx.min.js", "gzip") as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Content-Length"] == str(len(response.get_data()))
+    with _get(client, "/static/vendor/htmx.min.js", "identity") as response:
+        assert "Content-Encoding" not in response.headers
+        assert "Accept-Encoding" in response.headers["Vary"]
+
+
+def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client, app):
+    from chatroom.assets import BUNDLES, bundle
+
+    with app.test_request_context():
+        current = bundle("room.js")
+    plain = client.get("/assets/room.js").get_data()
+    assert plain == current.plain
+    texts = [(Path(app.static_folder) / source).read_bytes().rstrip() for source in BUNDLES["room.js"]]
+    assert plain.index(texts[0]) < plain.index(texts[1]) < plain.index(texts[2])  # room.js before htmx
+    hashed = _get(client, f"/assets/room.js?v={current.digest}")
+    assert hashed.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(hashed.get_data()) == plain
+    assert "immutable" in hashed.headers["Cache-Control"] and "max-age=31536000" in hashed.headers["Cache-Control"]
+    assert "no-cache" in _get(client, "/assets/room.js?v=old").headers["Cache-Control"]
+    again = client.get(
+        f"/assets/room.js?v={current.digest}",
+        headers={"Accept-Encoding": "br", "If-None-Match": hashed.headers["ETag"]},
+    )
+    assert again.status_code == 304
+    assert client.get("/assets/other.js").status_code == 404

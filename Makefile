@@ -36,4 +36,4 @@ clean:
 	rm -rf $(VENV) .services instance .pytest_cache
 
 screenshots: $(BIN)/.installed
-	$(BIN)/python scripts/screenshots.py
+	$(BIN)/python tests/screenshots.py

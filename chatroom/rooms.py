@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
@@ -177,8 +178,9 @@ def qr(code: str) -> Response:
     """The share link as a QR code (SVG, drawn on the server), for a slide. :raise 404: not the caller's room."""
     room = owned_room_or_404(code)
     link = url_for("chat.room", code=room.code, _external=True)
-    svg = segno.make(link, error="m").svg_inline(scale=6, border=2, dark="#000", light="#fff", title=f"QR code: {link}")
-    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+    svg = io.BytesIO()  # a standalone SVG document (with its namespace), not the inline form
+    segno.make(link, error="m").save(svg, kind="svg", scale=6, border=2, dark="#000", light="#fff", title=link)
+    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @bp.get("/<code>/edit")

@@ -384,7 +384,9 @@ def test_qr_code_is_an_svg_of_the_share_link(app, hosted):
     room, host, pat, _ = hosted
     response = host.get(f"/rooms/{room.code}/qr.svg")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
-    assert response.get_data(as_text=True).lstrip().startswith("<svg")
+    svg = response.get_data(as_text=True)
+    assert 'xmlns="http://www.w3.org/2000/svg"' in svg  # a document an <img> can show
+    assert f"/r/{room.code}" in svg
     assert pat.get(f"/rooms/{room.code}/qr.svg").status_code == 302
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from live import GUNICORN, ROOT, Server, free_port
+from live import GUNICORN, ROOT, Server, free_port, wait_until_healthy
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -160,21 +160,9 @@ http {{
         conf.write_text(self.config())
         with (self.dir / "stderr.log").open("wb") as log:
             self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(conf)], stdout=log, stderr=log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            finally:
-                conn.close()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"nginx did not start: {(self.dir / 'stderr.log').read_text()}{self.error_log()}")
+        if not wait_until_healthy(self.port, self.proc, 10):
+            raise RuntimeError(f"nginx did not start: {(self.dir / 'stderr.log').read_text()}{self.error_log()}")
+        return self
 
     def requests(self, needle: str) -> list[str]:
         """Access log lines whose request contains ``needle``."""

@@ -30,6 +30,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Poll ``/healthz`` on ``port`` until it answers 200, ``proc`` exits, or ``timeout`` passes."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
+
+
 class Server:
     """A gunicorn process serving the app with gevent workers, as the Procfile does."""
 
@@ -63,21 +82,9 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            finally:
-                conn.close()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
+        if not wait_until_healthy(self.port, self.proc, 30):
+            raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
+        return self
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None

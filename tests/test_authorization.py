@@ -356,14 +356,22 @@ def fast_app(database_url: str, redis_url: str | None) -> Flask:
     return app
 
 
-@pytest.fixture(scope="module")
-def matrix_app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
-    app = fast_app(database_url, redis_url)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["chatroom.broker"].close()
+def fast_app_fixture() -> Any:
+    """A module-scoped fixture serving one ``fast_app`` to every test of a module, closed after them."""
+
+    @pytest.fixture(scope="module")
+    def fixture(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
+        app = fast_app(database_url, redis_url)
+        yield app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["chatroom.broker"].close()
+
+    return fixture
+
+
+matrix_app = fast_app_fixture()
 
 
 def _routes(app: Flask) -> dict[str, set[str]]:

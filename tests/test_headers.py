@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, ROOT, Client, _empty, make_config
 from flask import Flask
-from test_authorization import World, build_world, client_for, fast_app
+from test_authorization import World, build_world, client_for, fast_app_fixture
 from werkzeug.exceptions import HTTPException, NotFound
 
 from chatroom import create_app
@@ -32,14 +32,7 @@ BASELINE = {
 }
 
 
-@pytest.fixture(scope="module")
-def headers_app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
-    app = fast_app(database_url, redis_url)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["chatroom.broker"].close()
+headers_app = fast_app_fixture()
 
 
 @pytest.fixture

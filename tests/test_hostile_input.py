@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import PASSWORD, ROOM_PASSWORD, Client
 from flask import Flask
-from test_authorization import BODIES, World, build_world, client_for, fast_app, url_of
+from test_authorization import BODIES, World, build_world, client_for, fast_app_fixture, url_of
 from werkzeug.datastructures import MultiDict
 
 from chatroom import services as svc
@@ -96,14 +96,7 @@ TOO_LARGE = MESSAGES[413]
 # -- the crawl ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def crawl_app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
-    app = fast_app(database_url, redis_url)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["chatroom.broker"].close()
+crawl_app = fast_app_fixture()
 
 
 def _routes(app: Flask) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check chatroom tests bench config.py wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check chatroom tests bench config.py wsgi.py gunicorn.conf.py
+	$(BIN)/mypy chatroom
 
 bench: $(BIN)/.installed
 	bench/run.sh

@@ -338,8 +338,8 @@ def _external_url(endpoint: str, **values: str) -> str:
     """An absolute link for a mail: from ``PUBLIC_URL`` when set, so a forged Host header cannot redirect it."""
     base = current_app.config.get("PUBLIC_URL")
     if base:
-        return base.rstrip("/") + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
+        return base.rstrip("/") + url_for(endpoint, **values)  # type: ignore[arg-type]
+    return url_for(endpoint, _external=True, **values)  # type: ignore[arg-type]
 
 
 RESET_MAIL = """Hello {name},

@@ -34,7 +34,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask
 
@@ -448,11 +448,11 @@ class RedisBroker(Broker):
         except self._error:
             log.warning("presence unavailable: redis is unreachable")
             return []
-        return [e.decode() for e in raw]
+        return [e.decode() for e in cast(list[bytes], raw)]
 
     def _presence_add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
         expiry = time.time() + self.presence_ttl
-        mapping: dict[str | bytes, float] = {f"{m}:{c}": expiry for m, c in entries}
+        mapping: dict[str, float] = {f"{m}:{c}": expiry for m, c in entries}
         if not mapping:
             return
         try:

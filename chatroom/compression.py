@@ -74,8 +74,9 @@ def _static(response: Response) -> Response:
     response.headers["Content-Encoding"] = encoding
     etag, weak = response.get_etag()
     if etag:
-        response.set_etag(f"{etag}:{encoding}", weak=weak)
-    return response.make_conditional(request)
+        response.set_etag(f"{etag}:{encoding}", weak=bool(weak))
+    response.make_conditional(request)
+    return response
 
 
 @lru_cache(maxsize=64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, make_response, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 
 def is_htmx() -> bool:
@@ -17,7 +18,7 @@ def page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any
     return make_response(render_template(fragment if is_htmx() else page, **context), status)
 
 
-def see_other(location: str) -> Response:
+def see_other(location: str) -> BaseResponse:
     """Post/redirect/get: a 303 that makes the browser GET ``location``."""
     return redirect(location, 303)
 

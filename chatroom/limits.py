@@ -15,6 +15,7 @@ says how many proxies in front of us append to ``X-Forwarded-For`` (see
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, request, session
 from flask_limiter import Limiter
@@ -64,7 +65,7 @@ def init_app(app: Flask) -> Limiter:
     limiter.init_app(app)
     app.extensions["chatroom.limiter"] = limiter  # the view wrappers hold it only weakly
     for endpoint, rules in LIMITS.items():
-        view = app.view_functions.get(endpoint)
+        view: Any = app.view_functions.get(endpoint)
         if view is None:
             continue  # an optional feature that this build does not have
         for limit, key in rules:

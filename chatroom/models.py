@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from flask_login import UserMixin
@@ -25,7 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from .extensions import Base, db
+
+if TYPE_CHECKING:
+    Model = Base  # what db.Model is, in terms a type checker follows
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -61,7 +67,7 @@ class RoomStatus(enum.StrEnum):
     ENDED = "ended"
 
 
-class Facilitator(UserMixin, db.Model):
+class Facilitator(UserMixin, Model):
     """An account that creates and hosts rooms."""
 
     __tablename__ = "facilitators"
@@ -88,7 +94,7 @@ class Facilitator(UserMixin, db.Model):
         return self.totp_secret is not None
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(Model):
     """A single-use code to sign in without the authenticator app; only its hash is kept."""
 
     __tablename__ = "recovery_codes"
@@ -99,7 +105,7 @@ class RecoveryCode(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class Room(db.Model):
+class Room(Model):
     """A scheduled, password-protected chat room owned by one facilitator."""
 
     __tablename__ = "rooms"
@@ -150,7 +156,7 @@ class Room(db.Model):
         return f"room:{self.id}"
 
 
-class Membership(db.Model):
+class Membership(Model):
     """A seat in a room: a participant's alias, or the facilitator's own host seat."""
 
     __tablename__ = "memberships"
@@ -179,7 +185,7 @@ class MessageStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class Message(db.Model):
+class Message(Model):
     """One chat message.
 
     ``seq`` is its gap-free position in the room, given when it becomes visible
@@ -221,7 +227,7 @@ class Message(db.Model):
         return self.published_at or self.created_at
 
 
-class Report(db.Model):
+class Report(Model):
     """A participant's report of a message, for the host's queue."""
 
     __tablename__ = "reports"
@@ -238,7 +244,7 @@ class Report(db.Model):
     reporter: Mapped[Membership] = relationship(lazy="joined")
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """One moderation action or settings change: who, what, when."""
 
     __tablename__ = "audit_events"

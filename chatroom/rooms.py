@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, flash, render_template, request, s
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
+from werkzeug.wrappers import Response as BaseResponse
 
 from . import services
 from .access import owned_room_or_404
@@ -68,7 +69,7 @@ def new() -> str:
 
 
 @bp.post("/")
-def create() -> Response | tuple[str, int]:
+def create() -> BaseResponse | tuple[str, int]:
     """Create a room. :raise 422/409: re-render the form with the reasons."""
     try:
         data = services.parse_room_form(request.form, editing=False)
@@ -117,7 +118,7 @@ SETTINGS: dict[str, tuple[Callable[[Room, Mapping[str, str]], Room], str]] = {
 
 
 @bp.post("/<code>/settings/<name>")
-def setting(code: str, name: str) -> Response | tuple[str, int]:
+def setting(code: str, name: str) -> BaseResponse | tuple[str, int]:
     """Change one moderation setting (lock, end, extend, slow mode, pre-moderation, retention).
 
     :raise 404: not the caller's room or no such setting; 409/422: the console again with why.
@@ -138,7 +139,7 @@ def setting(code: str, name: str) -> Response | tuple[str, int]:
 
 
 @bp.route("/<code>/delete", methods=["GET", "POST"])
-def delete(code: str) -> str | Response | tuple[str, int]:
+def delete(code: str) -> str | BaseResponse | tuple[str, int]:
     """Delete a room and everything in it, after typing its title to confirm. :raise 404: not the caller's room."""
     room = owned_room_or_404(code)
     if request.method == "POST":
@@ -191,7 +192,7 @@ def edit(code: str) -> str:
 
 
 @bp.post("/<code>")
-def update(code: str) -> Response | tuple[str, int]:
+def update(code: str) -> BaseResponse | tuple[str, int]:
     """Save a room's changes. :raise 404: not the caller's room; 422/409: the form again."""
     room = owned_room_or_404(code)
     try:

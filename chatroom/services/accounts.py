@@ -17,11 +17,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Any, cast
 
 import pyotp
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import security
@@ -304,13 +305,16 @@ def use_recovery_code(facilitator: Facilitator, code: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return result.rowcount > 0
+    return cast(CursorResult[Any], result).rowcount > 0
 
 
 def recovery_codes_left(facilitator: Facilitator) -> int:
     """How many unused recovery codes the account has."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(RecoveryCode)
-        .where(RecoveryCode.facilitator_id == facilitator.id, RecoveryCode.used_at.is_(None))
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.facilitator_id == facilitator.id, RecoveryCode.used_at.is_(None))
+        )
+        or 0
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import stream_template
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from ..extensions import db
 from ..models import Message, MessageStatus, Report, Room, utcnow
@@ -98,7 +99,7 @@ def _md(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~" else c for c in text)
 
 
-def transcript(room: Room, fmt: str) -> Iterable[str]:
+def transcript(room: Room, fmt: str) -> Iterator[str]:
     """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent."""
     if fmt == "csv":
         return _csv(room)
@@ -122,7 +123,8 @@ def apply_retention(now: datetime | None = None) -> dict[str, int]:
         if room.ends_at + timedelta(days=room.retention_days) > now:
             continue
         db.session.execute(delete(Report).where(Report.room_id == room.id))
-        deleted = db.session.execute(delete(Message).where(Message.room_id == room.id)).rowcount
+        result = cast(CursorResult[Any], db.session.execute(delete(Message).where(Message.room_id == room.id)))
+        deleted = result.rowcount
         if deleted:
             audit(
                 room, "retention", "messages deleted", f"{deleted} messages, {room.retention_days} days after the end"

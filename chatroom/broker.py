@@ -514,7 +514,3 @@ def init_app(app: Flask) -> None:
 
     broker.on_presence_changed = presence_changed
     app.extensions["chatroom.broker"] = broker
-
-
-def get_broker(app: Flask) -> Broker:
-    return app.extensions["chatroom.broker"]

@@ -8,7 +8,6 @@ tests, except with ``CHATROOM_REQUIRE_SERVICES=1`` (CI), where it fails them.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -73,27 +72,9 @@ class AppServer(Server):
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        if not _serving(self.port, self.proc, timeout=30):
+        if not wait_until_healthy(self.port, self.proc, 30):
             raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
         return self
-
-
-def _serving(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return True
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.1)
-    return False
 
 
 # -- nginx: the middleboxes our users meet ---------------------------------------------------------------

@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import ROOM_PASSWORD, form_token
+from conftest import ROOM_PASSWORD, end_room, form_token
 from sqlalchemy import select
 
 from chatroom import services
@@ -214,10 +214,7 @@ def test_posting_to_a_room_you_are_not_in(app, make_room, join):
 def test_posting_after_the_room_ended(app, make_room, join):
     room = make_room(starts_in=timedelta(minutes=-10), lasts=timedelta(minutes=20))
     pat = join(room)
-    with app.app_context():
-        row = db.session.get(Room, room.id)
-        row.ends_at = row.starts_at + timedelta(minutes=5)
-        db.session.commit()
+    end_room(app, room)
     response = _post(pat, room, "too late", "b" * 32)
     assert response.status_code == 403
     assert "not open" in response.get_data(as_text=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from conftest import ROOM_PASSWORD
+from conftest import ROOM_PASSWORD, end_room
 
 from chatroom import services
 from chatroom.extensions import db
@@ -86,10 +86,7 @@ def test_poll_sends_changes_to_messages_the_page_has_out_of_band(app, make_room,
 def test_poll_tells_the_page_when_the_room_has_ended(app, make_room, join):
     room = make_room(starts_in=timedelta(minutes=-10), lasts=timedelta(minutes=20))
     pat = join(room)
-    with app.app_context():
-        row = db.session.get(Room, room.id)
-        row.ends_at = row.starts_at + timedelta(minutes=5)
-        db.session.commit()
+    end_room(app, room)
     response = _poll(pat, room, "after=0&rev=0")
     assert response.headers["Chatroom-Room-Status"] == "ended"
     assert "This room has ended" in response.get_data(as_text=True)
@@ -201,10 +198,7 @@ def test_auto_refresh_when_switched_on_refreshes_to_the_newer_messages(app, make
 def test_room_page_of_an_ended_room_has_no_stream_and_skips_to_the_messages(app, make_room, join):
     room = make_room(starts_in=timedelta(minutes=-10), lasts=timedelta(minutes=20))
     pat = join(room)
-    with app.app_context():
-        row = db.session.get(Room, room.id)
-        row.ends_at = row.starts_at + timedelta(minutes=5)
-        db.session.commit()
+    end_room(app, room)
     html = pat.get(f"/r/{room.code}").get_data(as_text=True)
     assert 'id="live"' not in html and 'id="composer"' not in html
     assert '<a class="skip-link" href="#messages">Skip to the messages</a>' in html

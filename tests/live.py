@@ -4,6 +4,7 @@ never the Flask test client."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -347,3 +348,16 @@ class Collector(threading.Thread):
         self.stop_flag.set()
         self.join(5)
         self.stream.close()
+
+
+@contextlib.contextmanager
+def collecting(*streams: Stream) -> Iterator[list[Collector]]:
+    """Read ``streams`` in the background for the ``with`` block; then stop and close them."""
+    collectors = [Collector(stream) for stream in streams]
+    for collector in collectors:
+        collector.start()
+    try:
+        yield collectors
+    finally:
+        for collector in collectors:
+            collector.stop()

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PASSWORD, ROOM_PASSWORD
-from live import Browser, Collector, Server, Stream, message_seqs, presence_aliases, wait_for
+from live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
 
 from chatroom.extensions import db
 from chatroom.models import Membership
@@ -141,20 +141,14 @@ def test_messages_reach_every_tab_including_the_senders(servers, make_room, make
     room, _ = _room_with_host(make_room, make_facilitator)
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
-    pat_stream = Collector(_stream(server, pat, room.code).open())
-    kim_stream = Collector(_stream(server, kim, room.code).open())
-    pat_stream.start()
-    kim_stream.start()
-    try:
+    streams = (_stream(server, pat, room.code).open(), _stream(server, kim, room.code).open())
+    with collecting(*streams) as (pat_stream, kim_stream):
         pat.say(room.code, "<b>hello</b> from Pat")
         for collector in (pat_stream, kim_stream):
             assert wait_for(lambda c=collector: message_seqs(c.stream.events) == [1])
             [event] = [e for e in collector.stream.events if e.id == "1.0"]
             assert "&lt;b&gt;hello&lt;/b&gt; from Pat" in event.data
             assert 'id="message-1"' in event.data
-    finally:
-        pat_stream.stop()
-        kim_stream.stop()
 
 
 def test_reconnect_with_last_event_id_resumes_after_it(servers, make_room, make_facilitator):
@@ -183,7 +177,7 @@ def test_lossless_under_random_reconnects(servers, make_room, make_facilitator, 
 def test_lossless_when_redis_restarts_mid_run(servers, make_room, make_facilitator, tmp_path):
     redis_server = shutil.which("redis-server")
     assert redis_server, "redis-server is not installed"
-    port = Server.__init__.__globals__["free_port"]()
+    port = free_port()
     command = [
         redis_server,
         "--port",
@@ -288,9 +282,7 @@ def test_presence_join_leave_and_multi_tab(servers, make_room, make_facilitator)
     room, _ = _room_with_host(make_room, make_facilitator)
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
-    watcher = Collector(_stream(server, pat, room.code).open())
-    watcher.start()
-    try:
+    with collecting(_stream(server, pat, room.code).open()) as (watcher,):
         assert wait_for(lambda: presence_aliases(watcher.stream.events) == ["Pat"])
         tab1 = _stream(server, kim, room.code).open()
         assert wait_for(lambda: presence_aliases(watcher.stream.events) == ["Kim", "Pat"])
@@ -302,8 +294,6 @@ def test_presence_join_leave_and_multi_tab(servers, make_room, make_facilitator)
         assert not any('id="presence"' in e.data for e in watcher.stream.events[count:])
         tab2.close()
         assert wait_for(lambda: presence_aliases(watcher.stream.events) == ["Pat"])
-    finally:
-        watcher.stop()
 
 
 def test_typing_reaches_others_not_the_typist_and_is_throttled(servers, make_room, make_facilitator):
@@ -311,11 +301,8 @@ def test_typing_reaches_others_not_the_typist_and_is_throttled(servers, make_roo
     room, _ = _room_with_host(make_room, make_facilitator)
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
-    pat_view = Collector(_stream(server, pat, room.code).open())
-    kim_view = Collector(_stream(server, kim, room.code).open())
-    pat_view.start()
-    kim_view.start()
-    try:
+    streams = (_stream(server, pat, room.code).open(), _stream(server, kim, room.code).open())
+    with collecting(*streams) as (pat_view, kim_view):
         time.sleep(0.5)
         assert kim.post(f"/r/{room.code}/typing", {}) == 204
         assert kim.post(f"/r/{room.code}/typing", {}) == 204  # within 3 s: dropped
@@ -326,9 +313,6 @@ def test_typing_reaches_others_not_the_typist_and_is_throttled(servers, make_roo
         assert '"alias": "Kim"' in typing[0].data and '"ttl": 6' in typing[0].data
         assert typing[0].id is None
         assert not any(e.event == "typing" for e in kim_view.stream.events)
-    finally:
-        pat_view.stop()
-        kim_view.stop()
 
 
 # -- capacity and scale-out -----------------------------------------------------------
@@ -364,20 +348,13 @@ def test_two_instances_share_messages_and_presence(servers, make_room, make_faci
     one, two = servers(workers=1), servers(workers=1)
     room, _ = _room_with_host(make_room, make_facilitator)
     pat = Browser(one.port).join(room.code, "Pat", ROOM_PASSWORD)
-    kim = Browser(two.port)
-    kim.cookies = {}
-    kim.join(room.code, "Kim", ROOM_PASSWORD)
-    on_one = Collector(_stream(one, pat, room.code).open())
-    on_one.start()
-    on_two = _stream(two, kim, room.code).open()
-    try:
+    kim = Browser(two.port).join(room.code, "Kim", ROOM_PASSWORD)
+    streams = (_stream(one, pat, room.code).open(), _stream(two, kim, room.code).open())
+    with collecting(*streams) as (on_one, _):
         assert wait_for(lambda: presence_aliases(on_one.stream.events) == ["Kim", "Pat"])
         kim.say(room.code, "posted on instance two")
         assert wait_for(lambda: message_seqs(on_one.stream.events) == [1])
         assert "posted on instance two" in on_one.stream.events[-1].data
-    finally:
-        on_one.stop()
-        on_two.close()
 
 
 def test_extending_the_end_time_reaches_open_streams(servers, make_room, make_facilitator):

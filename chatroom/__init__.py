@@ -1,7 +1,8 @@
 """Chatroom: live group chat for facilitated sessions.
 
-``create_app`` wires configuration, extensions, the broker and the blueprints;
-it defines no routes of its own.
+``create_app`` wires configuration, extensions, the broker, presence and the
+blueprints; it defines no routes of its own. Where things live is described in
+``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -42,13 +43,31 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     login_manager.init_app(app)
 
     app.url_map.converters["id"] = RowId  # before the blueprints: their rules use it
-    from . import assets, auth, broker, chat, cli, compression, errors, headers, htmx, limits, rooms, stream, views
+    # Imported here, not at the top: the blueprints' modules read the extensions bound above.
+    from . import (
+        assets,
+        auth,
+        broker,
+        chat,
+        cli,
+        compression,
+        errors,
+        headers,
+        host,  # noqa: F401 - its routes attach to the chat and rooms blueprints
+        htmx,
+        limits,
+        pages,
+        presence,
+        rooms,
+        stream,
+    )
 
-    broker.init_app(app)
+    presence.init_app(app, broker.init_app(app))
     htmx.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
-    app.register_blueprint(views.bp)
+    # host.py and assets.py attach their routes to the chat, rooms and views blueprints: imported above.
+    app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(rooms.bp)
     app.register_blueprint(chat.bp)

@@ -1,5 +1,15 @@
-"""Who may see a room. Access is by scoping: every lookup starts from the room's code
-and the caller's own seat or ownership, so another room's data is unreachable."""
+"""Who may see a room: the loaders that authorize by scoping.
+
+Every lookup starts from the room's public code and the caller's own seat or
+ownership, so another room's data is unreachable: a view asks for "the room this
+caller may use" and gets it, or the request ends here with 403 or 404.
+
+- ``room_or_404``: any room, by code (the join page is public).
+- ``owned_room_or_404``: a room the signed-in facilitator owns; someone else's looks missing.
+- ``member_room_or_403``: a room and the caller's active seat in it (the host's seat for its owner).
+
+Seats are remembered in the signed session cookie: ``{room id: membership id}``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +23,7 @@ from .extensions import db
 from .models import Membership, Room
 
 SEATS = "seats"  # session key: {room id: membership id}
-_CODE = re.compile(r"[a-z0-9]{1,16}")  # what security.room_code makes; anything else cannot be a room
+_CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
 
 
 def room_or_404(code: str) -> Room:
@@ -25,6 +35,7 @@ def room_or_404(code: str) -> Room:
 
 
 def is_owner(room: Room) -> bool:
+    """Whether the signed-in facilitator owns ``room``."""
     return bool(current_user.is_authenticated and room.owner_id == current_user.id)
 
 
@@ -36,12 +47,27 @@ def owned_room_or_404(code: str) -> Room:
     return room
 
 
+def member_room_or_403(code: str) -> tuple[Room, Membership]:
+    """The room and the caller's active seat in it. :raise 404: no such room; 403: no seat in it."""
+    room = room_or_404(code)
+    seat = seat_for(room)
+    if seat is None:
+        abort(403)
+    return room, seat
+
+
+def participant_or_404(room: Room, membership_id: int) -> Membership:
+    """A participant's seat (not the host's) in ``room``, active or not. :raise 404: not one of this room's."""
+    membership = db.session.get(Membership, membership_id)
+    if membership is None or membership.room_id != room.id or membership.is_host:
+        abort(404)
+    return membership
+
+
 def seat_for(room: Room) -> Membership | None:
     """The caller's active seat in ``room``: the host seat for its owner, else the session's membership."""
     if is_owner(room):
-        from .services import host_seat
-
-        return host_seat(room)
+        return room.host_seat()
     membership_id = session.get(SEATS, {}).get(str(room.id))
     if membership_id is None:
         return None
@@ -58,12 +84,14 @@ def previous_seat(room: Room) -> int | None:
 
 
 def remember_seat(room: Room, membership: Membership) -> None:
+    """Keep ``membership`` as this browser's seat in ``room`` (in the signed session cookie)."""
     seats = dict(session.get(SEATS, {}))
     seats[str(room.id)] = membership.id
     session[SEATS] = seats
 
 
 def forget_seat(room: Room) -> None:
+    """Drop this browser's seat in ``room`` from the session."""
     seats = dict(session.get(SEATS, {}))
     seats.pop(str(room.id), None)
     session[SEATS] = seats

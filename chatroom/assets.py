@@ -1,4 +1,4 @@
-"""Script bundles: the room page's three scripts served as one file, compressed once, cached under its hash.
+"""Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash.
 
 One response instead of three (each carries some 850 bytes of headers), brotli across all
 three files, and no revalidation on later visits: the URL names the content's hash, so the
@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import brotli
-from flask import Flask, current_app, url_for
+from flask import Flask, Response, abort, current_app, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from . import compression
+from .pages import bp
 
 BUNDLES: dict[str, tuple[str, ...]] = {
     "room.js": ("js/room.js", "vendor/htmx.min.js", "vendor/hx-sse.min.js"),
@@ -55,5 +59,30 @@ def bundle_url(name: str) -> str:
     return url_for("views.asset", name=name, v=bundle(name).digest)
 
 
+@bp.get("/assets/<name>")
+def asset(name: str) -> BaseResponse:
+    """A script bundle (``chatroom/assets.py``), pre-compressed; cached for a year when asked for by its hash.
+
+    :raise 404: no such bundle.
+    """
+    if name not in BUNDLES:
+        abort(404)
+    current = bundle(name)
+    encoding = compression.choose_encoding(request.headers.get("Accept-Encoding", ""))
+    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype="text/javascript")
+    if encoding:
+        response.headers["Content-Encoding"] = encoding
+    response.vary.add("Accept-Encoding")
+    response.set_etag(f"{current.digest}-{encoding or 'identity'}")
+    if request.args.get("v") == current.digest:
+        response.cache_control.public = True
+        response.cache_control.max_age = 365 * 24 * 3600
+        response.cache_control.immutable = True
+    else:
+        response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
 def init_app(app: Flask) -> None:
+    """Make ``bundle_url`` available to templates."""
     app.add_template_global(bundle_url)

@@ -6,14 +6,14 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from . import services
+from .services import export
 
 
 @click.command("retention")
 @with_appcontext
 def retention_command() -> None:
     """Delete messages of rooms whose retention period has passed (safe to run from a scheduler)."""
-    done = services.apply_retention()
+    done = export.apply_retention()
     total = sum(done.values())
     for code, count in done.items():
         click.echo(f"room {code}: {count} messages deleted")
@@ -21,4 +21,5 @@ def retention_command() -> None:
 
 
 def init_app(app: Flask) -> None:
+    """Register the ``flask`` commands."""
     app.cli.add_command(retention_command)

@@ -1,10 +1,11 @@
-"""Progressive enhancement: the same endpoint answers a full page or an htmx fragment."""
+"""Progressive enhancement: the same endpoint answers a full page or an htmx fragment; where to go next."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, make_response, redirect, render_template, request
+from flask import Flask, Response, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 
@@ -21,6 +22,17 @@ def page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any
 def see_other(location: str) -> BaseResponse:
     """Post/redirect/get: a 303 that makes the browser GET ``location``."""
     return redirect(location, 303)
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` when it is a path on this site, else the dashboard (no open redirects)."""
+    fallback = url_for("rooms.dashboard")
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or any(ord(c) < 32 for c in target):
+        return fallback
+    return target
 
 
 def _vary(response: Response) -> Response:

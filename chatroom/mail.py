@@ -41,7 +41,7 @@ def _settings() -> dict[str, Any]:
     }
 
 
-def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+def _message(sender: str, to: str, subject: str, body: str, html: str | None = None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -49,6 +49,8 @@ def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
     message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")  # multipart/alternative: mail programs pick one (RFC 2046)
     return message
 
 
@@ -70,22 +72,25 @@ def _deliver(settings: dict[str, Any], message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
-def send_mail(to: str, subject: str, body: str) -> None:
-    """Send a plain-text mail now (or log it when no server is configured). :raise OSError: SMTP failed."""
+def send_mail(to: str, subject: str, body: str, html: str | None = None) -> None:
+    """Send a mail now: ``body`` as plain text, ``html`` as its alternative (or log it when no server is set).
+
+    :raise OSError: SMTP failed.
+    """
     settings = _settings()
     if not settings["server"]:
         _log_instead(to, subject, body)
         return
-    _deliver(settings, _message(settings["sender"], to, subject, body))
+    _deliver(settings, _message(settings["sender"], to, subject, body, html))
 
 
-def send_mail_soon(to: str, subject: str, body: str) -> threading.Thread | None:
-    """Send a mail in the background; failures are logged. Returns the thread, so tests can wait for it."""
+def send_mail_soon(to: str, subject: str, body: str, html: str | None = None) -> threading.Thread | None:
+    """Send a mail in the background (as ``send_mail``); failures are logged. Returns the thread, for tests."""
     settings = _settings()
     if not settings["server"]:
         _log_instead(to, subject, body)
         return None
-    message = _message(settings["sender"], to, subject, body)
+    message = _message(settings["sender"], to, subject, body, html)
 
     def run() -> None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     Model = Base  # what db.Model is, in terms a type checker follows
 else:
     Model = db.Model
+
+
+EDIT_WINDOW = timedelta(minutes=5)  # how long an author may edit or delete their message
 
 
 def utcnow() -> datetime:
@@ -151,9 +155,31 @@ class Room(Model):
         """``moment`` in the room's own time zone, for display."""
         return moment.astimezone(self.tz)
 
-    @property
-    def channel(self) -> str:
-        return f"room:{self.id}"
+    def host_seat(self) -> Membership:
+        """The owner's host membership (created with the room)."""
+        return db.session.scalars(
+            select(Membership).where(Membership.room_id == self.id, Membership.is_host.is_(True))
+        ).one()
+
+    def pending_messages(self) -> list[Message]:
+        """Messages held for the host's approval (pre-moderation), oldest first."""
+        return list(
+            db.session.scalars(
+                select(Message)
+                .where(Message.room_id == self.id, Message.status == MessageStatus.PENDING.value)
+                .order_by(Message.created_at, Message.id)
+            )
+        )
+
+    def open_reports(self) -> list[Report]:
+        """Reports the host has not dealt with yet, oldest first."""
+        return list(
+            db.session.scalars(
+                select(Report)
+                .where(Report.room_id == self.id, Report.resolved_at.is_(None))
+                .order_by(Report.created_at)
+            )
+        )
 
 
 class Membership(Model):
@@ -220,6 +246,15 @@ class Message(Model):
     @property
     def removed(self) -> bool:
         return self.removed_at is not None
+
+    def editable_by(self, membership: Membership, now: datetime | None = None) -> bool:
+        """Whether ``membership`` may still edit or delete this message: their own, not removed, within
+        ``EDIT_WINDOW`` of posting."""
+        return (
+            self.membership_id == membership.id
+            and not self.removed
+            and (now or utcnow()) - self.created_at <= EDIT_WINDOW
+        )
 
     @property
     def shown_at(self) -> datetime:

@@ -1,9 +1,13 @@
-"""The facilitator's side: dashboard, creating and editing rooms."""
+"""The facilitator's rooms: dashboard, create, edit, delete, the owner page, audit log, exports and QR code.
+
+Every page here is a signed-in facilitator's, and every room is loaded through
+``access.owned_room_or_404``. What the host does to a *running* room (moderation and
+settings) is in ``chatroom/host.py``.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 import segno
@@ -13,11 +17,12 @@ from sqlalchemy import select
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import services
+from . import presence
 from .access import owned_room_or_404
 from .extensions import db
 from .htmx import is_htmx, see_other
 from .models import Room, utcnow
+from .services import Invalid, export, messages, moderation, rooms
 
 bp = Blueprint("rooms", __name__, url_prefix="/rooms")
 
@@ -39,10 +44,10 @@ def _local_input(room: Room) -> dict[str, str]:
 
 
 def _dashboard_rows() -> list[dict[str, object]]:
-    rooms = db.session.scalars(select(Room).where(Room.owner_id == current_user.id).order_by(Room.starts_at.desc()))
+    owned = db.session.scalars(select(Room).where(Room.owner_id == current_user.id).order_by(Room.starts_at.desc()))
+    tracker = presence.current_presence()
     return [
-        {"room": room, "present": len(services.broker().present(room.id)), "messages": services.message_count(room.id)}
-        for room in rooms
+        {"room": room, "present": len(tracker.present(room.id)), "messages": messages.count(room.id)} for room in owned
     ]
 
 
@@ -58,7 +63,7 @@ def dashboard() -> str:
 
 @bp.get("/new")
 def new() -> str:
-    """The empty room form, starting now and lasting an hour."""
+    """The empty room form, starting in five minutes and lasting an hour."""
     start = utcnow().replace(second=0, microsecond=0) + timedelta(minutes=5)
     form = {
         "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
@@ -70,24 +75,24 @@ def new() -> str:
 
 @bp.post("/")
 def create() -> BaseResponse | tuple[str, int]:
-    """Create a room. :raise 422/409: re-render the form with the reasons."""
+    """Create a room, then show its owner page (303). :raise 409/422: the form again with the reasons."""
     try:
-        data = services.parse_room_form(request.form, editing=False)
-        room = services.create_room(current_user, data)
-    except services.Invalid as invalid:
+        room = rooms.create(current_user, rooms.parse_form(request.form, editing=False))
+    except Invalid as invalid:
         return render_template("rooms/form.html", form=request.form, errors=invalid.errors, room=None), invalid.status
     flash(f"Room “{room.title}” created. Share its link with your participants.", "success")
     return see_other(url_for("rooms.show", code=room.code))
 
 
-def _console(room: Room, status: int = 200, errors: dict[str, str] | None = None) -> tuple[str, int]:
+def console(room: Room, status: int = 200, errors: dict[str, str] | None = None) -> tuple[str, int]:
+    """The room's owner page (share link, settings, queue, reports, participants, exports), with ``errors``."""
     context = {
         "room": room,
         "now": utcnow(),
-        "messages": services.message_count(room.id),
-        "present": services.present_members(room),
-        "pending": services.pending_messages(room),
-        "reports": services.open_reports(room),
+        "messages": messages.count(room.id),
+        "present": presence.present_members(room),
+        "pending": room.pending_messages(),
+        "reports": room.open_reports(),
         "errors": errors or {},
         "form": request.form,
     }
@@ -96,58 +101,24 @@ def _console(room: Room, status: int = 200, errors: dict[str, str] | None = None
 
 @bp.get("/<code>")
 def show(code: str) -> tuple[str, int]:
-    """The host's console for one room: share link, settings, queue, reports, participants, export.
-
-    :raise 404: not the caller's room.
-    """
-    return _console(owned_room_or_404(code))
-
-
-SETTINGS: dict[str, tuple[Callable[[Room, Mapping[str, str]], Room], str]] = {
-    "lock": (lambda room, form: services.set_locked(room, True), "Room locked: participants can read but not post."),
-    "unlock": (lambda room, form: services.set_locked(room, False), "Room unlocked."),
-    "end": (lambda room, form: services.end_room_now(room), "Room ended."),
-    "extend": (lambda room, form: services.extend_room(room, form.get("minutes", "")), "End time extended."),
-    "slow-mode": (lambda room, form: services.set_slow_mode(room, form.get("seconds", "")), "Slow mode saved."),
-    "premoderation": (
-        lambda room, form: services.set_premoderation(room, form.get("enabled") == "1"),
-        "Pre-moderation saved.",
-    ),
-    "retention": (lambda room, form: services.set_retention(room, form.get("days", "")), "Retention saved."),
-}
-
-
-@bp.post("/<code>/settings/<name>")
-def setting(code: str, name: str) -> BaseResponse | tuple[str, int]:
-    """Change one moderation setting (lock, end, extend, slow mode, pre-moderation, retention).
-
-    :raise 404: not the caller's room or no such setting; 409/422: the console again with why.
-    """
-    room = owned_room_or_404(code)
-    if name not in SETTINGS:
-        abort(404)
-    change, done = SETTINGS[name]
-    try:
-        change(room, request.form)
-    except services.Invalid as invalid:
-        db.session.rollback()
-        return _console(room, invalid.status, invalid.errors)
-    flash(done, "success")
-    if request.form.get("next") == "room":
-        return see_other(url_for("chat.room", code=code))
-    return see_other(url_for("rooms.show", code=code))
+    """The owner page for one room. :raise 404: not the caller's room."""
+    return console(owned_room_or_404(code))
 
 
 @bp.route("/<code>/delete", methods=["GET", "POST"])
 def delete(code: str) -> str | BaseResponse | tuple[str, int]:
-    """Delete a room and everything in it, after typing its title to confirm. :raise 404: not the caller's room."""
+    """Delete a room and everything in it, after typing its title to confirm.
+
+    :raise 404: not the caller's room. :raise 422: the confirmation is not the title (the form again).
+    """
     room = owned_room_or_404(code)
     if request.method == "POST":
         title = room.title
         try:
-            services.delete_room(room, request.form.get("confirm", ""))
-        except services.Invalid as invalid:
-            return render_template("rooms/delete.html", room=room, errors=invalid.errors, form=request.form), 422
+            rooms.delete(room, request.form.get("confirm", ""))
+        except Invalid as invalid:
+            page = render_template("rooms/delete.html", room=room, errors=invalid.errors, form=request.form)
+            return page, invalid.status
         flash(f"Room “{title}” and all its messages were deleted.", "success")
         return see_other(url_for("rooms.dashboard"))
     return render_template("rooms/delete.html", room=room, errors={}, form={})
@@ -157,17 +128,20 @@ def delete(code: str) -> str | BaseResponse | tuple[str, int]:
 def audit(code: str) -> str:
     """The room's audit log: every moderation action and settings change. :raise 404: not the caller's room."""
     room = owned_room_or_404(code)
-    return render_template("rooms/audit.html", room=room, events=services.audit_log(room))
+    return render_template("rooms/audit.html", room=room, events=moderation.audit_log(room))
 
 
 @bp.get("/<code>/transcript.<fmt>")
 def transcript(code: str, fmt: str) -> Response:
-    """The transcript as CSV, JSON, Markdown or a print-friendly page, streamed. :raise 404: unknown format."""
+    """The transcript as CSV, JSON, Markdown or a print-friendly page, streamed.
+
+    :raise 404: not the caller's room, or an unknown format.
+    """
     room = owned_room_or_404(code)
-    if fmt not in services.TRANSCRIPT_FORMATS:
+    if fmt not in export.TRANSCRIPT_FORMATS:
         abort(404)
-    body = stream_with_context(services.transcript(room, fmt))
-    response = Response(body, mimetype=services.TRANSCRIPT_FORMATS[fmt])
+    body = stream_with_context(export.transcript(room, fmt))
+    response = Response(body, mimetype=export.TRANSCRIPT_FORMATS[fmt])
     if fmt != "html":
         filename = f"{secure_filename(room.title) or 'transcript'}-{room.code}.{fmt}"
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -193,13 +167,11 @@ def edit(code: str) -> str:
 
 @bp.post("/<code>")
 def update(code: str) -> BaseResponse | tuple[str, int]:
-    """Save a room's changes. :raise 404: not the caller's room; 422/409: the form again."""
+    """Save a room's changes, then show its owner page (303). :raise 404: not the caller's room; 409/422: the form."""
     room = owned_room_or_404(code)
     try:
-        data = services.parse_room_form(request.form, editing=True)
-        services.update_room(room, data)
-    except services.Invalid as invalid:
-        db.session.rollback()
+        rooms.update(room, rooms.parse_form(request.form, editing=True))
+    except Invalid as invalid:
         return render_template("rooms/form.html", form=request.form, errors=invalid.errors, room=room), invalid.status
     flash("Room saved.", "success")
     return see_other(url_for("rooms.show", code=room.code))

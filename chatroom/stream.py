@@ -1,6 +1,6 @@
 """The live stream: one server-sent events response per open room tab.
 
-Protocol (the part that is easy to get subtly wrong; ``shared/design.md``):
+Protocol (the part that is easy to get subtly wrong; ``docs/architecture.md``):
 
 A client's position is a cursor ``seq.rev``: the last message number it has
 (messages are numbered gap-free in room order) and the last change number it
@@ -32,20 +32,30 @@ of retrying).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context
+from flask import Blueprint, Response, abort, current_app, request, stream_with_context
 
-from . import services
-from .access import room_or_404, seat_for
-from .broker import Broker, Event
+from .access import member_room_or_403
+from .broker import Broker
+from .events import (
+    Event,
+    EventKind,
+    change_frame,
+    channel,
+    closing,
+    cursor_id,
+    message_frame,
+    parse_cursor,
+    room_state_html,
+)
 from .extensions import db
 from .models import Room, RoomStatus
-from .services._core import cursor_id
+from .presence import Presence
+from .services import messages, moderation
 from .sse import comment, cursor, frame, retry
 from .text import is_number
 
@@ -57,7 +67,6 @@ HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",  # nginx: pass each event on at once
 }
-_CURSOR = re.compile(r"(\d{1,12})(?:\.(\d{1,12}))?")
 
 
 # A message that arrives before the one ahead of it (two posts committed in order can be
@@ -112,10 +121,10 @@ class _ReplayCache:
 def _cursor(room: Room) -> tuple[int, int]:
     raw = request.headers.get("Last-Event-ID")
     if raw:
-        found = _CURSOR.fullmatch(raw.strip())
-        if found is None:
+        parsed = parse_cursor(raw)
+        if parsed is None:
             abort(400)
-        return int(found.group(1)), int(found.group(2) or 0)
+        return parsed
     after, rev = request.args.get("after"), request.args.get("rev", "0")
     if after is None:
         return room.last_seq, room.last_rev
@@ -124,18 +133,13 @@ def _cursor(room: Room) -> tuple[int, int]:
     return int(after), int(rev)
 
 
-def closing(notice: str) -> bytes:
-    """The last words of a stream: a visible notice, then the ``close`` event the page stops on."""
-    return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")
-
-
 @bp.get("/r/<code>/events")
 def events(code: str) -> Response:
-    """The room's live event stream. :raise 403: not a member; 404: no such room."""
-    room = room_or_404(code)
-    seat = seat_for(room)
-    if seat is None:
-        abort(403)
+    """The room's live event stream (``text/event-stream``), from the client's cursor on.
+
+    :raise 403: not a member; 404: no such room; 400: a malformed cursor.
+    """
+    room, seat = member_room_or_403(code)
     if room.status() is RoomStatus.ENDED:
         # A 200 with a close event: an error status would only make the client retry.
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
@@ -171,8 +175,8 @@ def _shared_replay(state: _StreamState) -> _Replay | None:
         if room is None:
             return None
         built_at, rev = time.monotonic(), room.last_rev
-        rows = services.messages_after(state.room_id, state.last, REPLAY_BATCH)
-        frames = [(m.seq or 0, services.message_frame(room, m, rev)) for m in rows]
+        rows = messages.after(state.room_id, state.last, REPLAY_BATCH)
+        frames = [(m.seq or 0, message_frame(room, m, rev)) for m in rows]
         entry = _Replay(built_at, state.last, rev, frames, complete=len(rows) < REPLAY_BATCH)
         cache.entries[state.room_id] = entry
         return entry
@@ -193,13 +197,10 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
             return
         moved = False
         while state.rev < replay.rev:
-            changes = services.changes_after(state.room_id, state.rev, state.last, REPLAY_BATCH)
+            changes = messages.changes_after(state.room_id, state.rev, state.last, REPLAY_BATCH)
             for message in changes:
                 state.rev = message.rev
-                yield frame(
-                    render_template("chat/_message.html", room=room, message=message, oob=True),
-                    id=cursor_id(state.last, state.rev),
-                )
+                yield change_frame(room, message, state.last, state.rev)
             if len(changes) < REPLAY_BATCH:
                 moved = state.rev < replay.rev
                 state.rev = max(state.rev, replay.rev)
@@ -211,11 +212,11 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
                 yield data
         if not replay.complete:  # a long way behind: page through the rest on our own
             while True:
-                batch = services.messages_after(state.room_id, state.last, REPLAY_BATCH)
+                batch = messages.after(state.room_id, state.last, REPLAY_BATCH)
                 for message in batch:
                     state.last = message.seq or state.last
                     moved = False
-                    yield services.message_frame(room, message, state.rev)
+                    yield message_frame(room, message, state.rev)
                 if len(batch) < REPLAY_BATCH:
                     break
         if moved:
@@ -230,15 +231,16 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
 def _run(state: _StreamState) -> Iterator[bytes]:
     config = current_app.config
     broker: Broker = current_app.extensions["chatroom.broker"]
+    tracker: Presence = current_app.extensions["chatroom.presence"]
     heartbeat = config["STREAM_HEARTBEAT_SECONDS"]
-    sub = broker.subscribe(f"room:{state.room_id}")
+    sub = broker.subscribe(channel(state.room_id))
     state.subscribed_at = time.monotonic()
     conn_id: str | None = None
     try:
         yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
         yield _current_state(state)
         yield from _catch_up(state)
-        conn_id = _enter(broker, state)
+        conn_id = _enter(tracker, state)
         while True:
             wait = min(heartbeat, state.ends_at - time.time())
             if wait <= 0:
@@ -255,10 +257,10 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                 continue
             out: list[bytes] = []
             while event is not None:  # everything already waiting goes out in one write
-                if event.kind == "removed" and event.target == state.membership_id:
+                if event.kind == EventKind.REMOVED and event.target == state.membership_id:
                     yield b"".join(out) + closing("removed")
                     return
-                if event.kind == "room":
+                if event.kind == EventKind.ROOM:
                     state.ends_at = _ends_at(state)
                 out.extend(_forward(state, event))
                 event = sub.get_nowait() if len(out) < 64 else None
@@ -267,12 +269,12 @@ def _run(state: _StreamState) -> Iterator[bytes]:
     finally:
         sub.close()
         if conn_id is not None:
-            _leave(broker, state, conn_id)
+            _leave(tracker, state, conn_id)
 
 
 def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     """What one live event means for this stream; see the module docstring."""
-    if event.kind == "message":
+    if event.kind == EventKind.MESSAGE:
         if event.seq <= state.last:
             return  # already sent by a catch-up
         if event.seq > state.last + 1:
@@ -284,7 +286,7 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
             yield from _send_message(state, state.held.pop(state.last + 1))
         if not state.held:
             state.hold_until = 0.0
-    elif event.kind == "change":
+    elif event.kind == EventKind.CHANGE:
         if event.rev <= state.rev:
             return
         if event.rev > state.rev + 1 or event.seq > state.last:
@@ -293,12 +295,12 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
                 return
         yield event.frame
         state.rev = event.rev
-    elif event.kind == "resync":
+    elif event.kind == EventKind.RESYNC:
         yield from _catch_up(state)
-    elif event.kind == "typing":
+    elif event.kind == EventKind.TYPING:
         if event.target != state.membership_id:  # the typist never sees their own
             yield event.frame
-    elif event.kind == "host":
+    elif event.kind == EventKind.HOST:
         if state.is_host:
             yield event.frame
     elif event.frame:
@@ -321,9 +323,9 @@ def _current_state(state: _StreamState) -> bytes:
         room = db.session.get(Room, state.room_id)
         if room is None:
             return b""
-        html = render_template("chat/_room_state.html", room=room, oob=True)
+        html = room_state_html(room)
         if state.is_host:
-            html += services.host_panels(room)
+            html += moderation.host_panels(room)
         return frame(html)
     finally:
         db.session.remove()
@@ -337,16 +339,16 @@ def _ends_at(state: _StreamState) -> float:
         db.session.remove()
 
 
-def _enter(broker: Broker, state: _StreamState) -> str | None:
+def _enter(tracker: Presence, state: _StreamState) -> str | None:
     try:
-        return broker.enter(state.room_id, state.membership_id)  # the broker announces, batched
+        return tracker.enter(state.room_id, state.membership_id)  # the tracker announces, batched
     except Exception:  # presence is best effort; the messages must keep flowing
         log.warning("presence enter failed", exc_info=True)
         return None
 
 
-def _leave(broker: Broker, state: _StreamState, conn_id: str) -> None:
+def _leave(tracker: Presence, state: _StreamState, conn_id: str) -> None:
     try:
-        broker.leave(state.room_id, state.membership_id, conn_id)
+        tracker.leave(state.room_id, state.membership_id, conn_id)
     except Exception:
         log.warning("presence leave failed", exc_info=True)

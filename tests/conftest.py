@@ -23,7 +23,7 @@ from sqlalchemy import text
 from chatroom import create_app
 from chatroom.extensions import db as _db
 from chatroom.models import Facilitator, Membership, Room, utcnow
-from chatroom.services import RoomInput, create_room, join_room, sign_up
+from chatroom.services import accounts, members, rooms
 from config import TestConfig
 from config import database_url as normalise_database_url
 
@@ -81,6 +81,7 @@ def _schema(database_url: str, redis_url: str | None) -> None:
         upgrade()
         _db.engine.dispose()
     app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
 
 
 TABLES = ["audit_events", "reports", "messages", "memberships", "rooms", "recovery_codes", "facilitators"]
@@ -96,6 +97,7 @@ def app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Fla
         _db.session.remove()
         _db.engine.dispose()
     app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
 
 
 def _empty(app: Flask) -> None:
@@ -170,7 +172,7 @@ def make_facilitator(app: Flask) -> Any:
 
     def make(email: str | None = None, name: str = "Fran Facilitator", password: str = PASSWORD) -> Facilitator:
         with app.app_context():
-            facilitator = sign_up(email or f"host{next(count)}@example.org", name, password)
+            facilitator = accounts.sign_up(email or f"host{next(count)}@example.org", name, password)
             _db.session.refresh(facilitator)
             _db.session.expunge(facilitator)
             return facilitator
@@ -192,7 +194,7 @@ def make_room(app: Flask, make_facilitator: Any) -> Any:
         with app.app_context():
             start = utcnow() + starts_in
             owner_row = _db.session.get(Facilitator, owner.id)
-            room = create_room(owner_row, RoomInput(title, start, start + lasts, timezone, password))
+            room = rooms.create(owner_row, rooms.RoomInput(title, start, start + lasts, timezone, password))
             _db.session.refresh(room)
             _db.session.expunge_all()
             return room
@@ -220,7 +222,7 @@ def seat(app: Flask) -> Any:
 
     def make(room: Room, alias: str = "Pat") -> Membership:
         with app.app_context():
-            membership = join_room(_db.session.get(Room, room.id), alias, ROOM_PASSWORD)
+            membership = members.join(_db.session.get(Room, room.id), alias, ROOM_PASSWORD)
             _db.session.refresh(membership)
             _db.session.expunge(membership)
             return membership

@@ -22,8 +22,9 @@ from browser import AppServer, Chrome  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from live import Browser, Stream  # noqa: E402
 
-from chatroom import create_app, services  # noqa: E402
+from chatroom import create_app  # noqa: E402
 from chatroom.models import utcnow  # noqa: E402
+from chatroom.services import accounts, members, messages, rooms  # noqa: E402
 from config import TestConfig  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -48,18 +49,18 @@ def seed(database_url: str) -> tuple[str, str]:
     app = create_app(config)
     with app.test_request_context():
         upgrade()
-        host = services.sign_up("hana@example.org", "Hana Morel", PASSWORD)
+        host = accounts.sign_up("hana@example.org", "Hana Morel", PASSWORD)
         now = utcnow().replace(second=0, microsecond=0)
         for title, start, hours in (
             ("Thesis clinic", now + timedelta(days=2), 2),
             ("Intro week Q&A", now - timedelta(days=6), 1),
         ):
-            services.create_room(
-                host, services.RoomInput(title, start, start + timedelta(hours=hours), "Europe/Paris", ROOM_PASSWORD)
+            rooms.create(
+                host, rooms.RoomInput(title, start, start + timedelta(hours=hours), "Europe/Paris", ROOM_PASSWORD)
             )
-        room = services.create_room(
+        room = rooms.create(
             host,
-            services.RoomInput(
+            rooms.RoomInput(
                 "Research methods, week 5",
                 now - timedelta(minutes=40),
                 now + timedelta(hours=1),
@@ -67,12 +68,12 @@ def seed(database_url: str) -> tuple[str, str]:
                 ROOM_PASSWORD,
             ),
         )
-        seats = {"Hana Morel": services.host_seat(room)}
+        seats = {"Hana Morel": room.host_seat()}
         rng = random.Random(5)
         for i, (alias, text) in enumerate(LINES):
             if alias not in seats:
-                seats[alias] = services.join_room(room, alias, ROOM_PASSWORD)
-            services.post_message(seats[alias], text, f"{i:032x}{rng.random()}"[:32])
+                seats[alias] = members.join(room, alias, ROOM_PASSWORD)
+            messages.post(seats[alias], text, f"{i:032x}{rng.random()}"[:32])
         return host.email, room.code
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import PASSWORD
 
-from chatroom.auth import safe_next
+from chatroom.htmx import safe_next
 
 
 def test_sign_up_signs_in_and_lands_on_the_dashboard(client):

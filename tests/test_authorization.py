@@ -42,10 +42,10 @@ from flask import Flask, url_for
 from sqlalchemy import event
 
 from chatroom import create_app
-from chatroom import services as svc
 from chatroom.access import SEATS
 from chatroom.extensions import db
 from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room, utcnow
+from chatroom.services import accounts, members, messages, moderation, rooms
 
 ROLES = ("anonymous", "outsider", "participant", "removed", "banned", "other_facilitator", "owner")
 FACILITATORS = ("other_facilitator", "owner")
@@ -178,30 +178,26 @@ def build_world(app: Flask) -> World:
     with app.app_context():
         _empty(app)
     with app.test_request_context():
-        owner = svc.sign_up("owner@example.org", "Olive Owner", PASSWORD)
-        other = svc.sign_up("other@example.org", "Otto Other", PASSWORD)
+        owner = accounts.sign_up("owner@example.org", "Olive Owner", PASSWORD)
+        other = accounts.sign_up("other@example.org", "Otto Other", PASSWORD)
         start = utcnow() - timedelta(hours=1)
-        room_a = svc.create_room(
-            owner, svc.RoomInput("Room A", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD)
-        )
-        room_b = svc.create_room(
-            other, svc.RoomInput("Room B", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD)
-        )
-        pat, kim, rem, ban = (svc.join_room(room_a, alias, ROOM_PASSWORD) for alias in ("Pat", "Kim", "Rem", "Ban"))
-        out, lee = (svc.join_room(room_b, alias, ROOM_PASSWORD) for alias in ("Out", "Lee"))
-        first, _ = svc.post_message(pat, "canary-a-message-7f3e", _token())
-        second, _ = svc.post_message(kim, "Kim's message", _token())
-        svc.set_premoderation(room_a, True)
-        held, _ = svc.post_message(kim, "canary-a-held-91bd", _token())
-        svc.set_premoderation(room_a, False)
-        report = svc.report_message(kim, first, "canary-a-reason-c4a0")
-        svc.remove_member(room_a, rem)
-        svc.ban_member(room_a, ban)
-        b_first, _ = svc.post_message(out, "canary-b-message-5d21", _token())
-        svc.set_premoderation(room_b, True)
-        b_held, _ = svc.post_message(out, "canary-b-held-e8f6", _token())
-        svc.set_premoderation(room_b, False)
-        b_report = svc.report_message(lee, b_first, "")
+        room_a = rooms.create(owner, rooms.RoomInput("Room A", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD))
+        room_b = rooms.create(other, rooms.RoomInput("Room B", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD))
+        pat, kim, rem, ban = (members.join(room_a, alias, ROOM_PASSWORD) for alias in ("Pat", "Kim", "Rem", "Ban"))
+        out, lee = (members.join(room_b, alias, ROOM_PASSWORD) for alias in ("Out", "Lee"))
+        first, _ = messages.post(pat, "canary-a-message-7f3e", _token())
+        second, _ = messages.post(kim, "Kim's message", _token())
+        rooms.set_premoderation(room_a, True)
+        held, _ = messages.post(kim, "canary-a-held-91bd", _token())
+        rooms.set_premoderation(room_a, False)
+        report = moderation.report(kim, first, "canary-a-reason-c4a0")
+        members.remove(room_a, rem)
+        members.ban(room_a, ban)
+        b_first, _ = messages.post(out, "canary-b-message-5d21", _token())
+        rooms.set_premoderation(room_b, True)
+        b_held, _ = messages.post(out, "canary-b-held-e8f6", _token())
+        rooms.set_premoderation(room_b, False)
+        b_report = moderation.report(lee, b_first, "")
         world = World(
             owner_email=owner.email,
             other_email=other.email,
@@ -224,7 +220,7 @@ def build_world(app: Flask) -> World:
             b_member_id=lee.id,
             b_held_id=b_held.id,
             b_report_id=b_report.id,
-            reset_token=svc.password_reset_token(owner) if hasattr(svc, "password_reset_token") else "",
+            reset_token=accounts.password_reset_token(owner),
         )
         db.session.remove()
     return world
@@ -367,6 +363,7 @@ def fast_app_fixture() -> Any:
             db.session.remove()
             db.engine.dispose()
         app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()
 
     return fixture
 
@@ -504,7 +501,7 @@ def test_another_rooms_records_are_unreachable_through_your_own_room(matrix_app,
         assert all(m.active and not m.banned for m in room_b.memberships)
         held = db.session.get(Message, world.b_held_id)
         assert held.status == "pending"
-        done = {e.action for e in svc.audit_log(room_b)}
+        done = {e.action for e in moderation.audit_log(room_b)}
         assert not done & {"participant removed", "participant banned", "message rejected", "report dismissed"}
 
 

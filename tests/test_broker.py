@@ -1,24 +1,20 @@
-"""The broker on both backends: fan-out, overflow, presence with several tabs and crashed instances, claims."""
+"""The broker on both backends: fan-out to subscribers, overflow, and what a Redis outage re-sends."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from conftest import BACKEND
 
-from chatroom.broker import QUEUE_LIMIT, Event, MemoryBroker, RedisBroker
+from chatroom.broker import QUEUE_LIMIT, MemoryBroker, RedisBroker
+from chatroom.events import DURABLE_KINDS, Event, EventKind
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])
 def make_broker(request, redis_url, app):
     made = []
 
-    def make(ttl: float = 40.0):
-        if request.param == "redis":
-            broker = RedisBroker(redis_url, presence_ttl=ttl)
-        else:
-            broker = MemoryBroker(presence_ttl=ttl)
+    def make():
+        broker = RedisBroker(redis_url) if request.param == "redis" else MemoryBroker()
         made.append(broker)
         return broker
 
@@ -54,51 +50,6 @@ def test_a_stuck_subscriber_is_told_to_resync_instead_of_growing(make_broker):
     assert sub.get(0) is not None  # it keeps receiving after the resync
 
 
-def test_presence_counts_tabs_once_and_announces_only_changes(make_broker):
-    broker = make_broker()
-    announced: list[int] = []
-    broker.on_presence_changed = announced.append
-    tab1 = broker.enter(5, membership_id=7)
-    tab2 = broker.enter(5, membership_id=7)
-    assert broker.present(5) == {7}
-    assert broker.announce_changes() == [5]  # two tabs, one announcement
-    broker.leave(5, 7, tab1)
-    assert broker.announce_changes() == []  # still here in the other tab: nothing to say
-    broker.leave(5, 7, tab2)
-    assert broker.present(5) == set()
-    assert broker.announce_changes() == [5]
-    assert announced == [5, 5]
-
-
-def test_a_crashed_instances_connections_expire(make_broker):
-    crashed = make_broker(ttl=0.5)
-    survivor = make_broker(ttl=0.5)
-    if isinstance(crashed, MemoryBroker):
-        survivor = crashed  # one process: the 'crash' is a connection that never leaves
-    crashed.enter(3, membership_id=11)
-    survivor.enter(3, membership_id=12)
-    with crashed._lock:
-        crashed._local_conns = {c for c in crashed._local_conns if c[1] != 11}  # nobody refreshes 11 any more
-    if crashed is not survivor:
-        crashed.close()  # the instance is gone: no refreshing, no leaving
-    announced: list[int] = []
-    survivor.on_presence_changed = announced.append
-    time.sleep(0.7)
-    survivor.refresh_presence()
-    survivor.announce_changes()
-    assert survivor.present(3) == {12}
-    assert 3 in announced or survivor._announced.get(3) == frozenset({12})
-
-
-def test_claim_is_once_per_interval(make_broker):
-    broker = make_broker()
-    assert broker.claim("typing:1", 0.3)
-    assert not broker.claim("typing:1", 0.3)
-    assert broker.claim("typing:2", 0.3)
-    time.sleep(0.35)
-    assert broker.claim("typing:1", 0.3)
-
-
 @pytest.mark.services
 def test_redis_publish_while_down_is_delivered_locally_and_retried(redis_url):
     broker = RedisBroker("redis://127.0.0.1:1/0")  # nothing listens there
@@ -106,7 +57,34 @@ def test_redis_publish_while_down_is_delivered_locally_and_retried(redis_url):
         sub = broker.subscribe("room:4")
         broker.publish("room:4", Event("message", b"m", seq=1))
         broker.publish("room:4", Event("typing", b"t"))
+        broker.publish("room:4", Event("change", b"c", seq=1, rev=1))
+        broker.publish("room:4", Event("presence", b"p"))
+        broker.publish("room:4", Event("room", b"r"))
         assert sub.get(1).seq == 1  # our own streams got it at once
-        assert [e.kind for _, e in broker._pending] == ["message"]  # kept for Redis; typing is not worth it
+        # Kept for Redis, in order: what changes a page; typing and presence are stale by then.
+        assert [e.kind for _, e in broker._pending] == ["message", "change", "room"]
     finally:
         broker.close()
+
+
+def test_durable_kinds_are_what_changes_a_page():
+    """docs/architecture.md says which events a Redis outage re-sends: this is that list."""
+    assert {EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST} == DURABLE_KINDS
+    assert not Event(EventKind.TYPING).durable and not Event(EventKind.PRESENCE).durable
+
+
+@pytest.mark.services
+def test_events_published_again_after_an_outage_keep_their_order(redis_url):
+    """While anything waits to be re-published, later durable events queue behind it (no overtaking)."""
+    broker = RedisBroker(redis_url)
+    listener = RedisBroker(redis_url)
+    try:
+        sub = listener.subscribe("room:6")
+        broker._pending.append(("room:6", Event("message", b"1", seq=1)))  # as if Redis had refused it
+        broker.publish("room:6", Event("message", b"2", seq=2))  # Redis is up: must still wait its turn
+        broker._keep("room:6", Event("message", b"3", seq=3))
+        got = [sub.get(3), sub.get(3), sub.get(3)]
+        assert [e.seq for e in got if e] == [1, 2, 3]
+    finally:
+        broker.close()
+        listener.close()

@@ -22,9 +22,9 @@ from live import Browser
 from selenium.webdriver.common.keys import Keys
 from test_compression import fill_room
 
-from chatroom import services
 from chatroom.extensions import db
 from chatroom.models import Room, utcnow
+from chatroom.services import members, messages
 
 pytestmark = pytest.mark.live
 
@@ -468,9 +468,9 @@ def test_room_page_weight_on_the_wire(app, server, browsers, make_room):
 def _post_directly(app: Any, code: str, texts: list[str]) -> None:
     with app.test_request_context():
         row = db.session.query(Room).filter_by(code=code).one()
-        author = services.join_room(row, "Offline writer", ROOM_PASSWORD)
+        author = members.join(row, "Offline writer", ROOM_PASSWORD)
         for n, text in enumerate(texts):
-            services.post_message(author, text, f"{n:032x}")
+            messages.post(author, text, f"{n:032x}")
 
 
 @once

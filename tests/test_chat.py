@@ -10,9 +10,9 @@ import pytest
 from conftest import ROOM_PASSWORD, end_room, form_token
 from sqlalchemy import select
 
-from chatroom import services
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
+from chatroom.services import members, messages
 
 
 def _post(client, room, body, token=None, htmx=False):
@@ -232,9 +232,9 @@ def test_leave_closes_the_seat(app, make_room, join):
 
 def _fill(app, room, count, alias="Writer"):
     with app.test_request_context():
-        membership = services.join_room(db.session.get(Room, room.id), alias, ROOM_PASSWORD)
+        membership = members.join(db.session.get(Room, room.id), alias, ROOM_PASSWORD)
         for i in range(1, count + 1):
-            services.post_message(membership, f"message {i}", f"{i:032x}")
+            messages.post(membership, f"message {i}", f"{i:032x}")
 
 
 def test_room_shows_the_last_50_and_pages_back_by_cursor(app, make_room, join):
@@ -281,9 +281,9 @@ def test_malformed_cursor_is_400(make_room, join):
 def test_sequence_numbers_are_gap_free_under_concurrent_posters(app, make_room):
     room = make_room()
     with app.app_context():
-        members = [services.join_room(db.session.get(Room, room.id), f"p{i}", ROOM_PASSWORD).id for i in range(8)]
+        seat_ids = [members.join(db.session.get(Room, room.id), f"p{i}", ROOM_PASSWORD).id for i in range(8)]
     errors: list[BaseException] = []
-    start = threading.Barrier(len(members))
+    start = threading.Barrier(len(seat_ids))
 
     def poster(member_id: int) -> None:
         try:
@@ -291,12 +291,12 @@ def test_sequence_numbers_are_gap_free_under_concurrent_posters(app, make_room):
                 membership = db.session.get(Membership, member_id)
                 start.wait()
                 for n in range(25):
-                    services.post_message(membership, f"{member_id}-{n}", f"{member_id:016x}{n:016x}")
+                    messages.post(membership, f"{member_id}-{n}", f"{member_id:016x}{n:016x}")
                 db.session.remove()
         except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=poster, args=(m,)) for m in members]
+    threads = [threading.Thread(target=poster, args=(m,)) for m in seat_ids]
     for t in threads:
         t.start()
     for t in threads:
@@ -305,7 +305,7 @@ def test_sequence_numbers_are_gap_free_under_concurrent_posters(app, make_room):
     rows = _messages(app, room)
     assert [m.seq for m in rows] == list(range(1, 201))
     # Commit order is seq order: ids (allocated at insert) never run backwards against seq within a poster.
-    for member_id in members:
+    for member_id in seat_ids:
         mine = [m for m in rows if m.membership_id == member_id]
         assert [int(m.body.split("-")[1]) for m in mine] == list(range(25))
     with app.app_context():

@@ -8,16 +8,16 @@ from datetime import timedelta
 
 from conftest import ROOM_PASSWORD, end_room
 
-from chatroom import services
 from chatroom.extensions import db
 from chatroom.models import Membership, Room
+from chatroom.services import members, messages
 
 
 def _fill(app, room, count, alias="Writer"):
     with app.test_request_context():
-        membership = services.join_room(db.session.get(Room, room.id), alias, ROOM_PASSWORD)
+        membership = members.join(db.session.get(Room, room.id), alias, ROOM_PASSWORD)
         for i in range(1, count + 1):
-            services.post_message(membership, f"message {i}", f"{i:032x}")
+            messages.post(membership, f"message {i}", f"{i:032x}")
         return membership.id
 
 
@@ -69,8 +69,8 @@ def test_poll_sends_changes_to_messages_the_page_has_out_of_band(app, make_room,
     writer_id = _fill(app, room, 5)
     with app.test_request_context():
         writer = db.session.get(Membership, writer_id)
-        message = services.message_for(db.session.get(Room, room.id), 2)
-        services.edit_message(writer, message, "message 2, corrected")
+        message = messages.find(db.session.get(Room, room.id), 2)
+        messages.edit(writer, message, "message 2, corrected")
     rev = _last_rev(app, room)
     assert rev > 0
     pat = join(room)

@@ -12,9 +12,10 @@ import pytest
 from conftest import ROOM_PASSWORD
 from flask import Flask
 
-from chatroom import compression, services
+from chatroom import compression
 from chatroom.extensions import db
 from chatroom.models import Room
+from chatroom.services import members, messages
 
 WORDS = (  # noqa: SIM905 - a sentence of words reads better than 55 quoted ones
     "the a we you they this that plan slide question answer idea next week group time room notes share draft "
@@ -28,10 +29,10 @@ def fill_room(app: Flask, room: Room, count: int, seed: int = 50) -> None:
     rng = random.Random(seed)
     with app.test_request_context():
         row = db.session.get(Room, room.id)
-        people = [services.join_room(row, alias, ROOM_PASSWORD) for alias in ("Ana", "Ben", "Chloé", "Dev", "Eun")]
+        people = [members.join(row, alias, ROOM_PASSWORD) for alias in ("Ana", "Ben", "Chloé", "Dev", "Eun")]
         for i in range(count):
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 22))).capitalize() + rng.choice(".?!")
-            services.post_message(rng.choice(people), text, f"{i:032x}")
+            messages.post(rng.choice(people), text, f"{i:032x}")
 
 
 def _get(client, url, encoding="br, gzip"):

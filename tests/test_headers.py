@@ -21,8 +21,8 @@ from test_authorization import World, build_world, client_for, fast_app_fixture
 from werkzeug.exceptions import HTTPException, NotFound
 
 from chatroom import create_app
-from chatroom import services as svc
 from chatroom.extensions import db
+from chatroom.services import accounts
 from config import Config
 
 BASELINE = {
@@ -206,6 +206,7 @@ def production_app(_schema: None, database_url: str, redis_url: str | None) -> I
         db.session.remove()
         db.engine.dispose()
     app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
 
 
 def test_production_cookies_are_secure_httponly_and_lax(production_app):
@@ -213,7 +214,7 @@ def test_production_cookies_are_secure_httponly_and_lax(production_app):
     assert production_app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert production_app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     with production_app.test_request_context():
-        svc.sign_up("prod@example.org", "Pia Prod", PASSWORD)
+        accounts.sign_up("prod@example.org", "Pia Prod", PASSWORD)
         db.session.remove()
     production_app.test_client_class = Client
     client: Client = production_app.test_client()

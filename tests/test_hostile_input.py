@@ -32,10 +32,10 @@ from flask import Flask
 from test_authorization import BODIES, World, build_world, client_for, fast_app_fixture, url_of
 from werkzeug.datastructures import MultiDict
 
-from chatroom import services as svc
 from chatroom.errors import MESSAGES
 from chatroom.extensions import db
 from chatroom.models import Facilitator, Room
+from chatroom.services import rooms
 from chatroom.sse import parse
 
 # -- hostile values ---------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def marked_up(crawl_app):
         db.session.commit()
         room = db.session.get(Room, world.room_a_id)
         start, end = room.starts_at, room.ends_at
-        room = svc.create_room(owner, svc.RoomInput(MARKUP["title"], start, end, "UTC", ROOM_PASSWORD))
+        room = rooms.create(owner, rooms.RoomInput(MARKUP["title"], start, end, "UTC", ROOM_PASSWORD))
         code = room.code
         db.session.remove()
     owner_client = client_for(app, world, "owner")

@@ -21,6 +21,7 @@ def limited_app(_schema, database_url, redis_url):
     app.test_client_class = Client
     yield app
     app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
 
 
 def _reset(app):
@@ -47,14 +48,14 @@ def test_sign_in_is_limited_with_a_message_and_retry_after(limited_app):
 
 
 def test_join_is_limited_per_address_before_any_bcrypt(limited_app, make_room, monkeypatch):
-    from chatroom import security
+    from chatroom import passwords
 
     room = make_room()
     client = limited_app.test_client()
     for _ in range(10):
         client.form(f"/r/{room.code}/join", {"alias": "", "password": "nope"})
     calls = []
-    monkeypatch.setattr(security, "check_password", lambda *a: calls.append(a) or False)
+    monkeypatch.setattr(passwords, "check", lambda *a: calls.append(a) or False)
     response = client.form(f"/r/{room.code}/join", {"alias": "Pat", "password": ROOM_PASSWORD})
     assert response.status_code == 429
     assert calls == []  # refused before the password was looked at
@@ -84,6 +85,7 @@ def test_trusted_proxy_hops_make_forwarded_for_count(_schema, database_url, redi
         )
         assert response.status_code == 403  # each its own address, as the proxy says
     app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
 
 
 def test_posting_is_limited_per_participant(limited_app, make_room, join):

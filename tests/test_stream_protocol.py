@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import ROOM_PASSWORD
 
-from chatroom import services
-from chatroom.broker import Event
+from chatroom.events import Event
 from chatroom.extensions import db
 from chatroom.models import Room
+from chatroom.services import members, messages
 from chatroom.sse import parse
 from chatroom.stream import _catch_up, _forward, _StreamState
 
@@ -17,9 +17,9 @@ from chatroom.stream import _catch_up, _forward, _StreamState
 def room_with_messages(app, make_room):
     room = make_room()
     with app.test_request_context():
-        seat = services.join_room(db.session.get(Room, room.id), "Pat", ROOM_PASSWORD)
+        seat = members.join(db.session.get(Room, room.id), "Pat", ROOM_PASSWORD)
         for i in range(1, 6):
-            services.post_message(seat, f"m{i}", f"{i:032x}")
+            messages.post(seat, f"m{i}", f"{i:032x}")
         db.session.remove()
     return room
 
@@ -74,7 +74,7 @@ def test_a_change_to_an_unsent_message_brings_the_messages_first(app, room_with_
 
         message = db.session.scalar(db.select(Message).where(Message.room_id == room.id, Message.seq == 4))
         seat = db.session.get(Membership, message.membership_id)
-        services.edit_message(seat, message, "m4, edited")
+        messages.edit(seat, message, "m4, edited")
         db.session.remove()
     events = _run(app, state, Event("change", b"id: 5.1\ndata: <li hx-swap-oob>\n\n", seq=5, rev=1, target=4))
     ids = [e["id"] for e in events if "id" in e]

@@ -1,139 +1,36 @@
 """Every write in Chatroom happens in this package.
 
-Views parse a request and call one of these functions; the function checks the
-rules, commits, and only *then* publishes to the broker (``_core.publish`` is the
-only way to the broker). An event's HTML is rendered once, at publish time, and
-the same bytes go to every stream.
+Views parse a request and call one service function; the function checks the rules,
+commits, and only *then* publishes to the broker (``_core.publish`` is the only way to
+the broker from here). An event's HTML is rendered once, when it is published
+(``chatroom/events.py``), and the same bytes go to every stream.
 
-Modules: ``accounts`` (facilitators), ``rooms`` (rooms and their settings),
-``members`` (joining, leaving, removal), ``messages`` (posting, editing, paging),
-``moderation`` (pre-moderation, reports, audit log), ``presence`` (here now,
-typing), ``export`` (transcripts, retention).
+Import the modules and call through them: ``messages.post(seat, body, token)``,
+``rooms.create(owner, data)``. The modules are ``accounts`` (facilitators), ``rooms``
+(rooms and the settings the host changes), ``members`` (joining, leaving, removal,
+typing), ``messages`` (posting, editing, reading by cursor), ``moderation``
+(pre-moderation, reports, audit log) and ``export`` (transcripts, retention).
+
+A refused call raises :class:`Invalid` before anything is written, or after rolling
+its own transaction back: the caller's session is always clean afterwards.
 """
 
-from ._core import Invalid, broker
-from .accounts import (
-    RECOVERY_CODE_COUNT,
-    account_fingerprint,
-    authenticate,
-    change_password,
-    check_totp,
-    disable_two_factor,
-    enable_two_factor,
-    end_sessions,
-    facilitator_for_reset_token,
-    find_facilitator,
-    new_totp_secret,
-    password_reset_token,
-    recovery_codes_left,
-    regenerate_recovery_codes,
-    set_password,
-    sign_up,
-    totp_uri,
-    use_recovery_code,
-)
-from .export import TRANSCRIPT_FORMATS, apply_retention, transcript
-from .members import ban_member, join_room, leave_room, remove_member
-from .messages import (
-    EDIT_WINDOW,
-    changes_after,
-    delete_own_message,
-    edit_message,
-    message_count,
-    message_for,
-    message_frame,
-    messages_after,
-    messages_before,
-    post_message,
-)
-from .moderation import (
-    approve_message,
-    audit_log,
-    host_panels,
-    open_reports,
-    pending_messages,
-    reject_message,
-    remove_message,
-    report_message,
-    resolve_report,
-)
-from .presence import announce_presence, announce_presence_by_id, present_members, signal_typing
-from .rooms import (
-    RoomInput,
-    create_room,
-    delete_room,
-    end_room_now,
-    extend_room,
-    host_seat,
-    parse_room_form,
-    set_locked,
-    set_premoderation,
-    set_retention,
-    set_slow_mode,
-    update_room,
-)
+from __future__ import annotations
 
-__all__ = [
-    "EDIT_WINDOW",
-    "RECOVERY_CODE_COUNT",
-    "TRANSCRIPT_FORMATS",
-    "Invalid",
-    "RoomInput",
-    "account_fingerprint",
-    "announce_presence",
-    "announce_presence_by_id",
-    "apply_retention",
-    "approve_message",
-    "audit_log",
-    "authenticate",
-    "ban_member",
-    "broker",
-    "change_password",
-    "changes_after",
-    "check_totp",
-    "create_room",
-    "delete_own_message",
-    "delete_room",
-    "disable_two_factor",
-    "edit_message",
-    "enable_two_factor",
-    "end_room_now",
-    "end_sessions",
-    "extend_room",
-    "facilitator_for_reset_token",
-    "find_facilitator",
-    "host_panels",
-    "host_seat",
-    "join_room",
-    "leave_room",
-    "message_count",
-    "message_for",
-    "message_frame",
-    "messages_after",
-    "messages_before",
-    "new_totp_secret",
-    "open_reports",
-    "parse_room_form",
-    "password_reset_token",
-    "pending_messages",
-    "post_message",
-    "present_members",
-    "recovery_codes_left",
-    "regenerate_recovery_codes",
-    "reject_message",
-    "remove_member",
-    "remove_message",
-    "report_message",
-    "resolve_report",
-    "set_locked",
-    "set_password",
-    "set_premoderation",
-    "set_retention",
-    "set_slow_mode",
-    "sign_up",
-    "signal_typing",
-    "totp_uri",
-    "transcript",
-    "update_room",
-    "use_recovery_code",
-]
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Invalid(Exception):
+    """A request the rules refuse: field name -> a human message, and the HTTP status to answer with."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    status: int = 422
+
+    def __str__(self) -> str:
+        return "; ".join(self.errors.values())
+
+    @property
+    def message(self) -> str:
+        """All the reasons as one sentence, for a page that has no field to put them beside."""
+        return str(self)

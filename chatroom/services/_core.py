@@ -1,37 +1,51 @@
-"""What every service shares: the refusal type, the broker, the audit trail and the room locks."""
+"""What every service shares: publishing after commit, the audit trail and the room counters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ..broker import Broker, Event
+from .. import events
+from ..broker import current_broker
 from ..extensions import db
 from ..models import AuditEvent, Room
+from . import Invalid
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@dataclass
-class Invalid(Exception):
-    """A request the rules refuse: field -> message, and the HTTP status to answer with."""
+def refuses_cleanly(service: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a service that writes: when it refuses (``Invalid``), its session is rolled back first.
 
-    errors: dict[str, str] = field(default_factory=dict)
-    status: int = 422
+    So a refusal never leaves half a change in the session for a later commit to flush,
+    whichever view called it and whatever that view does next (see ``chatroom/errors.py``).
+    """
 
-    def __str__(self) -> str:
-        return "; ".join(self.errors.values())
+    @functools.wraps(service)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return service(*args, **kwargs)
+        except Invalid:
+            db.session.rollback()
+            raise
+
+    return wrapper
 
 
-def broker() -> Broker:
-    return current_app.extensions["chatroom.broker"]
-
-
-def publish(room: Room | int, event: Event) -> None:
+def publish(room: Room | int, event: events.Event) -> None:
     """Hand an event to every stream of the room. Call only after the commit it reports."""
     room_id = room if isinstance(room, int) else room.id
-    broker().publish(f"room:{room_id}", event)
+    current_broker().publish(events.channel(room_id), event)
+
+
+def publish_host_panels(room: Room) -> None:
+    """Send the host's streams the current approval queue and open reports."""
+    publish(room, events.host_panels_changed(room, room.pending_messages(), room.open_reports()))
 
 
 def audit(room: Room, actor: str, action: str, detail: str = "") -> None:
@@ -39,11 +53,16 @@ def audit(room: Room, actor: str, action: str, detail: str = "") -> None:
     db.session.add(AuditEvent(room_id=room.id, actor=actor[:64], action=action, detail=detail[:500]))
 
 
+def host_name(room: Room) -> str:
+    """How the audit log names the room's host."""
+    return f"{room.owner.name} (host)"
+
+
 def next_seq(room_id: int) -> tuple[int, int]:
     """Take the room's next message number under its row lock; returns (seq, current rev).
 
-    The lock is held until the caller's commit, so commit order is ``seq`` order
-    and there are no gaps (a rolled-back insert gives its number back).
+    The lock is held until the caller's commit, so commit order is ``seq`` order and
+    there are no gaps (a rolled-back insert gives its number back).
     """
     return _bump(room_id, Room.last_seq, Room.last_rev)
 
@@ -62,8 +81,3 @@ def _bump(room_id: int, counter: InstrumentedAttribute[int], other: Instrumented
         .execution_options(synchronize_session=False)
     ).one()
     return new, current
-
-
-def cursor_id(seq: int, rev: int) -> str:
-    """The SSE event id: how far a client has got in messages and in changes."""
-    return f"{seq}.{rev}"

@@ -25,17 +25,20 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import security
+from .. import passwords
 from ..extensions import db
 from ..models import Facilitator, RecoveryCode, new_session_token, utcnow
+from ..presence import claim
 from ..text import clean_email, clean_line, valid_email
-from ._core import Invalid, broker
+from . import Invalid
+from ._core import refuses_cleanly
 
 NAME_MAX = 64
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 
 
+@refuses_cleanly
 def sign_up(email: str, name: str, password: str) -> Facilitator:
     """Create a facilitator account.
 
@@ -57,7 +60,7 @@ def sign_up(email: str, name: str, password: str) -> Facilitator:
     key = email.casefold()
     if db.session.scalar(select(Facilitator.id).where(Facilitator.email_key == key)):
         raise Invalid({"email": "An account with this email already exists: sign in instead"}, 409)
-    facilitator = Facilitator(email=email, email_key=key, name=name, password_hash=security.hash_password(password))
+    facilitator = Facilitator(email=email, email_key=key, name=name, password_hash=passwords.hash(password))
     db.session.add(facilitator)
     try:
         db.session.commit()
@@ -71,9 +74,9 @@ def authenticate(email: str, password: str) -> Facilitator | None:
     """The facilitator with this e-mail and password, or None; unknown e-mails take as long as wrong passwords."""
     facilitator = db.session.scalar(select(Facilitator).where(Facilitator.email_key == clean_email(email).casefold()))
     if facilitator is None or len(password) > PASSWORD_MAX:
-        security.burn_password_check()
+        passwords.burn_check()
         return None
-    return facilitator if security.check_password(password, facilitator.password_hash) else None
+    return facilitator if passwords.check(password, facilitator.password_hash) else None
 
 
 def end_sessions(facilitator: Facilitator) -> None:
@@ -95,9 +98,10 @@ def password_problem(password: str) -> str | None:
 
 
 def _password_matches(facilitator: Facilitator, password: str) -> bool:
-    return len(password) <= PASSWORD_MAX and security.check_password(password, facilitator.password_hash)
+    return len(password) <= PASSWORD_MAX and passwords.check(password, facilitator.password_hash)
 
 
+@refuses_cleanly
 def set_password(facilitator: Facilitator, password: str) -> None:
     """Give the account a new password and end every session (the caller signs this one in again).
 
@@ -106,10 +110,11 @@ def set_password(facilitator: Facilitator, password: str) -> None:
     problem = password_problem(password)
     if problem:
         raise Invalid({"password": problem})
-    facilitator.password_hash = security.hash_password(password)
+    facilitator.password_hash = passwords.hash(password)
     end_sessions(facilitator)  # commits
 
 
+@refuses_cleanly
 def change_password(facilitator: Facilitator, current: str, new: str) -> None:
     """Replace the password after checking the current one; every session ends.
 
@@ -155,6 +160,7 @@ def password_reset_token(facilitator: Facilitator) -> str:
     return _reset_serializer().dumps([facilitator.id, account_fingerprint(facilitator)])
 
 
+@refuses_cleanly
 def facilitator_for_reset_token(token: str) -> Facilitator:
     """The account a reset token was made for, if the token is still good.
 
@@ -209,7 +215,7 @@ def _totp_step(secret: str, code: str) -> int | None:
 def _claim_step(facilitator_id: int, step: int) -> bool:
     # A step's code is accepted until the end of step + TOTP_WINDOW: remember it a little longer than that.
     ttl = TOTP_INTERVAL * (2 * TOTP_WINDOW + 2)
-    return broker().claim(f"totp:{facilitator_id}:{step}", ttl)
+    return claim(f"totp:{facilitator_id}:{step}", ttl)
 
 
 def check_totp(facilitator: Facilitator, code: str, secret: str | None = None) -> bool:
@@ -217,12 +223,12 @@ def check_totp(facilitator: Facilitator, code: str, secret: str | None = None) -
 
     Replay: a code observed over a shoulder or through a phishing proxy must not
     work a second time, in any session. The accepted time step is *claimed* for
-    the account through the broker's ``claim`` (``SET NX`` with an expiry in
-    Redis, shared by every process; a dict in the embedded broker, which runs in
+    the account through ``presence.claim`` (``SET NX`` with an expiry in
+    Redis, shared by every process; a dict in the embedded tracker, which runs in
     one process by design), for as long as the code could still be valid. A
     second use of the same step fails the claim. The session cannot hold this:
     an attacker replays the code in their own session. If Redis is unreachable
-    the claim answers yes (the broker's choice for throttling), so for that
+    the claim answers yes (its choice for throttling), so for that
     time only the 90-second validity limits a replay; recovery codes, kept in the
     database, are strictly single-use either way.
 
@@ -238,7 +244,7 @@ def check_totp(facilitator: Facilitator, code: str, secret: str | None = None) -
 def _recovery_hash(code: str) -> str | None:
     """The stored hash of a typed recovery code (any case, spaces and dashes ignored), or None if malformed."""
     code = "".join(ch for ch in code.lower() if ch not in " -\t")
-    if len(code) != _RECOVERY_LENGTH or any(ch not in security._ALPHABET for ch in code):
+    if len(code) != _RECOVERY_LENGTH or any(ch not in passwords.ALPHABET for ch in code):
         return None
     # Plain SHA-256 is enough: the codes are random (about 49 bits), not chosen by people.
     return hashlib.sha256(code.encode("ascii")).hexdigest()
@@ -249,12 +255,13 @@ def _new_recovery_codes(facilitator: Facilitator) -> list[str]:
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.facilitator_id == facilitator.id))
     codes = []
     for _ in range(RECOVERY_CODE_COUNT):
-        raw = "".join(secrets.choice(security._ALPHABET) for _ in range(_RECOVERY_LENGTH))
+        raw = "".join(secrets.choice(passwords.ALPHABET) for _ in range(_RECOVERY_LENGTH))
         codes.append(f"{raw[:5]}-{raw[5:]}")
         db.session.add(RecoveryCode(facilitator_id=facilitator.id, code_hash=hashlib.sha256(raw.encode()).hexdigest()))
     return codes
 
 
+@refuses_cleanly
 def enable_two_factor(facilitator: Facilitator, secret: str, code: str) -> list[str]:
     """Save ``secret`` once ``code`` proves the app has it; returns the new recovery codes, to show once.
 
@@ -268,6 +275,7 @@ def enable_two_factor(facilitator: Facilitator, secret: str, code: str) -> list[
     return codes
 
 
+@refuses_cleanly
 def disable_two_factor(facilitator: Facilitator, password: str) -> None:
     """Turn two-factor sign-in off and drop the recovery codes. :raise Invalid 403: wrong password."""
     if not _password_matches(facilitator, password):
@@ -277,6 +285,7 @@ def disable_two_factor(facilitator: Facilitator, password: str) -> None:
     db.session.commit()
 
 
+@refuses_cleanly
 def regenerate_recovery_codes(facilitator: Facilitator, password: str) -> list[str]:
     """New recovery codes (the old ones stop working). :raise Invalid 403: wrong password; 409: 2FA is off."""
     if not facilitator.two_factor:

@@ -1,21 +1,24 @@
-"""Seats in a room: joining with an alias and the room password, leaving, removal and bans."""
+"""Seats in a room: joining with an alias and the room password, leaving, removal, bans and typing."""
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import security
-from ..broker import Event
+from .. import events, passwords
 from ..extensions import db
 from ..models import Membership, Room, RoomStatus, utcnow
+from ..presence import claim
 from ..text import clean_line, key_of
-from ._core import Invalid, audit, publish
+from . import Invalid
+from ._core import audit, host_name, publish, refuses_cleanly
 
 ALIAS_MAX = 32
 
 
-def join_room(room: Room, alias: str, password: str, previous_seat: int | None = None) -> Membership:
+@refuses_cleanly
+def join(room: Room, alias: str, password: str, previous_seat: int | None = None) -> Membership:
     """Give a participant a seat in an open room.
 
     ``previous_seat`` is the membership this browser held before, if any: a ban
@@ -36,7 +39,7 @@ def join_room(room: Room, alias: str, password: str, previous_seat: int | None =
     alias = clean_line(alias)
     if not 1 <= len(alias) <= ALIAS_MAX:
         raise Invalid({"alias": f"Choose an alias of 1 to {ALIAS_MAX} characters"})
-    if not password or not security.check_password(password, room.password_hash):
+    if not password or not passwords.check(password, room.password_hash):
         raise Invalid({"password": "The room password is not right: check it with your facilitator"}, 403)
     key = key_of(alias)
     taken = select(Membership.id).where(Membership.room_id == room.id, Membership.alias_key == key)
@@ -52,14 +55,16 @@ def join_room(room: Room, alias: str, password: str, previous_seat: int | None =
     return membership
 
 
-def leave_room(membership: Membership) -> None:
+@refuses_cleanly
+def leave(membership: Membership) -> None:
     """A participant leaves: their seat is closed and their streams end."""
     membership.left_at = utcnow()
     db.session.commit()
-    publish(membership.room_id, Event("removed", target=membership.id))
+    publish(membership.room_id, events.seat_closed(membership.id))
 
 
-def remove_member(room: Room, membership: Membership, *, ban: bool = False) -> None:
+@refuses_cleanly
+def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
     """The host removes a participant: their streams end at once. Unless banned, they may join again.
 
     :raise Invalid 404: not a participant of this room.
@@ -68,11 +73,28 @@ def remove_member(room: Room, membership: Membership, *, ban: bool = False) -> N
         raise Invalid({"member": "That person is not a participant of this room"}, 404)
     membership.left_at = membership.left_at or utcnow()
     membership.banned = membership.banned or ban
-    audit(room, f"{room.owner.name} (host)", "participant banned" if ban else "participant removed", membership.alias)
+    audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
-    publish(room, Event("removed", target=membership.id))
+    publish(room, events.seat_closed(membership.id))
 
 
-def ban_member(room: Room, membership: Membership) -> None:
+@refuses_cleanly
+def ban(room: Room, membership: Membership) -> None:
     """Remove a participant and keep their browser from joining this room again."""
-    remove_member(room, membership, ban=True)
+    remove(room, membership, ban=True)
+
+
+@refuses_cleanly
+def signal_typing(membership: Membership) -> bool:
+    """Tell the room this member is typing, at most once per interval; nothing is stored.
+
+    Returns whether a signal went out (False: one went out less than an interval ago).
+    :raise Invalid 403: the seat is closed or the room is not open.
+    """
+    config = current_app.config
+    if not membership.active or membership.room.status() is not RoomStatus.OPEN:
+        raise Invalid({"typing": "You are not in an open room"}, 403)
+    if not claim(f"typing:{membership.id}", config["TYPING_MIN_INTERVAL_SECONDS"] - 0.5):
+        return False
+    publish(membership.room, events.typing(membership, config["TYPING_TTL_SECONDS"]))
+    return True

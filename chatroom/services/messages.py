@@ -1,7 +1,7 @@
 """Messages: posting (idempotent, in room order), editing and deleting one's own, reading by cursor.
 
 A message gets its ``seq`` when it becomes visible: at posting, or at approval
-under pre-moderation (see ``moderation.approve_message``). Edits and removals
+under pre-moderation (see ``moderation.approve``). Edits and removals
 take a change number ``rev`` from the room under the same row lock, so a stream
 can replay them in order after a reconnect (see ``chatroom/stream.py``).
 """
@@ -9,20 +9,18 @@ can replay them in order after a reconnect (see ``chatroom/stream.py``).
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 
-from flask import render_template
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from ..broker import Event
+from .. import events
 from ..extensions import db
-from ..models import Membership, Message, MessageStatus, Room, RoomStatus, utcnow
-from ..sse import frame
+from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import clean_body
-from ._core import Invalid, cursor_id, next_rev, next_seq, publish
+from . import Invalid
+from ._core import next_rev, next_seq, publish, publish_host_panels, refuses_cleanly
 
 BODY_MAX = 2000
-EDIT_WINDOW = timedelta(minutes=5)
 PUBLISHED = MessageStatus.PUBLISHED.value
 
 
@@ -57,7 +55,8 @@ def _check_can_post(membership: Membership, room: Room) -> None:
                 raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
 
 
-def post_message(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
+@refuses_cleanly
+def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     """Store a message and publish it; returns (message, created).
 
     The room row is locked while the next ``seq`` is taken, so commit order is
@@ -78,9 +77,7 @@ def post_message(membership: Membership, body: str, token: str) -> tuple[Message
     _check_can_post(membership, room)
 
     if room.premoderation and not membership.is_host:
-        from .moderation import hold_for_approval
-
-        return hold_for_approval(membership, room, text, token)
+        return _hold(membership, room, text, token)
 
     seq, rev = next_seq(room.id)
     # Now that we hold the room's row lock, a twin submission has either committed or waits for us.
@@ -101,9 +98,31 @@ def post_message(membership: Membership, body: str, token: str) -> tuple[Message
     db.session.add(message)
     # Rendered while we hold the lock, so the publish follows the commit at once: the
     # longer that gap, the more often two posts reach the streams out of order.
-    event = Event("message", message_frame(room, message, rev), seq=seq, rev=rev)
+    event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
+    return message, True
+
+
+def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Message, bool]:
+    """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` until approved."""
+    message = Message(
+        room_id=room.id,
+        seq=None,
+        membership_id=membership.id,
+        body=text,
+        client_token=token,
+        status=MessageStatus.PENDING.value,
+    )
+    db.session.add(message)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form, submitted twice at once: the other one won
+        db.session.rollback()
+        existing = _message_by_token(room.id, token)
+        assert existing is not None
+        return existing, False
+    publish_host_panels(room)
     return message, True
 
 
@@ -111,7 +130,7 @@ def _message_by_token(room_id: int, token: str) -> Message | None:
     return db.session.scalar(select(Message).where(Message.room_id == room_id, Message.client_token == token))
 
 
-def message_for(room: Room, seq: int) -> Message | None:
+def find(room: Room, seq: int) -> Message | None:
     """The visible message at ``seq`` in ``room`` (scoped: another room's messages are unreachable)."""
     return db.session.scalar(
         select(Message).where(Message.room_id == room.id, Message.seq == seq, Message.status == PUBLISHED)
@@ -123,13 +142,16 @@ def _check_own_and_recent(membership: Membership, message: Message) -> None:
         raise Invalid({"body": "You can only change your own messages"}, 403)
     if message.removed:
         raise Invalid({"body": "This message was removed"}, 409)
-    if utcnow() - message.created_at > EDIT_WINDOW:
-        raise Invalid({"body": "Messages can be changed for 5 minutes after posting; this one can no longer be"}, 403)
+    if not message.editable_by(membership):
+        minutes = EDIT_WINDOW.seconds // 60
+        problem = f"Messages can be changed for {minutes} minutes after posting; this one can no longer be"
+        raise Invalid({"body": problem}, 403)
     if not membership.active or membership.room.status() is not RoomStatus.OPEN:
         raise Invalid({"body": "This room is not open, so messages cannot be changed"}, 403)
 
 
-def edit_message(membership: Membership, message: Message, body: str) -> Message:
+@refuses_cleanly
+def edit(membership: Membership, message: Message, body: str) -> Message:
     """The author corrects their message within 5 minutes; everyone sees it marked edited.
 
     :raise Invalid 403: not theirs, or too late. :raise Invalid 422: empty or too long.
@@ -140,13 +162,14 @@ def edit_message(membership: Membership, message: Message, body: str) -> Message
         return message
     rev, seq = next_rev(message.room_id)
     message.body, message.edited_at, message.rev = text, utcnow(), rev
-    event = change_event(membership.room, message, rev, seq)
+    event = events.message_changed(membership.room, message, seq, rev)
     db.session.commit()
     publish(membership.room, event)
     return message
 
 
-def delete_own_message(membership: Membership, message: Message) -> Message:
+@refuses_cleanly
+def delete_own(membership: Membership, message: Message) -> Message:
     """The author deletes their message within 5 minutes: it shows "message removed" for everyone.
 
     :raise Invalid 403: not theirs, or too late.
@@ -156,32 +179,16 @@ def delete_own_message(membership: Membership, message: Message) -> Message:
 
 
 def mark_removed(room: Room, message: Message, by: str) -> Message:
-    """Blank a message's text and publish the change (the text is not kept)."""
+    """Blank a message's text, commit and publish the change (the text is not kept); ``by`` is author or host."""
     rev, seq = next_rev(room.id)
     message.body, message.removed_at, message.removed_by, message.rev = "", utcnow(), by, rev
-    event = change_event(room, message, rev, seq)
+    event = events.message_changed(room, message, seq, rev)
     db.session.commit()
     publish(room, event)
     return message
 
 
-def change_event(room: Room, message: Message, rev: int, seq: int) -> Event:
-    return Event("change", change_frame(room, message, rev, seq), seq=seq, rev=rev, target=message.seq or 0)
-
-
-def message_frame(room: Room, message: Message, rev: int) -> bytes:
-    """The SSE frame of a new message: the page's partial, id ``seq.rev`` (rev as of posting)."""
-    assert message.seq is not None
-    return frame(render_template("chat/_message.html", room=room, message=message), id=cursor_id(message.seq, rev))
-
-
-def change_frame(room: Room, message: Message, rev: int, seq: int) -> bytes:
-    """The SSE frame of an edit or removal: the same partial, swapped in place of the old one."""
-    html = render_template("chat/_message.html", room=room, message=message, oob=True)
-    return frame(html, id=cursor_id(seq, rev))
-
-
-def messages_after(room_id: int, after: int, limit: int = 500) -> list[Message]:
+def after(room_id: int, after: int, limit: int = 500) -> list[Message]:
     """Visible messages with ``seq`` > ``after``, in order (the stream's replay)."""
     return list(
         db.session.scalars(
@@ -202,7 +209,7 @@ def changes_after(room_id: int, rev: int, up_to_seq: int, limit: int = 500) -> l
     )
 
 
-def messages_before(room_id: int, before: int | None, limit: int) -> list[Message]:
+def before(room_id: int, before: int | None, limit: int) -> list[Message]:
     """Up to ``limit`` messages before ``seq`` (or the newest), oldest first: paging by cursor, not offset."""
     query = select(Message).where(Message.room_id == room_id, Message.seq.is_not(None))
     if before is not None:
@@ -212,7 +219,8 @@ def messages_before(room_id: int, before: int | None, limit: int) -> list[Messag
     return rows
 
 
-def message_count(room_id: int) -> int:
+def count(room_id: int) -> int:
+    """How many messages the room shows (removed ones included, held and rejected ones not)."""
     return (
         db.session.scalar(
             select(func.count()).select_from(Message).where(Message.room_id == room_id, Message.status == PUBLISHED)

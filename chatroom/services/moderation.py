@@ -14,43 +14,17 @@ current panels, so a reconnecting host converges too.
 
 from __future__ import annotations
 
-from flask import render_template
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from ..broker import Event
+from .. import events
 from ..extensions import db
 from ..models import AuditEvent, Membership, Message, MessageStatus, Report, Room, utcnow
-from ..sse import frame
 from ..text import clean_body
-from ._core import Invalid, audit, next_seq, publish
-from .messages import mark_removed, message_frame
+from . import Invalid
+from ._core import audit, host_name, next_seq, publish, publish_host_panels, refuses_cleanly
+from .messages import mark_removed
 
 REASON_MAX = 500
-
-
-def _host(room: Room) -> str:
-    return f"{room.owner.name} (host)"
-
-
-def pending_messages(room: Room) -> list[Message]:
-    """Held messages, oldest first."""
-    return list(
-        db.session.scalars(
-            select(Message)
-            .where(Message.room_id == room.id, Message.status == MessageStatus.PENDING.value)
-            .order_by(Message.created_at, Message.id)
-        )
-    )
-
-
-def open_reports(room: Room) -> list[Report]:
-    """Unresolved reports, oldest first."""
-    return list(
-        db.session.scalars(
-            select(Report).where(Report.room_id == room.id, Report.resolved_at.is_(None)).order_by(Report.created_at)
-        )
-    )
 
 
 def audit_log(room: Room) -> list[AuditEvent]:
@@ -64,37 +38,9 @@ def audit_log(room: Room) -> list[AuditEvent]:
     )
 
 
-def host_panels(room: Room, *, oob: bool = True) -> str:
-    """The host's queue and reports panels (OOB fragments for the host's streams)."""
-    return render_template(
-        "chat/_host_panels.html", room=room, pending=pending_messages(room), reports=open_reports(room), oob=oob
-    )
-
-
-def _publish_panels(room: Room) -> None:
-    publish(room, Event("host", frame(host_panels(room))))
-
-
-def hold_for_approval(membership: Membership, room: Room, text: str, token: str) -> tuple[Message, bool]:
-    """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` yet."""
-    message = Message(
-        room_id=room.id,
-        seq=None,
-        membership_id=membership.id,
-        body=text,
-        client_token=token,
-        status=MessageStatus.PENDING.value,
-    )
-    db.session.add(message)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same form, submitted twice at once: the other one won
-        db.session.rollback()
-        return db.session.scalars(
-            select(Message).where(Message.room_id == room.id, Message.client_token == token)
-        ).one(), False
-    _publish_panels(room)
-    return message, True
+def host_panels(room: Room) -> str:
+    """The host's queue and reports panels as they are now (out-of-band fragments, first on a host's stream)."""
+    return events.host_panels_html(room, room.pending_messages(), room.open_reports())
 
 
 def _pending(room: Room, message_id: int) -> Message:
@@ -106,7 +52,8 @@ def _pending(room: Room, message_id: int) -> Message:
     return message
 
 
-def approve_message(room: Room, message_id: int) -> Message:
+@refuses_cleanly
+def approve(room: Room, message_id: int) -> Message:
     """Publish a held message now, after everything already visible.
 
     :raise Invalid 404: not a message of this room. :raise Invalid 409: already decided.
@@ -114,27 +61,29 @@ def approve_message(room: Room, message_id: int) -> Message:
     message = _pending(room, message_id)
     seq, rev = next_seq(room.id)
     message.seq, message.status, message.published_at = seq, MessageStatus.PUBLISHED.value, utcnow()
-    audit(room, _host(room), "message approved", f"#{seq} by {message.author.alias}")
-    event = Event("message", message_frame(room, message, rev), seq=seq, rev=rev)
+    audit(room, host_name(room), "message approved", f"#{seq} by {message.author.alias}")
+    event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
-    _publish_panels(room)
+    publish_host_panels(room)
     return message
 
 
-def reject_message(room: Room, message_id: int) -> Message:
+@refuses_cleanly
+def reject(room: Room, message_id: int) -> Message:
     """Drop a held message: it is never shown.
 
     :raise Invalid 404: not a message of this room. :raise Invalid 409: already decided.
     """
     message = _pending(room, message_id)
     message.status, message.body = MessageStatus.REJECTED.value, ""
-    audit(room, _host(room), "message rejected", f"by {message.author.alias}")
+    audit(room, host_name(room), "message rejected", f"by {message.author.alias}")
     db.session.commit()
-    _publish_panels(room)
+    publish_host_panels(room)
     return message
 
 
+@refuses_cleanly
 def remove_message(room: Room, message: Message) -> Message:
     """The host removes a visible message: "message removed" for everyone, in replay and export too.
 
@@ -142,17 +91,18 @@ def remove_message(room: Room, message: Message) -> Message:
     """
     if message.removed:
         raise Invalid({"message": "This message was already removed"}, 409)
-    audit(room, _host(room), "message removed", f"#{message.seq} by {message.author.alias}")
+    audit(room, host_name(room), "message removed", f"#{message.seq} by {message.author.alias}")
     for report in db.session.scalars(
         select(Report).where(Report.message_id == message.id, Report.resolved_at.is_(None))
     ):
         report.resolved_at = utcnow()
     mark_removed(room, message, "host")
-    _publish_panels(room)
+    publish_host_panels(room)
     return message
 
 
-def report_message(membership: Membership, message: Message, reason: str) -> Report:
+@refuses_cleanly
+def report(membership: Membership, message: Message, reason: str) -> Report:
     """A participant reports a message to the host, with an optional reason.
 
     :raise Invalid 422: the reason is too long. :raise Invalid 409: already reported by them.
@@ -172,11 +122,12 @@ def report_message(membership: Membership, message: Message, reason: str) -> Rep
     report = Report(room_id=message.room_id, message_id=message.id, reporter_id=membership.id, reason=reason)
     db.session.add(report)
     db.session.commit()
-    _publish_panels(membership.room)
+    publish_host_panels(membership.room)
     return report
 
 
-def resolve_report(room: Room, report_id: int) -> Report:
+@refuses_cleanly
+def dismiss_report(room: Room, report_id: int) -> Report:
     """The host dismisses a report (keeping the message).
 
     :raise Invalid 404: not a report of this room.
@@ -186,7 +137,7 @@ def resolve_report(room: Room, report_id: int) -> Report:
         raise Invalid({"report": "There is no such report in this room"}, 404)
     if report.resolved_at is None:
         report.resolved_at = utcnow()
-        audit(room, _host(room), "report dismissed", f"message #{report.message.seq}")
+        audit(room, host_name(room), "report dismissed", f"message #{report.message.seq}")
         db.session.commit()
-        _publish_panels(room)
+        publish_host_panels(room)
     return report

@@ -7,17 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import render_template
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import security
-from ..broker import Event
+from .. import events, passwords
 from ..extensions import db
 from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
-from ..sse import frame
 from ..text import clean_line, is_number, key_of
-from ._core import Invalid, audit, publish
+from . import Invalid
+from ._core import audit, host_name, publish, refuses_cleanly
 
 ALIAS_MAX = 32
 TITLE_MAX = 120
@@ -36,7 +34,7 @@ class RoomInput:
     password: str | None  # None on edit: keep the current password
 
 
-def parse_room_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
+def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
     """Read and check the room form; times are read in the room's time zone.
 
     :raise Invalid 422: with a message per field that is wrong.
@@ -87,7 +85,8 @@ def _check_title_free(owner_id: int, key: str, room_id: int | None = None) -> No
         raise Invalid({"title": "You already have a room with this title: choose another"}, 409)
 
 
-def create_room(owner: Facilitator, data: RoomInput) -> Room:
+@refuses_cleanly
+def create(owner: Facilitator, data: RoomInput) -> Room:
     """Create a room and the owner's host seat in it.
 
     :raise Invalid 409: the owner already has a room with this title.
@@ -96,14 +95,14 @@ def create_room(owner: Facilitator, data: RoomInput) -> Room:
     _check_title_free(owner.id, key)
     assert data.password is not None
     room = Room(
-        code=security.room_code(),
+        code=passwords.room_code(),
         owner=owner,
         title=data.title,
         title_key=key,
         starts_at=data.starts_at,
         ends_at=data.ends_at,
         timezone=data.timezone,
-        password_hash=security.hash_password(data.password),
+        password_hash=passwords.hash(data.password),
     )
     alias = owner.name[:ALIAS_MAX]
     room.memberships.append(Membership(alias=alias, alias_key=key_of(alias), is_host=True, facilitator_id=owner.id))
@@ -116,7 +115,8 @@ def create_room(owner: Facilitator, data: RoomInput) -> Room:
     return room
 
 
-def update_room(room: Room, data: RoomInput) -> Room:
+@refuses_cleanly
+def update(room: Room, data: RoomInput) -> Room:
     """Change a room's title, times, time zone and (when given) password.
 
     :raise Invalid 409: the owner already has another room with this title.
@@ -130,10 +130,10 @@ def update_room(room: Room, data: RoomInput) -> Room:
         changes.append("schedule")
     if data.password is not None:
         changes.append("password")
-        room.password_hash = security.hash_password(data.password)
+        room.password_hash = passwords.hash(data.password)
     room.title, room.title_key = data.title, key
     room.starts_at, room.ends_at, room.timezone = data.starts_at, data.ends_at, data.timezone
-    audit(room, _owner_name(room), "room edited", ", ".join(changes) or "no change")
+    audit(room, host_name(room), "room edited", ", ".join(changes) or "no change")
     try:
         db.session.commit()
     except IntegrityError:
@@ -143,37 +143,27 @@ def update_room(room: Room, data: RoomInput) -> Room:
     return room
 
 
-def host_seat(room: Room) -> Membership:
-    """The owner's host membership in their room (created with the room)."""
-    return db.session.scalars(
-        select(Membership).where(Membership.room_id == room.id, Membership.is_host.is_(True))
-    ).one()
-
-
-def _owner_name(room: Room) -> str:
-    return f"{room.owner.name} (host)"
-
-
 def _announce_settings(room: Room) -> None:
     """Tell open streams the room changed: the end time they wait for, and a visible notice."""
-    html = render_template("chat/_room_state.html", room=room, oob=True)
-    publish(room, Event("room", frame(html)))
+    publish(room, events.room_changed(room))
 
 
 def _save_setting(room: Room, action: str, detail: str = "") -> Room:
-    audit(room, _owner_name(room), action, detail)
+    audit(room, host_name(room), action, detail)
     db.session.commit()
     _announce_settings(room)
     return room
 
 
+@refuses_cleanly
 def set_locked(room: Room, locked: bool) -> Room:
     """Lock the room (read-only for participants) or unlock it."""
     room.locked = locked
     return _save_setting(room, "room locked" if locked else "room unlocked")
 
 
-def end_room_now(room: Room) -> Room:
+@refuses_cleanly
+def end_now(room: Room) -> Room:
     """End the room at once: open streams close, nobody can join or post.
 
     :raise Invalid 409: it has already ended.
@@ -185,7 +175,8 @@ def end_room_now(room: Room) -> Room:
     return _save_setting(room, "room ended early")
 
 
-def extend_room(room: Room, minutes: str) -> Room:
+@refuses_cleanly
+def extend(room: Room, minutes: str) -> Room:
     """Move the end time later by a number of minutes (from now, if it already ended).
 
     :raise Invalid 422: not a whole number of minutes from 1 to 1440.
@@ -199,6 +190,7 @@ def extend_room(room: Room, minutes: str) -> Room:
     return _save_setting(room, "end time extended", f"by {int(minutes)} minutes")
 
 
+@refuses_cleanly
 def set_slow_mode(room: Room, seconds: str) -> Room:
     """One message per N seconds per participant (0 turns it off).
 
@@ -211,12 +203,14 @@ def set_slow_mode(room: Room, seconds: str) -> Room:
     return _save_setting(room, "slow mode", detail)
 
 
+@refuses_cleanly
 def set_premoderation(room: Room, enabled: bool) -> Room:
     """Hold participants' messages for the host's approval, or stop doing so."""
     room.premoderation = enabled
     return _save_setting(room, "pre-moderation on" if enabled else "pre-moderation off")
 
 
+@refuses_cleanly
 def set_retention(room: Room, days: str) -> Room:
     """Delete the room's messages N days after it ends (empty keeps them).
 
@@ -230,7 +224,8 @@ def set_retention(room: Room, days: str) -> Room:
     return _save_setting(room, "retention", detail)
 
 
-def delete_room(room: Room, confirmation: str) -> None:
+@refuses_cleanly
+def delete(room: Room, confirmation: str) -> None:
     """Delete a room with all its members, messages, reports and audit log.
 
     :raise Invalid 422: the typed confirmation is not the room's title.
@@ -240,4 +235,4 @@ def delete_room(room: Room, confirmation: str) -> None:
     room_id = room.id
     db.session.delete(room)
     db.session.commit()
-    publish(room_id, Event("room"))
+    publish(room_id, events.room_deleted(room_id))

@@ -1,4 +1,4 @@
-"""The front page, and the reader's own preferences: colour theme, and auto-refresh without JavaScript.
+"""The front page, the health probe, and the reader's preferences: colour theme, auto-refresh without JavaScript.
 
 Preferences live in cookies set by small POST forms that work without JavaScript
 (post/redirect/get back to the page they were chosen on). They change only the page
@@ -15,10 +15,9 @@ from flask import Blueprint, abort, current_app, has_request_context, redirect, 
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from . import assets, compression
-from .auth import safe_next
-from .htmx import is_htmx, see_other
+from .htmx import is_htmx, safe_next, see_other
 
+# The blueprint keeps its first name, "views": endpoint names (views.index, views.theme) are part of our URLs' API.
 bp = Blueprint("views", __name__)
 
 THEMES = ("light", "dark", "system")
@@ -40,30 +39,6 @@ def index() -> str | Response:
 def health() -> dict[str, str]:
     """A cheap liveness probe for the platform's router."""
     return {"status": "ok"}
-
-
-@bp.get("/assets/<name>")
-def asset(name: str) -> Response:
-    """A script bundle (``chatroom/assets.py``), pre-compressed; cached for a year when asked for by its hash.
-
-    :raise 404: no such bundle.
-    """
-    if name not in assets.BUNDLES:
-        abort(404)
-    current = assets.bundle(name)
-    encoding = compression.choose_encoding(request.headers.get("Accept-Encoding", ""))
-    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype="text/javascript")
-    if encoding:
-        response.headers["Content-Encoding"] = encoding
-    response.vary.add("Accept-Encoding")
-    response.set_etag(f"{current.digest}-{encoding or 'identity'}")
-    if request.args.get("v") == current.digest:
-        response.cache_control.public = True
-        response.cache_control.max_age = 365 * 24 * 3600
-        response.cache_control.immutable = True
-    else:
-        response.cache_control.no_cache = True
-    return response.make_conditional(request)
 
 
 @bp.post("/theme")

@@ -1,4 +1,9 @@
-"""Password hashing and one-time tokens."""
+"""Password hashing (bcrypt) and the random codes and tokens Chatroom hands out.
+
+bcrypt reads at most 72 bytes of a password, and bcrypt 5 raises on longer input, so
+every password is first hashed with SHA-256 and base64-encoded (44 bytes): every byte
+the user typed counts, and long passphrases work.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import secrets
 import bcrypt
 from flask import current_app
 
-_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o/1/l/i: easy to read aloud and type
+ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o/1/l/i: easy to read aloud and type
 
 
 def _prehash(password: str) -> bytes:
@@ -17,18 +22,20 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
 
 
-def hash_password(password: str) -> str:
+def hash(password: str) -> str:
+    """A bcrypt hash of ``password`` at ``BCRYPT_ROUNDS`` (12 by default; each step doubles the work)."""
     rounds = current_app.config.get("BCRYPT_ROUNDS", 12)
     return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
 
 
-def check_password(password: str, hashed: str) -> bool:
+def check(password: str, hashed: str) -> bool:
+    """Whether ``password`` matches the bcrypt hash ``hashed`` (constant time, as bcrypt compares)."""
     return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
 
 
-def burn_password_check() -> None:
+def burn_check() -> None:
     """Spend the time a real check would, so an unknown account looks like a wrong password."""
-    check_password("x", _dummy_hash())
+    check("x", _dummy_hash())
 
 
 _DUMMY: dict[int, str] = {}
@@ -37,13 +44,13 @@ _DUMMY: dict[int, str] = {}
 def _dummy_hash() -> str:
     rounds = current_app.config.get("BCRYPT_ROUNDS", 12)
     if rounds not in _DUMMY:
-        _DUMMY[rounds] = hash_password(secrets.token_hex(8))
+        _DUMMY[rounds] = hash(secrets.token_hex(8))
     return _DUMMY[rounds]
 
 
 def room_code() -> str:
     """An unguessable short public code for a room (10 characters, ~49 bits)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(10))
+    return "".join(secrets.choice(ALPHABET) for _ in range(10))
 
 
 def form_token() -> str:

@@ -1,0 +1,185 @@
+"""The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
+
+Services call one constructor per happening (``message_posted``, ``message_changed``,
+``seat_closed``, ``room_changed``, ``host_panels_changed``, ``presence_changed``,
+``typing``) *after* they commit, and hand the result to the broker. Each constructor
+renders the room's own partial and frames it as SSE bytes exactly once; every stream in
+every process sends those bytes unchanged (render once, the same bytes to everyone).
+Per-viewer differences are flags on the event (``kind``, ``target``), never a re-render.
+
+Cursors. A client's position in a room is ``seq.rev``: the last message number it has
+(``Room.last_seq``, gap-free in room order) and the last change number it has
+(``Room.last_rev``: edits and removals, numbered the same way). Every event that moves
+the position carries it as its SSE ``id``, so the browser sends it back as
+``Last-Event-ID`` on reconnect (see ``chatroom/stream.py``).
+
+Durability. Redis pub/sub is at most once. While Redis is unreachable the broker delivers
+to its own process at once and keeps the *durable* kinds to publish again, in order, when
+Redis is back: everything that changes what a page shows (messages, changes, closed seats,
+room settings, the host's panels). Presence and typing are stale by then and are dropped;
+the next heartbeat or keystroke says them again. The database replay after a listener
+reconnect is what makes the stream lossless; republishing only makes it prompt.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import render_template
+
+from .sse import frame
+
+if TYPE_CHECKING:
+    from .models import Membership, Message, Report, Room
+
+
+class EventKind(enum.StrEnum):
+    """What happened in a room; the stream decides per kind what a viewer gets."""
+
+    MESSAGE = "message"  # a message became visible: ``seq`` its number, ``rev`` the room's change number then
+    CHANGE = "change"  # an edit or removal: ``rev`` its change number, ``seq`` the room's last message then
+    PRESENCE = "presence"  # the "here now" list changed
+    TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
+    REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned): its streams end
+    ROOM = "room"  # the room's settings or schedule changed
+    HOST = "host"  # for the host's streams only (queue, reports)
+    RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
+
+
+DURABLE_KINDS = frozenset({EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened in a room; ``frame`` is the SSE bytes to send as they are."""
+
+    kind: EventKind
+    frame: bytes = b""
+    seq: int = 0
+    rev: int = 0
+    target: int = 0
+
+    @property
+    def durable(self) -> bool:
+        """Whether the broker publishes it again after a Redis outage (see the module docstring)."""
+        return self.kind in DURABLE_KINDS
+
+    def encode(self) -> bytes:
+        """The wire form between processes: one header line, then the frame bytes."""
+        return f"{self.kind} {self.seq} {self.rev} {self.target}\n".encode() + self.frame
+
+    @classmethod
+    def decode(cls, data: bytes) -> Event:
+        """Read what ``encode`` wrote. :raise ValueError: not an event (an unknown kind or a bad header)."""
+        head, _, payload = data.partition(b"\n")
+        kind, seq, rev, target = head.decode().split(" ")
+        return cls(EventKind(kind), payload, int(seq), int(rev), int(target))
+
+
+RESYNC = Event(EventKind.RESYNC)
+
+
+# -- channels and cursors ------------------------------------------------------------------
+
+
+def channel(room_id: int) -> str:
+    """The broker channel that carries one room's events."""
+    return f"room:{room_id}"
+
+
+_CURSOR = re.compile(r"(\d{1,12})(?:\.(\d{1,12}))?")
+
+
+def cursor_id(seq: int, rev: int) -> str:
+    """The SSE event id: how far a client has got in messages (``seq``) and in changes (``rev``)."""
+    return f"{seq}.{rev}"
+
+
+def parse_cursor(raw: str) -> tuple[int, int] | None:
+    """``seq.rev`` (or a bare ``seq``, rev 0) from a ``Last-Event-ID``; None when it is not one."""
+    found = _CURSOR.fullmatch(raw.strip())
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
+# -- one constructor per happening -----------------------------------------------------------
+
+
+def message_frame(room: Room, message: Message, rev: int) -> bytes:
+    """A visible message as an SSE frame (the page's partial), id ``seq.rev``; the stream's replay uses it too."""
+    assert message.seq is not None
+    html = render_template("chat/_message.html", room=room, message=message)
+    return frame(html, id=cursor_id(message.seq, rev))
+
+
+def change_frame(room: Room, message: Message, seq: int, rev: int) -> bytes:
+    """An edited or removed message as an SSE frame: the same partial, swapped in place of the old (id ``seq.rev``)."""
+    html = render_template("chat/_message.html", room=room, message=message, oob=True)
+    return frame(html, id=cursor_id(seq, rev))
+
+
+def message_posted(room: Room, message: Message, rev: int) -> Event:
+    """A message became visible (posted, or approved from the queue) with the room's change number ``rev``."""
+    assert message.seq is not None
+    return Event(EventKind.MESSAGE, message_frame(room, message, rev), seq=message.seq, rev=rev)
+
+
+def message_changed(room: Room, message: Message, seq: int, rev: int) -> Event:
+    """A message was edited or removed; ``rev`` is its new change number, ``seq`` the room's last message."""
+    return Event(EventKind.CHANGE, change_frame(room, message, seq, rev), seq=seq, rev=rev, target=message.seq or 0)
+
+
+def room_state_html(room: Room) -> str:
+    """The room's state notice as an out-of-band fragment (first on every stream connect, and on every change)."""
+    return render_template("chat/_room_state.html", room=room, oob=True)
+
+
+def room_changed(room: Room) -> Event:
+    """The room's settings or schedule changed: streams re-read its end time and show the new state."""
+    return Event(EventKind.ROOM, frame(room_state_html(room)))
+
+
+def room_deleted(room_id: int) -> Event:
+    """The room is gone: its streams find no room when they re-read it, and end."""
+    return Event(EventKind.ROOM)
+
+
+def seat_closed(membership_id: int) -> Event:
+    """A seat was closed (left, removed or banned): that seat's streams end with a ``close`` event."""
+    return Event(EventKind.REMOVED, target=membership_id)
+
+
+def host_panels_html(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> str:
+    """The host's queue and reports panels, as out-of-band fragments."""
+    return render_template("chat/_host_panels.html", room=room, pending=pending, reports=reports, oob=True)
+
+
+def host_panels_changed(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> Event:
+    """The approval queue or the open reports changed: for the host's streams only."""
+    return Event(EventKind.HOST, frame(host_panels_html(room, pending, reports)))
+
+
+def presence_changed(room: Room, members: Sequence[Membership]) -> Event:
+    """The "here now" list, rendered once for everyone."""
+    html = render_template("chat/_presence.html", room=room, members=members, oob=True)
+    return Event(EventKind.PRESENCE, frame(html))
+
+
+def typing(membership: Membership, ttl_seconds: float) -> Event:
+    """``membership`` is typing; the page shows it for ``ttl_seconds`` unless told again."""
+    data = json.dumps({"member": membership.id, "alias": membership.alias, "ttl": ttl_seconds})
+    return Event(EventKind.TYPING, frame(data, event="typing"), target=membership.id)
+
+
+def closing(notice: str) -> bytes:
+    """The last words of a stream: a visible notice, then the ``close`` event the page stops on.
+
+    ``notice`` is ``ended`` (the room ended) or ``removed`` (the seat was closed).
+    """
+    return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")

@@ -1,0 +1,317 @@
+"""Who is here now, and who may say they are typing: ephemeral, never in the database.
+
+A seat is *present* while at least one of its streams is open, on any process of any
+instance. Each open stream is one entry ``membership:connection`` with an expiry,
+refreshed by its process every third of ``PRESENCE_TTL_SECONDS``, so a crashed
+instance's connections fade out on their own. Two implementations share one interface:
+``MemoryPresence`` (the embedded default, one process) and ``RedisPresence`` (a sorted
+set per room, scored by expiry, shared by every process).
+
+Nothing is announced from the request path. A background thread per process announces
+each room whose presence may have changed at most every ``ANNOUNCE_INTERVAL`` seconds,
+and only when its member list really differs from what this process announced last:
+a thousand people arriving at once cost a few announcements, not a thousand. The
+announcement is ``events.presence_changed``, published through the broker.
+
+``claim`` is the small throttle the typing signal uses: true once per interval per key,
+across every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, cast
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from . import events
+from .broker import Broker
+from .extensions import db
+from .models import Membership, Room
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "chatroom:"
+
+
+class Presence:
+    """Open streams per room, with expiring entries and a batched announcer; see the module docstring."""
+
+    ANNOUNCE_INTERVAL = 0.5
+
+    def __init__(self, ttl: float = 40.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        # Entries this process owns: (room_id, membership_id, conn_id).
+        self._local_conns: set[tuple[int, int, str]] = set()
+        self._refresher: threading.Thread | None = None
+        self._closed = False
+        self._dirty: set[int] = set()  # rooms whose presence may have changed
+        self._announced: dict[int, frozenset[int]] = {}  # what this process last announced
+        self.on_change: Callable[[int], None] | None = None
+
+    def enter(self, room_id: int, membership_id: int) -> str:
+        """Record an open stream of ``membership_id`` in ``room_id``; returns its connection id."""
+        conn_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self._local_conns.add((room_id, membership_id, conn_id))
+            self._dirty.add(room_id)
+        self._ensure_refresher()
+        self._add(room_id, [(membership_id, conn_id)])
+        return conn_id
+
+    def leave(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        """Forget an open stream (the seat stays present while another of its tabs is open)."""
+        with self._lock:
+            self._local_conns.discard((room_id, membership_id, conn_id))
+            self._dirty.add(room_id)
+        self._remove(room_id, membership_id, conn_id)
+
+    def present(self, room_id: int) -> set[int]:
+        """Membership ids with at least one live stream in the room, on any instance."""
+        return {int(entry.split(":", 1)[0]) for entry in self._entries(room_id)}
+
+    def _ensure_refresher(self) -> None:
+        with self._lock:
+            if self._refresher is not None:
+                return
+            self._refresher = threading.Thread(target=self._refresh_loop, name="presence", daemon=True)
+        self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        next_refresh = time.monotonic() + self.ttl / 3
+        while not self._closed:
+            time.sleep(min(self.ANNOUNCE_INTERVAL, self.ttl / 3))
+            if self._closed:
+                return
+            try:
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self.ttl / 3
+                    self.refresh()
+                self.announce_changes()
+            except Exception:  # keep the heartbeat alive through a Redis blip
+                log.warning("presence refresh failed", exc_info=True)
+
+    def refresh(self) -> None:
+        """Extend this process's entries; rooms where others' entries expired are marked for announcing."""
+        with self._lock:
+            by_room: dict[int, list[tuple[int, str]]] = defaultdict(list)
+            for room_id, membership_id, conn_id in self._local_conns:
+                by_room[room_id].append((membership_id, conn_id))
+        for room_id, entries in by_room.items():
+            self._add(room_id, entries)
+        expired = self._expire()
+        with self._lock:
+            self._dirty.update(expired)
+
+    def announce_changes(self) -> list[int]:
+        """Announce every room whose member list changed since this process last announced it; returns them."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        changed = []
+        for room_id in dirty:
+            members = frozenset(self.present(room_id))
+            if self._announced.get(room_id) == members:
+                continue
+            self._announced[room_id] = members
+            if not members:
+                self._announced.pop(room_id, None)
+            changed.append(room_id)
+            if self.on_change is not None:
+                self.on_change(room_id)
+        return changed
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """True once per ``ttl`` seconds for ``key``, across every process."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the refresher (tests build many apps)."""
+        self._closed = True
+
+    def _entries(self, room_id: int) -> list[str]:
+        raise NotImplementedError
+
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
+        raise NotImplementedError
+
+    def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        raise NotImplementedError
+
+    def _expire(self) -> list[int]:
+        """Drop expired entries everywhere; return the rooms whose presence changed."""
+        raise NotImplementedError
+
+
+class MemoryPresence(Presence):
+    """Presence for the embedded default: one process, plain dictionaries."""
+
+    def __init__(self, ttl: float = 40.0) -> None:
+        super().__init__(ttl)
+        self._rooms: dict[int, dict[str, float]] = defaultdict(dict)
+        self._claims: dict[str, float] = {}
+
+    def _entries(self, room_id: int) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            return [e for e, exp in self._rooms.get(room_id, {}).items() if exp > now]
+
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
+        expiry = time.monotonic() + self.ttl
+        with self._lock:
+            for membership_id, conn_id in entries:
+                self._rooms[room_id][f"{membership_id}:{conn_id}"] = expiry
+
+    def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        with self._lock:
+            self._rooms.get(room_id, {}).pop(f"{membership_id}:{conn_id}", None)
+
+    def _expire(self) -> list[int]:
+        now = time.monotonic()
+        changed = []
+        with self._lock:
+            for room_id, entries in list(self._rooms.items()):
+                dead = [e for e, exp in entries.items() if exp <= now]
+                for e in dead:
+                    del entries[e]
+                if dead:
+                    changed.append(room_id)
+                if not entries:
+                    del self._rooms[room_id]
+        return changed
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """True once per ``ttl`` seconds for ``key`` (this process only, which is all there is)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._claims.get(key, 0) > now:
+                return False
+            self._claims[key] = now + ttl
+            if len(self._claims) > 10_000:
+                self._claims = {k: v for k, v in self._claims.items() if v > now}
+            return True
+
+
+class RedisPresence(Presence):
+    """Presence held in Redis, shared by every process and instance.
+
+    Best effort: while Redis is away, rooms show nobody rather than fail a request.
+    """
+
+    def __init__(self, url: str, ttl: float = 40.0) -> None:
+        import redis as redis_lib
+
+        super().__init__(ttl)
+        self._error = redis_lib.RedisError
+        self.redis: redis.Redis = redis_lib.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+        )
+
+    def _key(self, room_id: int) -> str:
+        return f"{KEY_PREFIX}presence:{room_id}"
+
+    def _entries(self, room_id: int) -> list[str]:
+        try:
+            raw = self.redis.zrangebyscore(self._key(room_id), time.time(), "+inf")
+        except self._error:
+            log.warning("presence unavailable: redis is unreachable")
+            return []
+        return [e.decode() for e in cast(list[bytes], raw)]
+
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
+        expiry = time.time() + self.ttl
+        mapping: dict[str, float] = {f"{m}:{c}": expiry for m, c in entries}
+        if not mapping:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self._key(room_id), mapping)
+            pipe.sadd(f"{KEY_PREFIX}presence-rooms", room_id)
+            pipe.execute()
+        except self._error:
+            log.warning("presence not recorded: redis is unreachable")
+
+    def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        try:
+            self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}")
+        except self._error:
+            log.warning("presence not removed: redis is unreachable (the entry expires)")
+
+    def _expire(self) -> list[int]:
+        changed = []
+        now = time.time()
+        rooms_key = f"{KEY_PREFIX}presence-rooms"
+        for raw in cast(set[bytes], self.redis.smembers(rooms_key)):
+            room_id = int(raw)
+            key = self._key(room_id)
+            if self.redis.zremrangebyscore(key, "-inf", now):
+                changed.append(room_id)
+            if not self.redis.exists(key):
+                self.redis.srem(rooms_key, room_id)
+        return changed
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """True once per ``ttl`` seconds for ``key`` across every process (true while Redis is away)."""
+        try:
+            return bool(self.redis.set(f"{KEY_PREFIX}claim:{key}", 1, nx=True, px=int(ttl * 1000)))
+        except self._error:
+            return True  # typing signals are harmless; do not fail the request over them
+
+    def close(self) -> None:
+        """Stop the refresher and close the connection pool."""
+        super().close()
+        self.redis.close()
+
+
+def current_presence() -> Presence:
+    """The presence tracker of the app handling this request."""
+    return current_app.extensions["chatroom.presence"]
+
+
+def claim(key: str, ttl: float) -> bool:
+    """True once per ``ttl`` seconds for ``key``, across every process (the typing throttle, one-time TOTP steps)."""
+    return current_presence().claim(key, ttl)
+
+
+def present_members(room: Room) -> list[Membership]:
+    """Members with a live stream in the room now (any instance), the host first, then by alias."""
+    ids = current_presence().present(room.id)
+    if not ids:
+        return []
+    rows = db.session.scalars(select(Membership).where(Membership.room_id == room.id, Membership.id.in_(ids)))
+    return sorted(rows, key=lambda m: (not m.is_host, m.alias_key))
+
+
+def announce(room_id: int, broker: Broker) -> None:
+    """Publish the room's "here now" list (rendered once for everyone); call inside an app context."""
+    try:
+        room = db.session.get(Room, room_id)
+        if room is not None:
+            broker.publish(events.channel(room.id), events.presence_changed(room, present_members(room)))
+    finally:
+        db.session.remove()
+
+
+def init_app(app: Flask, broker: Broker) -> Presence:
+    """Attach a presence tracker to ``app`` (Redis when ``REDIS_URL`` is set) that announces through ``broker``."""
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
+    presence: Presence = (
+        RedisPresence(app.config["REDIS_URL"], ttl) if app.config.get("REDIS_URL") else MemoryPresence(ttl)
+    )
+
+    def changed(room_id: int) -> None:
+        with app.app_context():
+            announce(room_id, broker)
+
+    presence.on_change = changed
+    app.extensions["chatroom.presence"] = presence
+    return presence

@@ -37,7 +37,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD, Client, _empty, make_config
 from flask import Flask, url_for
 from sqlalchemy import event
 
@@ -46,6 +45,9 @@ from chatroom import services as svc
 from chatroom.access import SEATS
 from chatroom.extensions import db
 from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room, utcnow
+from support.app import empty_database, make_config
+from support.clients import Client
+from support.constants import PASSWORD, ROOM_PASSWORD
 
 ROLES = ("anonymous", "outsider", "participant", "removed", "banned", "other_facilitator", "owner")
 FACILITATORS = ("other_facilitator", "owner")
@@ -176,7 +178,7 @@ def _token() -> str:
 def build_world(app: Flask) -> World:
     """Empty the database and set the scene through the services (no HTTP: it is fast)."""
     with app.app_context():
-        _empty(app)
+        empty_database(app)
     with app.test_request_context():
         owner = svc.sign_up("owner@example.org", "Olive Owner", PASSWORD)
         other = svc.sign_up("other@example.org", "Otto Other", PASSWORD)

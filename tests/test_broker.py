@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import BACKEND
 
 from chatroom.broker import QUEUE_LIMIT, Event, MemoryBroker, RedisBroker
+from support.constants import BACKEND
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD, Client
 from flask import Flask
 from test_authorization import BODIES, World, build_world, client_for, fast_app_fixture, url_of
 from werkzeug.datastructures import MultiDict
@@ -37,6 +36,8 @@ from chatroom.errors import MESSAGES
 from chatroom.extensions import db
 from chatroom.models import Facilitator, Room
 from chatroom.sse import parse
+from support.clients import Client
+from support.constants import PASSWORD, ROOM_PASSWORD
 
 # -- hostile values ---------------------------------------------------------------------------
 

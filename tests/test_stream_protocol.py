@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOM_PASSWORD
 
 from chatroom import services
 from chatroom.broker import Event
@@ -11,6 +10,7 @@ from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.sse import parse
 from chatroom.stream import _catch_up, _forward, _StreamState
+from support.constants import ROOM_PASSWORD
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from test_authorization import World, build_world, client_for, fast_app_fixture
 from werkzeug.exceptions import HTTPException, NotFound
 
 from chatroom import create_app
 from chatroom import services as svc
 from chatroom.extensions import db
 from config import Config
-from support.app import empty_database, make_config
+from support.app import empty_database, fast_app_fixture, make_config
 from support.clients import Client
 from support.constants import PASSWORD, ROOT
+from support.world import World, build_world, client_for
 
 BASELINE = {
     "X-Content-Type-Options": "nosniff",

@@ -1,4 +1,7 @@
-"""Fixtures: an app on the configured backend, clients that speak CSRF, and small factories.
+"""Fixtures only: an app on the configured backend, clients that speak CSRF, and small factories.
+
+Helpers that test modules import (constants, the client class, data shapers, live servers) live in
+``tests/support/``; test modules never import from this file.
 
 The suite runs twice (tests/run.sh): on real PostgreSQL + Redis
 (``CHATROOM_BACKEND=services``) and on the embedded default
@@ -9,29 +12,22 @@ The suite runs twice (tests/run.sh): on real PostgreSQL + Redis
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from chatroom import create_app
 from chatroom.extensions import db as _db
 from chatroom.models import Facilitator, Membership, Room, utcnow
 from chatroom.services import accounts, members, rooms
-from config import TestConfig
 from config import database_url as normalise_database_url
-
-PASSWORD = "correct horse battery"
-ROOM_PASSWORD = "open sesame"
-
-BACKEND = os.environ.get("CHATROOM_BACKEND") or ("services" if os.environ.get("DATABASE_URL") else "embedded")
-REQUIRE = os.environ.get("CHATROOM_REQUIRE_SERVICES") == "1"
+from support.app import empty_database, make_config
+from support.clients import Client
+from support.constants import BACKEND, PASSWORD, REQUIRE, ROOM_PASSWORD
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,11 +56,6 @@ def redis_url() -> str | None:
     return os.environ.get("REDIS_URL") if BACKEND == "services" else None
 
 
-def make_config(database_url: str, redis_url: str | None, **overrides: Any) -> type[TestConfig]:
-    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url, **overrides}
-    return type("SuiteConfig", (TestConfig,), attrs)
-
-
 @pytest.fixture(scope="session")
 def _schema(database_url: str, redis_url: str | None) -> None:
     """Build the schema once, through the migrations (so they are tested on every run)."""
@@ -84,32 +75,17 @@ def _schema(database_url: str, redis_url: str | None) -> None:
     app.extensions["chatroom.presence"].close()
 
 
-TABLES = ["audit_events", "reports", "messages", "memberships", "rooms", "recovery_codes", "facilitators"]
-
-
 @pytest.fixture
 def app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
     app = create_app(make_config(database_url, redis_url))
     with app.app_context():
-        _empty(app)
+        empty_database(app)
     yield app
     with app.app_context():
         _db.session.remove()
         _db.engine.dispose()
     app.extensions["chatroom.broker"].close()
     app.extensions["chatroom.presence"].close()
-
-
-def _empty(app: Flask) -> None:
-    with _db.engine.begin() as conn:
-        if _db.engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))
-    broker = app.extensions["chatroom.broker"]
-    if hasattr(broker, "redis"):
-        broker.redis.flushdb()
 
 
 @pytest.fixture
@@ -121,31 +97,6 @@ def broker(app: Flask) -> Any:
 def db(app: Flask) -> Iterator[Any]:
     with app.app_context():
         yield _db
-
-
-class Client(FlaskClient):
-    """A test client that reads its CSRF token from a page, as a browser form would carry it."""
-
-    _csrf: str | None = None
-
-    def csrf(self) -> str:
-        if self._csrf is None:
-            page = self.get("/login").get_data(as_text=True)
-            self._csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-        return self._csrf
-
-    def form(self, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        response = self.post(url, data={"csrf_token": self.csrf(), **(data or {})}, **kwargs)
-        if url in ("/login", "/logout", "/signup"):
-            self._csrf = None  # a new session comes with a new token
-        return response
-
-    def htmx(self, method: str, url: str, data: dict[str, str] | None = None) -> Any:
-        headers = {"HX-Request": "true"}
-        if method == "GET":
-            return self.get(url, headers=headers)
-        headers["X-CSRFToken"] = self.csrf()
-        return self.open(url, method=method, data=data or {}, headers=headers)
 
 
 @pytest.fixture
@@ -243,27 +194,12 @@ def signed_in(app: Flask, make_facilitator: Any) -> Any:
     return do
 
 
-def end_room(app: Flask, room: Room) -> None:
-    """Move a running room's end into the past, as if its time ran out (it started 10 minutes ago)."""
-    with app.app_context():
-        row = _db.session.get(Room, room.id)
-        row.ends_at = row.starts_at + timedelta(minutes=5)
-        _db.session.commit()
-
-
-def form_token(html: str) -> str:
-    return re.search(r'name="token" value="([0-9a-f]{32})"', html).group(1)
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
 # -- live servers -------------------------------------------------------------
 
 
 @pytest.fixture
 def servers(database_url, redis_url):
-    from live import Server
+    from support.live import Server
 
     started: list[Server] = []
 

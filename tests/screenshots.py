@@ -18,14 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # tests/ lives in the checkout root
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from browser import AppServer, Chrome  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
-from live import Browser, Stream  # noqa: E402
 
 from chatroom import create_app  # noqa: E402
 from chatroom.models import utcnow  # noqa: E402
 from chatroom.services import accounts, members, messages, rooms  # noqa: E402
 from config import TestConfig  # noqa: E402
+from support.browser import AppServer, Chrome  # noqa: E402
+from support.live import Browser, Stream  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "a long enough password"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import PASSWORD
-
 from chatroom.htmx import safe_next
+from support.constants import PASSWORD
 
 
 def test_sign_up_signs_in_and_lands_on_the_dashboard(client):

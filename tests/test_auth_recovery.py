@@ -10,13 +10,13 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from chatroom import mail
 from chatroom.extensions import db
 from chatroom.models import Facilitator
 from chatroom.services import accounts
+from support.constants import PASSWORD
 
 NEW_PASSWORD = "a brand new passphrase"
 LINK = re.compile(r"http://localhost(/password/reset/[\w.\-]+)")

@@ -29,26 +29,21 @@ Every request is made against room A unless the table says otherwise.
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD, Client, _empty, make_config
-from flask import Flask, url_for
-from sqlalchemy import event
+from flask import Flask
 
-from chatroom import create_app
 from chatroom.access import SEATS
 from chatroom.extensions import db
-from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room, utcnow
-from chatroom.services import accounts, members, messages, moderation, rooms
-
-ROLES = ("anonymous", "outsider", "participant", "removed", "banned", "other_facilitator", "owner")
-FACILITATORS = ("other_facilitator", "owner")
+from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room
+from chatroom.services import moderation
+from support.app import fast_app_fixture
+from support.clients import Client
+from support.policy import EXPECTED, ROLES
+from support.world import BODIES, build_world, client_for, post_token, url_of
 
 # Text only some roles may see. A role sees a canary only if it is listed here.
 CANARIES = {
@@ -60,258 +55,9 @@ CANARIES = {
 }
 
 
-def _same(status: int) -> tuple[int, ...]:
-    return (status,) * len(ROLES)
-
-
-def _signed_in(status: int) -> tuple[int, ...]:
-    """Pages for any facilitator: everyone else is sent to sign in (302)."""
-    return (302, 302, 302, 302, 302, status, status)
-
-
-def _owner_only(status: int, others: int = 404) -> tuple[int, ...]:
-    """A host action or page of room A: 404 for everyone but its owner (no hint the room exists)."""
-    return (others,) * (len(ROLES) - 1) + (status,)
-
-
-def _owner_console(status: int) -> tuple[int, ...]:
-    """The /rooms/<code> pages: sign in first (302); another facilitator gets 404."""
-    return (302, 302, 302, 302, 302, 404, status)
-
-
-def _members(status: int, host: int | None = None) -> tuple[int, ...]:
-    """Room A's members only: the participant and the owner (the host seat); 403 for the rest."""
-    return (403, 403, status, 403, 403, 403, status if host is None else host)
-
-
-# fmt: off
-# endpoint -> method -> status per role, in ROLES order:
-#   (anonymous, outsider, participant, removed, banned, other_facilitator, owner)
-EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
-    "views.index":             {"GET": (200, 200, 200, 200, 200, 302, 302)},  # facilitators go to their rooms
-    "views.health":            {"GET": _same(200)},
-    "views.theme":             {"POST": _same(303)},
-    "views.autorefresh":       {"POST": _same(303)},
-    "views.asset":             {"GET": _same(200)},  # the room page's script bundle
-
-    "auth.login":              {"GET": _same(200), "POST": _same(303)},  # POST: the owner's credentials
-    "auth.signup":             {"GET": _same(200), "POST": _same(303)},  # POST: a new account
-    "auth.logout":             {"POST": _signed_in(303)},
-    "auth.login_code":         {"GET": _same(303), "POST": _same(303)},  # no password step pending: to sign in
-    "auth.account":            {"GET": _signed_in(200)},
-    "auth.change_password":    {"GET": _signed_in(200), "POST": _signed_in(303)},
-    "auth.two_factor_setup":   {"GET": _signed_in(200), "POST": _signed_in(303)},  # no key in the session yet
-    "auth.recovery_codes":     {"GET": _signed_in(303), "POST": _signed_in(409)},  # nothing to show; 2FA is off
-    "auth.two_factor_disable": {"POST": _signed_in(303)},
-    "auth.forgot_password":    {"GET": _same(200), "POST": _same(200)},  # the same answer for any address
-    "auth.reset_password":     {"GET": _same(200), "POST": _same(303)},  # the mailed link is the credential
-
-    "rooms.dashboard":         {"GET": _signed_in(200)},  # each facilitator sees their own rooms
-    "rooms.new":               {"GET": _signed_in(200)},
-    "rooms.create":            {"POST": _signed_in(303)},
-    "rooms.show":              {"GET": _owner_console(200)},
-    "rooms.update":            {"POST": _owner_console(303)},
-    "rooms.edit":              {"GET": _owner_console(200)},
-    "rooms.setting":           {"POST": _owner_console(303)},
-    "rooms.delete":            {"GET": _owner_console(200), "POST": _owner_console(303)},
-    "rooms.audit":             {"GET": _owner_console(200)},
-    "rooms.transcript":        {"GET": _owner_console(200)},
-    "rooms.qr":                {"GET": _owner_console(200)},
-
-    "chat.room":               {"GET": _same(200)},  # non-members get the join form, without the messages
-    "chat.join":               {"POST": (303, 303, 303, 303, 403, 303, 303)},  # members: back to the room
-    "chat.post":               {"POST": _members(303)},
-    "chat.history":            {"GET": _members(303)},  # without htmx: to the room page at that point
-    "chat.newer":              {"GET": _members(200)},
-    "chat.typing":             {"POST": _members(204)},
-    "chat.leave":              {"POST": _same(303)},  # only a participant's own seat closes
-    "chat.message":            {"GET": _members(200)},
-    "chat.edit_message":       {"POST": _members(303, host=403)},  # authors only, even for the host
-    "chat.delete_message":     {"POST": _members(303, host=403)},
-    "chat.report_message":     {"POST": _members(303, host=403)},  # the host removes instead
-    "chat.remove_message":     {"POST": _owner_only(303)},
-    "chat.remove_member":      {"POST": _owner_only(303)},
-    "chat.ban_member":         {"POST": _owner_only(303)},
-    "chat.approve":            {"POST": _owner_only(303)},
-    "chat.reject":             {"POST": _owner_only(303)},
-    "chat.dismiss_report":     {"POST": _owner_only(303)},
-
-    "stream.events":           {"GET": _members(200)},
-}
-# fmt: on
-
 # Where a 302 goes, when it is not to the sign-in page.
 REDIRECTS = {"views.index": "/rooms/"}
 STREAMED = {"stream.events", "rooms.transcript"}
-
-
-# -- the world ---------------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    owner_email: str
-    other_email: str
-    room_a: str  # codes
-    room_b: str
-    room_a_id: int
-    room_b_id: int
-    room_a_title: str
-    seats: dict[str, tuple[int, int]]  # role -> (room id, membership id) its cookie holds
-    pat_seq: int  # message 1 of room A, by the participant
-    kim_seq: int  # message 2 of room A, by another participant
-    kim_id: int
-    held_id: int  # a message held for approval in room A
-    report_id: int  # Kim's report of message 1
-    b_member_id: int
-    b_held_id: int
-    b_report_id: int
-    reset_token: str  # a password reset link's token, for the owner
-
-
-def _token() -> str:
-    return secrets.token_hex(16)
-
-
-def build_world(app: Flask) -> World:
-    """Empty the database and set the scene through the services (no HTTP: it is fast)."""
-    with app.app_context():
-        _empty(app)
-    with app.test_request_context():
-        owner = accounts.sign_up("owner@example.org", "Olive Owner", PASSWORD)
-        other = accounts.sign_up("other@example.org", "Otto Other", PASSWORD)
-        start = utcnow() - timedelta(hours=1)
-        room_a = rooms.create(owner, rooms.RoomInput("Room A", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD))
-        room_b = rooms.create(other, rooms.RoomInput("Room B", start, start + timedelta(hours=3), "UTC", ROOM_PASSWORD))
-        pat, kim, rem, ban = (members.join(room_a, alias, ROOM_PASSWORD) for alias in ("Pat", "Kim", "Rem", "Ban"))
-        out, lee = (members.join(room_b, alias, ROOM_PASSWORD) for alias in ("Out", "Lee"))
-        first, _ = messages.post(pat, "canary-a-message-7f3e", _token())
-        second, _ = messages.post(kim, "Kim's message", _token())
-        rooms.set_premoderation(room_a, True)
-        held, _ = messages.post(kim, "canary-a-held-91bd", _token())
-        rooms.set_premoderation(room_a, False)
-        report = moderation.report(kim, first, "canary-a-reason-c4a0")
-        members.remove(room_a, rem)
-        members.ban(room_a, ban)
-        b_first, _ = messages.post(out, "canary-b-message-5d21", _token())
-        rooms.set_premoderation(room_b, True)
-        b_held, _ = messages.post(out, "canary-b-held-e8f6", _token())
-        rooms.set_premoderation(room_b, False)
-        b_report = moderation.report(lee, b_first, "")
-        world = World(
-            owner_email=owner.email,
-            other_email=other.email,
-            room_a=room_a.code,
-            room_b=room_b.code,
-            room_a_id=room_a.id,
-            room_b_id=room_b.id,
-            room_a_title=room_a.title,
-            seats={
-                "participant": (room_a.id, pat.id),
-                "removed": (room_a.id, rem.id),
-                "banned": (room_a.id, ban.id),
-                "outsider": (room_b.id, out.id),
-            },
-            pat_seq=first.seq,
-            kim_seq=second.seq,
-            kim_id=kim.id,
-            held_id=held.id,
-            report_id=report.id,
-            b_member_id=lee.id,
-            b_held_id=b_held.id,
-            b_report_id=b_report.id,
-            reset_token=accounts.password_reset_token(owner),
-        )
-        db.session.remove()
-    return world
-
-
-def client_for(app: Flask, world: World, role: str) -> Client:
-    """A browser in ``role``: a seat in its cookie, as joining leaves it, or signed in through the real form."""
-    app.test_client_class = Client
-    client: Client = app.test_client()
-    if role in world.seats:
-        room_id, member_id = world.seats[role]
-        with client.session_transaction() as session:
-            session[SEATS] = {str(room_id): member_id}
-    elif role in FACILITATORS:
-        email = world.owner_email if role == "owner" else world.other_email
-        response = client.form("/login", {"email": email, "password": PASSWORD})
-        assert response.status_code == 303, f"cannot sign in as {role}"
-    return client
-
-
-# -- what each request carries -------------------------------------------------------------
-
-# A value for each URL argument, by name; ``ARGUMENTS_BY_ENDPOINT`` overrides it for one endpoint.
-ARGUMENTS: dict[str, Callable[[World], Any]] = {
-    "code": lambda w: w.room_a,
-    "seq": lambda w: w.pat_seq,
-    "member_id": lambda w: w.kim_id,
-    "message_id": lambda w: w.held_id,
-    "report_id": lambda w: w.report_id,
-    "fmt": lambda w: "csv",
-    "name": lambda w: "lock",
-    "token": lambda w: w.reset_token,
-}
-ARGUMENTS_BY_ENDPOINT: dict[str, dict[str, Callable[[World], Any]]] = {
-    "chat.report_message": {"seq": lambda w: w.kim_seq},  # someone else's message
-    "views.asset": {"name": lambda w: "room.js"},
-}
-QUERY: dict[str, dict[str, str]] = {"chat.newer": {"after": "0"}}
-
-NEW_PASSWORD = "a brand new passphrase"
-
-# A valid body for each (endpoint, method) that needs one.
-BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
-    ("views.theme", "POST"): lambda w, r: {"theme": "dark", "next": "/"},
-    ("views.autorefresh", "POST"): lambda w, r: {"autorefresh": "on", "next": "/"},
-    ("auth.login", "POST"): lambda w, r: {"email": w.owner_email, "password": PASSWORD},
-    ("auth.signup", "POST"): lambda w, r: {
-        "email": f"new-{r}@example.org",
-        "name": "Nia New",
-        "password": NEW_PASSWORD,
-    },
-    ("auth.login_code", "POST"): lambda w, r: {"code": "123456"},
-    ("auth.change_password", "POST"): lambda w, r: {"current_password": PASSWORD, "password": NEW_PASSWORD},
-    ("auth.two_factor_setup", "POST"): lambda w, r: {"code": "123456"},
-    ("auth.recovery_codes", "POST"): lambda w, r: {"codes_password": PASSWORD},
-    ("auth.two_factor_disable", "POST"): lambda w, r: {"disable_password": PASSWORD},
-    ("auth.forgot_password", "POST"): lambda w, r: {"email": w.owner_email},
-    ("auth.reset_password", "POST"): lambda w, r: {"password": NEW_PASSWORD},
-    ("rooms.create", "POST"): lambda w, r: _room_form(f"Room C of {r}"),
-    ("rooms.update", "POST"): lambda w, r: _room_form("Room A, renamed"),
-    ("rooms.delete", "POST"): lambda w, r: {"confirm": w.room_a_title},
-    ("chat.join", "POST"): lambda w, r: {"alias": f"New {r}", "password": ROOM_PASSWORD},
-    ("chat.post", "POST"): lambda w, r: {"body": "hello", "token": _token()},
-    ("chat.edit_message", "POST"): lambda w, r: {"body": "corrected"},
-    ("chat.report_message", "POST"): lambda w, r: {"reason": "rude"},
-}
-
-
-def _room_form(title: str) -> dict[str, str]:
-    start = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
-    return {
-        "title": title,
-        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
-        "ends_at": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "timezone": "UTC",
-        "password": ROOM_PASSWORD,
-    }
-
-
-def url_of(app: Flask, world: World, endpoint: str, overrides: dict[str, Any] | None = None) -> str:
-    """The URL of ``endpoint`` with every argument filled from the world (or ``overrides``)."""
-    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
-    values: dict[str, Any] = {}
-    for name in rule.arguments:
-        getter = ARGUMENTS_BY_ENDPOINT.get(endpoint, {}).get(name) or ARGUMENTS.get(name)
-        assert getter is not None, f"{endpoint}: add a value for its URL argument <{name}> to ARGUMENTS"
-        values[name] = getter(world)
-    values.update(QUERY.get(endpoint, {}))
-    values.update(overrides or {})
-    with app.test_request_context():
-        return url_for(endpoint, **values)
 
 
 @dataclass
@@ -338,36 +84,6 @@ def call(client: Client, method: str, url: str, data: dict[str, str] | None = No
 # -- the app, once for this module; a new world for every cell ---------------------------------
 
 
-def fast_app(database_url: str, redis_url: str | None) -> Flask:
-    """An app for many small worlds: on SQLite, commits skip fsync (a throwaway database; ~20x faster here)."""
-    app = create_app(make_config(database_url, redis_url))
-    with app.app_context():
-        if db.engine.dialect.name == "sqlite":
-
-            @event.listens_for(db.engine, "connect")
-            def _no_fsync(connection: Any, record: Any) -> None:
-                connection.execute("PRAGMA synchronous = OFF")
-                connection.execute("PRAGMA journal_mode = MEMORY")
-
-    return app
-
-
-def fast_app_fixture() -> Any:
-    """A module-scoped fixture serving one ``fast_app`` to every test of a module, closed after them."""
-
-    @pytest.fixture(scope="module")
-    def fixture(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
-        app = fast_app(database_url, redis_url)
-        yield app
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["chatroom.broker"].close()
-        app.extensions["chatroom.presence"].close()
-
-    return fixture
-
-
 matrix_app = fast_app_fixture()
 
 
@@ -384,7 +100,7 @@ def test_every_endpoint_has_a_row(matrix_app):
     missing = sorted(set(routes) - set(EXPECTED))
     stale = sorted(set(EXPECTED) - set(routes))
     assert not missing, (
-        f"New endpoints without a row in EXPECTED (tests/test_authorization.py): {missing}. "
+        f"New endpoints without a row in EXPECTED (tests/support/policy.py): {missing}. "
         "Decide which roles may call them, add the row (and a body in BODIES if the POST needs one)."
     )
     assert not stale, f"EXPECTED has rows for endpoints that no longer exist: {stale}"
@@ -518,7 +234,7 @@ def test_a_seat_in_one_room_is_no_seat_in_another(matrix_app):
     with client.session_transaction() as session:
         session[SEATS] = {str(world.room_a_id): world.seats["outsider"][1]}
     assert call(client, "GET", f"/r/{world.room_a}/messages/1").status == 403
-    assert call(client, "POST", f"/r/{world.room_a}/messages", {"body": "x", "token": _token()}).status == 403
+    assert call(client, "POST", f"/r/{world.room_a}/messages", {"body": "x", "token": post_token()}).status == 403
 
 
 def test_the_hosts_seat_is_not_a_participants(matrix_app):

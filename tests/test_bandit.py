@@ -11,12 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from support.constants import ROOT
 
 
 def test_bandit_finds_no_high_severity_issue():
     bandit = Path(sys.executable).parent / "bandit"
-    assert bandit.exists(), "bandit is missing: pip install -r requirements.txt"
+    assert bandit.exists(), "bandit is missing: pip install -r requirements-dev.txt"
     result = subprocess.run(
         [str(bandit), "-r", "chatroom", "-lll", "-q"],
         cwd=ROOT,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BACKEND
 
 from chatroom.broker import QUEUE_LIMIT, MemoryBroker, RedisBroker
 from chatroom.events import DURABLE_KINDS, Event, EventKind
+from support.constants import BACKEND
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])

@@ -16,15 +16,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from browser import AppServer, Chrome, Nginx, describe, missing_tools
-from conftest import PASSWORD, REQUIRE, ROOM_PASSWORD
-from live import Browser
 from selenium.webdriver.common.keys import Keys
-from test_compression import fill_room
 
 from chatroom.extensions import db
 from chatroom.models import Room, utcnow
 from chatroom.services import members, messages
+from support.browser import AppServer, Chrome, Nginx, describe, missing_tools
+from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.factories import fill_room
+from support.live import Browser
 
 pytestmark = pytest.mark.live
 

@@ -7,12 +7,14 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import ROOM_PASSWORD, end_room, form_token
 from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
 from chatroom.services import members, messages
+from support.clients import form_token
+from support.constants import ROOM_PASSWORD
+from support.factories import end_room
 
 
 def _post(client, room, body, token=None, htmx=False):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from conftest import ROOM_PASSWORD, end_room
-
 from chatroom.extensions import db
 from chatroom.models import Membership, Room
 from chatroom.services import members, messages
+from support.constants import ROOM_PASSWORD
+from support.factories import end_room
 
 
 def _fill(app, room, count, alias="Writer"):

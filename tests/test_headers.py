@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, ROOT, Client, _empty, make_config
 from flask import Flask
-from test_authorization import World, build_world, client_for, fast_app_fixture
 from werkzeug.exceptions import HTTPException, NotFound
 
 from chatroom import create_app
 from chatroom.extensions import db
 from chatroom.services import accounts
 from config import Config
+from support.app import empty_database, fast_app_fixture, make_config
+from support.clients import Client
+from support.constants import PASSWORD, ROOT
+from support.world import World, build_world, client_for
 
 BASELINE = {
     "X-Content-Type-Options": "nosniff",
@@ -200,7 +202,7 @@ def production_app(_schema: None, database_url: str, redis_url: str | None) -> I
 
     app = create_app(ProductionLike)
     with app.app_context():
-        _empty(app)
+        empty_database(app)
     yield app
     with app.app_context():
         db.session.remove()

@@ -27,9 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD, Client
 from flask import Flask
-from test_authorization import BODIES, World, build_world, client_for, fast_app_fixture, url_of
 from werkzeug.datastructures import MultiDict
 
 from chatroom.errors import MESSAGES
@@ -37,6 +35,11 @@ from chatroom.extensions import db
 from chatroom.models import Facilitator, Room
 from chatroom.services import rooms
 from chatroom.sse import parse
+from support.app import fast_app_fixture
+from support.clients import Client
+from support.constants import PASSWORD, ROOM_PASSWORD
+from support.policy import EXPECTED
+from support.world import BODIES, World, build_world, client_for, url_of
 
 # -- hostile values ---------------------------------------------------------------------------
 
@@ -110,8 +113,6 @@ def _routes(app: Flask) -> list[tuple[str, str]]:
 
 def _endpoints() -> list[tuple[str, str]]:
     """Known at collection time from the table; the URL map is checked against it in test_authorization."""
-    from test_authorization import EXPECTED
-
     return [(endpoint, method) for endpoint, by_method in EXPECTED.items() for method in by_method]
 
 

@@ -4,19 +4,20 @@ shared across workers through Redis, and not fooled by a forged X-Forwarded-For.
 from __future__ import annotations
 
 import pytest
-from conftest import ROOM_PASSWORD, make_config
 
 from chatroom import create_app
 from chatroom.limits import LIMITS
+from support.app import empty_database, make_config
+from support.clients import Client, form_token
+from support.constants import ROOM_PASSWORD
+from support.live import Browser
 
 
 @pytest.fixture
 def limited_app(_schema, database_url, redis_url):
     app = create_app(make_config(database_url, redis_url, RATELIMIT_ENABLED=True))
-    from conftest import Client, _empty
-
     with app.app_context():
-        _empty(app)
+        empty_database(app)
         _reset(app)
     app.test_client_class = Client
     yield app
@@ -73,8 +74,6 @@ def test_forged_forwarded_for_changes_nothing(limited_app):
 
 def test_trusted_proxy_hops_make_forwarded_for_count(_schema, database_url, redis_url):
     app = create_app(make_config(database_url, redis_url, RATELIMIT_ENABLED=True, TRUSTED_PROXY_HOPS=1))
-    from conftest import Client
-
     with app.app_context():
         _reset(app)
     app.test_client_class = Client
@@ -89,8 +88,6 @@ def test_trusted_proxy_hops_make_forwarded_for_count(_schema, database_url, redi
 
 
 def test_posting_is_limited_per_participant(limited_app, make_room, join):
-    from conftest import form_token
-
     room = make_room()
     pat = join(room, "Pat", client=limited_app.test_client())
     page = pat.get(f"/r/{room.code}").get_data(as_text=True)
@@ -107,8 +104,6 @@ def test_posting_is_limited_per_participant(limited_app, make_room, join):
 @pytest.mark.live
 def test_limits_are_shared_across_two_gunicorn_workers(servers):
     """Two workers, one Redis: eleven sign-in attempts from one address, the eleventh refused."""
-    from live import Browser
-
     server = servers(workers=2, RATELIMIT_ENABLED="1")
     statuses = []
     for _ in range(11):

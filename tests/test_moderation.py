@@ -7,11 +7,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD, form_token
 from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import AuditEvent, Message, Room, utcnow
+from support.clients import form_token
+from support.constants import PASSWORD, ROOM_PASSWORD
+from support.live import Browser, Stream
 
 
 @pytest.fixture
@@ -405,8 +407,6 @@ def _dom(events):
 
 @pytest.mark.live
 def test_reconnecting_tab_converges_on_edits_removals_and_approvals(servers, make_facilitator, make_room):
-    from live import Browser, Stream
-
     server = servers()
     facilitator = make_facilitator(name="Hana")
     room = make_room(owner=facilitator)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import BACKEND
 
 from chatroom.presence import MemoryPresence, RedisPresence
+from support.constants import BACKEND
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])

@@ -15,11 +15,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, ROOM_PASSWORD
-from live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
 
 from chatroom.extensions import db
 from chatroom.models import Membership
+from support.constants import PASSWORD, ROOM_PASSWORD
+from support.live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
 
 pytestmark = pytest.mark.live
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOM_PASSWORD
 
 from chatroom.events import Event
 from chatroom.extensions import db
@@ -11,6 +10,7 @@ from chatroom.models import Room
 from chatroom.services import members, messages
 from chatroom.sse import parse
 from chatroom.stream import _catch_up, _forward, _StreamState
+from support.constants import ROOM_PASSWORD
 
 
 @pytest.fixture

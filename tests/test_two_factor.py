@@ -9,12 +9,12 @@ import types
 
 import pyotp
 import pytest
-from conftest import PASSWORD
 from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import Facilitator, RecoveryCode
 from chatroom.services import accounts
+from support.constants import PASSWORD
 
 START = 1_800_000_010  # 10 s into a 30-second step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import PASSWORD
+from support.constants import PASSWORD
 
 
 def _cookie_header(response, name):

@@ -1,5 +1,5 @@
 """Real browsers for the browser tests: Debian's headless Chromium driven through chromedriver (selenium),
-the app on gunicorn as in ``live.py``, nginx middleboxes in front of it, and axe-core injected into pages.
+the app on gunicorn as in ``support/live.py``, nginx middleboxes in front of it, and axe-core injected into pages.
 
 Tools come from Debian (``tests/services.sh`` installs chromium, chromium-driver and nginx when they are
 missing and it runs as root); axe-core is vendored in ``tests/vendor``. A missing tool skips the browser
@@ -18,16 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from live import GUNICORN, ROOT, Server, free_port, wait_until_healthy
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
+from .constants import ROOT
+from .live import GUNICORN, Server, free_port, wait_until_healthy
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+AXE = ROOT / "tests" / "vendor" / "axe.min.js"
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -53,7 +55,7 @@ def missing_tools() -> list[str]:
 
 
 class AppServer(Server):
-    """A gunicorn server as in ``live.py``, serving ``tests/browser_wsgi.py`` with extra app settings."""
+    """A gunicorn server as in ``live.py``, serving ``browser_wsgi.py`` (both here) with extra app settings."""
 
     def __init__(self, database_url: str, redis_url: str | None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(database_url, redis_url, CHATROOM_TEST_SETTINGS=json.dumps(settings or {}))
@@ -66,7 +68,7 @@ class AppServer(Server):
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [GUNICORN, "-c", "gunicorn.conf.py", "--pythonpath", "tests", "browser_wsgi:app"],
+                [GUNICORN, "-c", "gunicorn.conf.py", "--pythonpath", "tests", "support.browser_wsgi:app"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -21,7 +21,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from .constants import ROOT
+
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 
 

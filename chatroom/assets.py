@@ -1,10 +1,12 @@
 """Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash.
 
-One response instead of three (each carries some 850 bytes of headers), brotli across all
-three files, and no revalidation on later visits: the URL names the content's hash, so the
-file can be cached for a year. The sources stay as they are in ``static/`` (``vendor/``
-unmodified). Order matters and is the page's: ``room.js`` first (it watches the stream's
-fetch, which htmx starts as soon as it runs), then htmx, then its SSE extension.
+One response instead of ten (each carries some 850 bytes of headers), brotli across all the
+files, and no revalidation on later visits: the URL names the content's hash, so the file can
+be cached for a year. The sources stay as they are in ``static/`` (``vendor/`` unmodified):
+one small file per behaviour in ``static/js/`` (``core.js`` says how they talk), then htmx, then
+its SSE extension. Ours come first so that their listeners are in place before htmx starts (it
+opens the stream as soon as it runs); among them ``copy.js`` precedes ``log.js`` so a new
+message has its copy button before the log scrolls to it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ from . import compression
 from .pages import bp
 
 BUNDLES: dict[str, tuple[str, ...]] = {
-    "room.js": ("js/room.js", "vendor/htmx.min.js", "vendor/hx-sse.min.js"),
+    "room.js": (
+        "js/core.js",
+        "js/theme.js",
+        "js/announce.js",
+        "js/copy.js",
+        "js/log.js",
+        "js/composer.js",
+        "js/typing.js",
+        "js/live.js",
+        "vendor/htmx.min.js",
+        "vendor/hx-sse.min.js",
+    ),
 }
 
 

@@ -28,7 +28,7 @@ def test_pages_are_compressed_with_brotli_or_gzip(client):
 
 
 def test_static_files_are_compressed_and_revalidate(client):
-    for path in ("/static/css/app.css", "/static/js/room.js", "/static/vendor/htmx.min.js"):
+    for path in ("/static/css/app.css", "/static/js/live.js", "/static/vendor/htmx.min.js"):
         with _get(client, path) as response:  # a file response: closing it closes the file
             assert response.status_code == 200
             assert response.headers["Content-Encoding"] == "br", path

@@ -1,0 +1,38 @@
+// The message box (#field-body): Enter sends, Shift+Enter starts a new line; typing tells the others (POST to
+// its data-typing-url, at most every 3 s); after a send (htmx swaps in a fresh #composer) the box has the focus.
+(() => {
+  "use strict";
+  const d = document, token = d.querySelector('meta[name="csrf-token"]');
+  let lastTyping = 0;
+  function enhance() {
+    const box = d.getElementById("field-body");
+    if (!box || box.dataset.enhanced) return;
+    box.dataset.enhanced = "1";
+    box.setAttribute("enterkeyhint", "send");
+    if (d.getElementById("composer-hint")) {
+      box.setAttribute("aria-describedby", ((box.getAttribute("aria-describedby") || "") + " composer-hint").trim());
+    }
+  }
+  enhance();
+  d.addEventListener("keydown", (evt) => {
+    const box = evt.target;
+    if (box.id !== "field-body" || evt.key !== "Enter" || evt.shiftKey || evt.isComposing) return;
+    evt.preventDefault();
+    if (box.form && box.value.trim()) box.form.requestSubmit();
+  });
+  d.addEventListener("input", (evt) => {
+    const box = evt.target, now = Date.now();
+    if (box.id !== "field-body" || !box.dataset.typingUrl || now - lastTyping < 3000 || !box.value.trim()) return;
+    lastTyping = now;
+    fetch(box.dataset.typingUrl, { method: "POST", headers: { "X-CSRFToken": token ? token.content : "" }, credentials: "same-origin" })
+      .catch(() => { /* typing is best effort */ });
+  });
+  d.addEventListener("htmx:after:swap", (evt) => {
+    const ctx = evt.detail && evt.detail.ctx;
+    if (!ctx || !ctx.sourceElement || ctx.sourceElement.id !== "composer") return;
+    enhance();
+    const box = d.getElementById("field-body");
+    if (box) box.focus();
+    lastTyping = 0;
+  });
+})();

@@ -1,0 +1,25 @@
+// The theme switch (form.theme-switch) without a page load; without JavaScript the form posts and comes back.
+(() => {
+  "use strict";
+  const d = document, root = d.documentElement, token = d.querySelector('meta[name="csrf-token"]');
+  d.addEventListener("submit", (evt) => {
+    const form = evt.target, choice = evt.submitter && evt.submitter.value;
+    if (!form.classList.contains("theme-switch") || !choice) return;
+    evt.preventDefault();
+    const body = new URLSearchParams({ theme: choice, csrf_token: token ? token.content : "" });
+    fetch(form.action, { method: "POST", body, headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then((res) => {
+        if (!res.ok) throw new Error(res.status);
+        if (choice === "system") delete root.dataset.theme; else root.dataset.theme = choice;
+        const scheme = d.querySelector('meta[name="color-scheme"]');
+        if (scheme) scheme.content = choice === "system" ? "light dark" : choice;
+        form.querySelectorAll("button[name=theme]").forEach((b) => b.setAttribute("aria-pressed", String(b.value === choice)));
+      })
+      .catch(() => {
+        const input = d.createElement("input");
+        input.type = "hidden"; input.name = "theme"; input.value = choice;
+        form.appendChild(input);
+        form.submit();
+      });
+  });
+})();

@@ -16,7 +16,8 @@ def test_key_folds_case_and_width():
 
 
 def test_body_keeps_line_breaks_and_drops_controls():
-    assert clean_body("  a\r\nb\rc\x00d  ") == "a\nb\ncd"
+    # Leading indentation stays (issue 10, kind 6): only trailing space and blank end lines go.
+    assert clean_body("  a\r\nb\rc\x00d  ") == "  a\nb\ncd"
 
 
 def test_email_shape():

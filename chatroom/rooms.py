@@ -142,7 +142,7 @@ def transcript(code: str, fmt: str) -> Response:
     body = stream_with_context(export.transcript(room, fmt))
     response = Response(body, content_type=export.TRANSCRIPT_FORMATS[fmt])
     if fmt != "html":  # named after the room's title as written, with an ASCII fallback (RFC 6266)
-        response.headers["Content-Disposition"] = export.content_disposition(export.download_name(room, fmt))
+        response.headers["Content-Disposition"] = export.content_disposition(*export.download_name(room, fmt))
     return response
 
 

@@ -206,8 +206,12 @@ def skeleton(value: str) -> str:
 
 
 def name_skeleton(value: str) -> str:
-    """The look-alike key of a name: the skeleton of its case- and width-folded key (:func:`key_of`)."""
-    return skeleton(key_of(value))
+    """The look-alike key of a name: alike in shape (:func:`skeleton`) or in case and width (:func:`key_of`).
+
+    The skeleton comes first, so a capital that looks like another letter ("I" like "l") is read as that
+    letter before case is folded, and again last, so the result is a skeleton.
+    """
+    return skeleton(key_of(skeleton(value)))
 
 
 _CONTROL = re.compile("[\u0000-\u001f\u007f-\u009f]")

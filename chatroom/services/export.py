@@ -138,27 +138,25 @@ def markdown_text(line: str) -> str:
     return _MD_LEADING_SPACE.sub(lambda m: "".join(f"&#{ord(ch)};" for ch in m.group()), line)
 
 
-def download_name(room: Room, fmt: str) -> str:
-    """The transcript's file name: the room's title as written, its code and the format's extension.
+def download_name(room: Room, fmt: str) -> tuple[str, str]:
+    """The transcript's file name, and an ASCII one for clients that cannot take more.
 
-    Characters file systems refuse (``/ \\ : * ? " < > |``) become "-", and the title is cut to whole
-    characters so the name stays within 200 bytes of UTF-8 (file systems allow 255).
+    The name is the room's title as written, its code and the format's extension; characters file
+    systems refuse (``/ \\ : * ? " < > |``) become "-", and the title is cut to whole characters so the
+    name stays within 200 bytes of UTF-8 (file systems allow 255). The ASCII name drops accents and
+    other characters (werkzeug's ``secure_filename``), and is "transcript" when nothing is left.
     """
     title = re.sub(r'[/\\:*?"<>|\x00-\x1f\x7f]', "-", room.title).strip(" .") or "transcript"
     while len(title.encode()) > 200:
         title = truncate(title, length(title) - 1)
-    return f"{title}-{room.code}.{fmt}"
+    fallback = secure_filename(title).strip("-_") or "transcript"
+    return f"{title}-{room.code}.{fmt}", f"{fallback}-{room.code}.{fmt}"
 
 
-def content_disposition(filename: str) -> str:
-    """A Content-Disposition header for a download named ``filename`` (RFC 6266).
-
-    ``filename*`` carries the name in UTF-8 (RFC 8187, formerly RFC 5987); ``filename`` gives an ASCII
-    fallback (accents dropped, other characters as "_"; "transcript" if nothing is left) for old clients.
-    """
-    stem, dot, extension = filename.rpartition(".")
-    fallback = secure_filename(stem) or "transcript"
-    return f"attachment; filename=\"{fallback}{dot}{extension}\"; filename*=UTF-8''{quote(filename, safe='')}"
+def content_disposition(filename: str, fallback: str) -> str:
+    """A Content-Disposition header for a download named ``filename`` (RFC 6266): ``filename*`` carries
+    it in UTF-8 (RFC 8187, formerly RFC 5987), ``filename`` the ASCII ``fallback`` for old clients."""
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def transcript(room: Room, fmt: str) -> Iterator[str]:

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import regex
@@ -205,6 +205,7 @@ def skeleton(value: str) -> str:
     return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in text))
 
 
+@lru_cache(maxsize=65_536)  # a join compares with every active alias in the room: the same names each time
 def name_skeleton(value: str) -> str:
     """The look-alike key of a name: alike in shape (:func:`skeleton`) or in case and width (:func:`key_of`).
 

@@ -14,7 +14,6 @@ import segno
 from flask import Blueprint, Response, abort, flash, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
 
 from . import presence
@@ -141,10 +140,9 @@ def transcript(code: str, fmt: str) -> Response:
     if fmt not in export.TRANSCRIPT_FORMATS:
         abort(404)
     body = stream_with_context(export.transcript(room, fmt))
-    response = Response(body, mimetype=export.TRANSCRIPT_FORMATS[fmt])
-    if fmt != "html":
-        filename = f"{secure_filename(room.title) or 'transcript'}-{room.code}.{fmt}"
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response = Response(body, content_type=export.TRANSCRIPT_FORMATS[fmt])
+    if fmt != "html":  # named after the room's title as written, with an ASCII fallback (RFC 6266)
+        response.headers["Content-Disposition"] = export.content_disposition(*export.download_name(room, fmt))
     return response
 
 

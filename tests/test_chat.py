@@ -41,7 +41,7 @@ def test_join_with_alias_and_password(client, make_room):
     assert response.status_code == 303
     html = client.get(f"/r/{room.code}").get_data(as_text=True)
     assert 'role="log"' in html
-    assert "you are <strong>Pat</strong>" in html
+    assert "you are <strong><bdi>Pat</bdi></strong>" in html
 
 
 def test_wrong_room_password(client, make_room, app):
@@ -128,7 +128,11 @@ def test_host_posts_marked_as_host(app, signed_in, make_room):
 
 @pytest.mark.parametrize(
     ("body", "status", "text"),
-    [("", 422, "Write a message"), ("   \n  ", 422, "Write a message"), ("x" * 2001, 422, "2000 characters")],
+    [
+        ("", 422, "Write a message"),
+        ("   \n  ", 422, "Write a message"),
+        ("x" * 2001, 422, "2,000 characters or fewer (it has 2,001)"),
+    ],
 )
 def test_empty_and_overlong_messages(app, make_room, join, body, status, text):
     room = make_room()
@@ -198,7 +202,7 @@ def test_markup_in_a_message_is_inert_text(app, make_room, join, hostile):
     pat = join(room)
     _post(pat, room, hostile)
     html = pat.get(f"/r/{room.code}").get_data(as_text=True)
-    [body] = re.findall(r'<p class="message__body">(.*?)</p>', html, re.S)
+    [body] = re.findall(r'<p class="message__body" dir="auto">(.*?)</p>', html, re.S)
     assert "<" not in body and ">" not in body
     assert body.startswith("&lt;")
 

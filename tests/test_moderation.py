@@ -32,7 +32,7 @@ def say(client, room, body):
 
 def visible(client, room):
     html = client.get(f"/r/{room.code}").get_data(as_text=True)
-    return re.findall(r'<p class="message__body[^"]*">(.*?)</p>', html, re.S)
+    return re.findall(r'<p class="message__body[^"]*"[^>]*>(.*?)</p>', html, re.S)
 
 
 def audit_actions(app, room):
@@ -141,7 +141,7 @@ def test_banned_participant_cannot_rejoin_from_that_browser(app, hosted):
 def test_participants_cannot_remove_people(app, hosted):
     room, _, pat, kim = hosted
     assert pat.form(f"/r/{room.code}/members/{_member_id(app, room, 'Kim')}/remove").status_code == 404
-    assert "you are <strong>Kim</strong>" in kim.get(f"/r/{room.code}").get_data(as_text=True)
+    assert "you are <strong><bdi>Kim</bdi></strong>" in kim.get(f"/r/{room.code}").get_data(as_text=True)
 
 
 # -- room settings ---------------------------------------------------------------------

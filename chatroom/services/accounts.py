@@ -29,11 +29,18 @@ from .. import passwords
 from ..extensions import db
 from ..models import Facilitator, RecoveryCode, new_session_token, utcnow
 from ..presence import claim
-from ..text import clean_email, clean_line, valid_email
+from ..text import Limit, clean_email, clean_line, problem, valid_email
 from . import Invalid
 from ._core import refuses_cleanly
 
 NAME_MAX = 64
+NAME = Limit(
+    label="Your name",
+    maximum=NAME_MAX,
+    empty=f"Enter your name, up to {NAME_MAX} characters",
+    too_long="Enter your name, up to {maximum} characters (it has {count})",
+    storage=64,  # Facilitator.name holds 64 code points
+)
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 
@@ -45,12 +52,13 @@ def sign_up(email: str, name: str, password: str) -> Facilitator:
     :raise Invalid 422: a field breaks a rule. :raise Invalid 409: the e-mail is taken.
     """
     email = clean_email(email)
-    name = clean_line(name)
+    raw_name, name = name, clean_line(name)
     errors: dict[str, str] = {}
     if not valid_email(email):
         errors["email"] = "Enter an email address like name@example.org"
-    if not 1 <= len(name) <= NAME_MAX:
-        errors["name"] = f"Enter your name, up to {NAME_MAX} characters"
+    wrong_name = problem(raw_name, name, NAME)
+    if wrong_name:
+        errors["name"] = wrong_name
     if len(password) < PASSWORD_MIN:
         errors["password"] = f"Choose a password of at least {PASSWORD_MIN} characters"
     elif len(password) > PASSWORD_MAX:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import quote
 
 from flask import stream_template
 from sqlalchemy import CursorResult, delete, select
+from werkzeug.utils import secure_filename
 
 from ..extensions import db
 from ..models import Message, MessageStatus, Report, Room, utcnow
+from ..text import length, truncate
 from ._core import audit
 
+# Whole Content-Type values: give them as ``content_type`` (werkzeug appends a second charset to a
+# ``mimetype`` that already has one).
 TRANSCRIPT_FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "json": "application/json; charset=utf-8",
@@ -49,7 +55,10 @@ def _record(room: Room, m: Message) -> dict[str, object]:
 
 
 def _csv(room: Room) -> Iterator[str]:
+    """The transcript as CSV, starting with the UTF-8 byte-order mark: without it, spreadsheet programs
+    read the file as Windows-1252 and turn "Café" into "CafÃ©"."""
     buffer = io.StringIO()
+    buffer.write("\ufeff")
     writer = csv.writer(buffer)
     fields = ["seq", "time", "alias", "host", "text", "edited", "removed", "removed_by"]
     writer.writerow(fields)
@@ -83,24 +92,78 @@ def _json(room: Room) -> Iterator[str]:
 
 
 def _markdown(room: Room) -> Iterator[str]:
-    yield f"# {_md(room.title)}\n\n"
+    yield f"# {markdown_text(room.title)}\n\n"
     yield f"{room.local(room.starts_at):%A %d %B %Y, %H:%M} to {room.local(room.ends_at):%H:%M} ({room.timezone})\n\n"
     for m in _rows(room):
-        who = _md(m.author.alias) + (" (host)" if m.author.is_host else "")
-        if m.removed:
-            text = "*message removed*"
-        else:
-            text = _md(m.body).replace("\n", "  \n  ") + (" *(edited)*" if m.edited_at else "")
-        yield f"- **{room.local(m.shown_at):%H:%M}** {who}: {text}\n"
+        yield markdown_item(
+            f"{room.local(m.shown_at):%H:%M}",
+            m.author.alias,
+            host=m.author.is_host,
+            body=None if m.removed else m.body,
+            edited=m.edited_at is not None,
+        )
 
 
-def _md(text: str) -> str:
-    """Escape Markdown so a message cannot format the transcript (or hide text in it)."""
-    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~" else c for c in text)
+def markdown_item(time: str, alias: str, *, host: bool, body: str | None, edited: bool) -> str:
+    """One message as a Markdown list item: ``- **14:03** Pat: text``; ``body`` None for a removed one.
+
+    The lines of a message end in a backslash (CommonMark's hard line break) and continue indented under
+    the item, so the rendered item reads exactly "14:03 Pat: text" with the message's own line breaks.
+    """
+    who = markdown_text(alias) + (" (host)" if host else "")
+    if body is None:
+        text = "*message removed*"
+    else:
+        text = "\\\n  ".join(markdown_text(line) for line in body.split("\n")) + (" *(edited)*" if edited else "")
+    return f"- **{time}** {who}: {text}\n"
+
+
+# Punctuation that means something anywhere in a line (CommonMark lets a backslash escape any of it):
+# code spans, emphasis, links and images, raw HTML and autolinks, entities, GFM strikethrough and tables,
+# ATX heading closers.
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>&~|#])")
+# What starts a block at the beginning of a line: list items (-, +, "1." or "1)"), setext underlines (=).
+_MD_LINE_START = re.compile(r"^(?:([-+=])|(\d{1,9})([.)]))")
+_MD_LEADING_SPACE = re.compile(r"^\s+")
+
+
+def markdown_text(line: str) -> str:
+    """One line of user text, escaped so that a CommonMark renderer shows it as the same plain text.
+
+    Leading white space becomes numeric character references (Markdown would strip it, or read four
+    spaces as code); everything that Markdown would interpret gets a backslash.
+    """
+    line = _MD_INLINE.sub(r"\\\1", line)
+    line = _MD_LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3), line)
+    return _MD_LEADING_SPACE.sub(lambda m: "".join(f"&#{ord(ch)};" for ch in m.group()), line)
+
+
+def download_name(room: Room, fmt: str) -> tuple[str, str]:
+    """The transcript's file name, and an ASCII one for clients that cannot take more.
+
+    The name is the room's title as written, its code and the format's extension; characters file
+    systems refuse (``/ \\ : * ? " < > |``) become "-", and the title is cut to whole characters so the
+    name stays within 200 bytes of UTF-8 (file systems allow 255). The ASCII name drops accents and
+    other characters (werkzeug's ``secure_filename``), and is "transcript" when nothing is left.
+    """
+    title = re.sub(r'[/\\:*?"<>|\x00-\x1f\x7f]', "-", room.title).strip(" .") or "transcript"
+    while len(title.encode()) > 200:
+        title = truncate(title, length(title) - 1)
+    fallback = secure_filename(title).strip("-_") or "transcript"
+    return f"{title}-{room.code}.{fmt}", f"{fallback}-{room.code}.{fmt}"
+
+
+def content_disposition(filename: str, fallback: str) -> str:
+    """A Content-Disposition header for a download named ``filename`` (RFC 6266): ``filename*`` carries
+    it in UTF-8 (RFC 8187, formerly RFC 5987), ``filename`` the ASCII ``fallback`` for old clients."""
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def transcript(room: Room, fmt: str) -> Iterator[str]:
-    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent."""
+    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent.
+
+    Every format carries each message's text exactly (CSV: formulas neutralised with a leading quote).
+    """
     if fmt == "csv":
         return _csv(room)
     if fmt == "json":

@@ -10,11 +10,32 @@ from .. import events, passwords
 from ..extensions import db
 from ..models import Membership, Room, RoomStatus, utcnow
 from ..presence import claim
-from ..text import clean_line, key_of
+from ..text import Limit, clean_line, key_of, name_skeleton, problem
 from . import Invalid
 from ._core import audit, host_name, publish, refuses_cleanly
 
 ALIAS_MAX = 32
+ALIAS = Limit(
+    label="The alias",
+    maximum=ALIAS_MAX,
+    empty=f"Choose an alias of 1 to {ALIAS_MAX} characters",
+    too_long="Choose an alias of 1 to {maximum} characters (it has {count})",
+    storage=64,  # Membership.alias and alias_key hold 64 code points
+)
+TAKEN = "Someone in this room already uses this alias: choose another"
+LOOKS_TAKEN = "Someone in this room already uses an alias that looks the same as this one: choose another"
+
+
+def _check_not_look_alike(room: Room, alias: str) -> None:
+    """Refuse an alias whose confusable skeleton (UTS #39) matches an active member's (``text.skeleton``).
+
+    Compared on joining against the room's active seats (at most a few hundred), so no stored key changes.
+    :raise Invalid 409: it looks like an alias in use.
+    """
+    wanted = name_skeleton(alias)
+    active = select(Membership.alias).where(Membership.room_id == room.id, Membership.left_at.is_(None))
+    if any(name_skeleton(other) == wanted for other in db.session.scalars(active)):
+        raise Invalid({"alias": LOOKS_TAKEN}, 409)
 
 
 @refuses_cleanly
@@ -25,7 +46,8 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     on it keeps the browser out.
 
     :raise Invalid 403: the room is not open, the browser is banned, or the password is wrong.
-    :raise Invalid 422: the alias breaks a rule. :raise Invalid 409: the alias is taken.
+    :raise Invalid 422: the alias breaks a rule (``ALIAS``: visible, at most 32 characters as seen).
+    :raise Invalid 409: the alias is taken, or looks the same as an active member's (``text.skeleton``).
     """
     status = room.status()
     if status is RoomStatus.SCHEDULED:
@@ -36,22 +58,24 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
         seat = db.session.get(Membership, previous_seat)
         if seat is not None and seat.room_id == room.id and seat.banned:
             raise Invalid({"room": "The host has removed you from this room, and you cannot join it again"}, 403)
-    alias = clean_line(alias)
-    if not 1 <= len(alias) <= ALIAS_MAX:
-        raise Invalid({"alias": f"Choose an alias of 1 to {ALIAS_MAX} characters"})
+    raw, alias = alias, clean_line(alias)
+    key = key_of(alias)
+    wrong = problem(raw, alias, ALIAS, key=key)
+    if wrong:
+        raise Invalid({"alias": wrong})
     if not password or not passwords.check(password, room.password_hash):
         raise Invalid({"password": "The room password is not right: check it with your facilitator"}, 403)
-    key = key_of(alias)
     taken = select(Membership.id).where(Membership.room_id == room.id, Membership.alias_key == key)
     if db.session.scalar(taken):
-        raise Invalid({"alias": "Someone in this room already uses this alias: choose another"}, 409)
+        raise Invalid({"alias": TAKEN}, 409)
+    _check_not_look_alike(room, alias)
     membership = Membership(room_id=room.id, alias=alias, alias_key=key)
     db.session.add(membership)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Invalid({"alias": "Someone in this room already uses this alias: choose another"}, 409) from None
+        raise Invalid({"alias": TAKEN}, 409) from None
     return membership
 
 

@@ -16,20 +16,29 @@ from sqlalchemy.exc import IntegrityError
 from .. import events
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
-from ..text import clean_body
+from ..text import Limit, clean_body, problem
 from . import Invalid
 from ._core import next_rev, next_seq, publish, publish_host_panels, refuses_cleanly
 
 BODY_MAX = 2000
+BODY = Limit(
+    label="Your message",
+    maximum=BODY_MAX,
+    empty="Write a message before sending",
+    too_long="Shorten your message to {maximum} characters or fewer (it has {count})",
+)
 PUBLISHED = MessageStatus.PUBLISHED.value
 
 
 def _check_body(body: str) -> str:
+    """The body as stored (``text.clean_body``): NFC, at most ``BODY_MAX`` characters as seen.
+
+    :raise Invalid 422: nothing visible, or too long (counted in grapheme clusters, ``text.length``).
+    """
     text = clean_body(body)
-    if not text:
-        raise Invalid({"body": "Write a message before sending"})
-    if len(text) > BODY_MAX:
-        raise Invalid({"body": f"Shorten your message to {BODY_MAX} characters or fewer (it has {len(text)})"})
+    wrong = problem(body, text, BODY)
+    if wrong:
+        raise Invalid({"body": wrong})
     return text
 
 

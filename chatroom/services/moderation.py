@@ -19,12 +19,19 @@ from sqlalchemy import select
 from .. import events
 from ..extensions import db
 from ..models import AuditEvent, Membership, Message, MessageStatus, Report, Room, utcnow
-from ..text import clean_body
+from ..text import Limit, clean_body, problem
 from . import Invalid
 from ._core import audit, host_name, next_seq, publish, publish_host_panels, refuses_cleanly
 from .messages import mark_removed
 
 REASON_MAX = 500
+REASON = Limit(
+    label="The reason",
+    maximum=REASON_MAX,
+    empty="",  # the reason is optional
+    too_long="Shorten the reason to {maximum} characters or fewer (it has {count})",
+    storage=500,  # Report.reason holds 500 code points
+)
 
 
 def audit_log(room: Room) -> list[AuditEvent]:
@@ -105,11 +112,13 @@ def remove_message(room: Room, message: Message) -> Message:
 def report(membership: Membership, message: Message, reason: str) -> Report:
     """A participant reports a message to the host, with an optional reason.
 
-    :raise Invalid 422: the reason is too long. :raise Invalid 409: already reported by them.
+    :raise Invalid 422: the reason is too long, or has only invisible characters.
+    :raise Invalid 409: already reported by them.
     """
-    reason = clean_body(reason)
-    if len(reason) > REASON_MAX:
-        raise Invalid({"reason": f"Shorten the reason to {REASON_MAX} characters or fewer"})
+    raw, reason = reason, clean_body(reason)
+    wrong = problem(raw, reason, REASON, optional=True)
+    if wrong:
+        raise Invalid({"reason": wrong})
     if message.membership_id == membership.id:
         raise Invalid({"reason": "You cannot report your own message"}, 409)
     if membership.is_host:

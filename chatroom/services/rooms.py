@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import events, passwords
 from ..extensions import db
 from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
-from ..text import clean_line, is_number, key_of
+from ..text import Limit, clean_line, is_number, key_of, length, problem, truncate
 from . import Invalid
 from ._core import audit, host_name, publish, refuses_cleanly
 
@@ -23,6 +23,13 @@ ROOM_PASSWORD_MIN = 4
 SLOW_MODE_MAX = 3600
 YEARS = (2000, 2200)  # beyond these, times overflow when moved to UTC, and nobody means them
 RETENTION_MAX = 3650
+TITLE = Limit(
+    label="The title",
+    maximum=TITLE_MAX,
+    empty=f"Enter a title of 1 to {TITLE_MAX} characters",
+    too_long="Enter a title of 1 to {maximum} characters (it has {count})",
+    storage=120,  # Room.title and title_key hold 120 code points
+)
 
 
 @dataclass
@@ -40,9 +47,11 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
     :raise Invalid 422: with a message per field that is wrong.
     """
     errors: dict[str, str] = {}
-    title = clean_line(form.get("title", ""))
-    if not 1 <= len(title) <= TITLE_MAX:
-        errors["title"] = f"Enter a title of 1 to {TITLE_MAX} characters"
+    raw_title = form.get("title", "")
+    title = clean_line(raw_title)
+    wrong_title = problem(raw_title, title, TITLE, key=key_of(title))
+    if wrong_title:
+        errors["title"] = wrong_title
     tz_name = form.get("timezone", "").strip() or "UTC"
     tz: ZoneInfo | None = None
     if tz_name in available_timezones() or tz_name == "UTC":
@@ -85,6 +94,14 @@ def _check_title_free(owner_id: int, key: str, room_id: int | None = None) -> No
         raise Invalid({"title": "You already have a room with this title: choose another"}, 409)
 
 
+def _host_alias(name: str) -> str:
+    """The owner's alias in their room: their name, cut to ``ALIAS_MAX`` whole characters that fit the column."""
+    alias = truncate(name, ALIAS_MAX)
+    while len(alias) > 64 or len(key_of(alias)) > 64:  # Membership.alias and alias_key hold 64 code points
+        alias = truncate(alias, length(alias) - 1)
+    return alias
+
+
 @refuses_cleanly
 def create(owner: Facilitator, data: RoomInput) -> Room:
     """Create a room and the owner's host seat in it.
@@ -104,7 +121,7 @@ def create(owner: Facilitator, data: RoomInput) -> Room:
         timezone=data.timezone,
         password_hash=passwords.hash(data.password),
     )
-    alias = owner.name[:ALIAS_MAX]
+    alias = _host_alias(owner.name)
     room.memberships.append(Membership(alias=alias, alias_key=key_of(alias), is_host=True, facilitator_id=owner.id))
     db.session.add(room)
     try:

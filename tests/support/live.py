@@ -85,6 +85,7 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
         if not wait_until_healthy(self.port, self.proc, 30):
+            self.stop()  # never leave a half-started server behind (its Popen would warn when collected)
             raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
         return self
 

@@ -155,7 +155,7 @@ def qr(code: str) -> Response:
     link = url_for("chat.room", code=room.code, _external=True)
     svg = io.BytesIO()  # a standalone SVG document (with its namespace), not the inline form
     segno.make(link, error="m").save(svg, kind="svg", scale=6, border=2, dark="#000", light="#fff", title=link)
-    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(svg.getvalue(), mimetype="image/svg+xml")  # no-store, as every personal page (headers.py)
 
 
 @bp.get("/<code>/edit")

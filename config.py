@@ -33,6 +33,15 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def host_list(raw: str | None) -> list[str] | None:
+    """``ALLOWED_HOSTS`` as Flask's ``TRUSTED_HOSTS``: comma-separated names (``.example.org`` takes subdomains too).
+
+    None (every host is served) when unset or empty.
+    """
+    hosts = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    return hosts or None
+
+
 class Config:
     """Settings for a real deployment; every value can be overridden from the environment."""
 
@@ -94,9 +103,11 @@ class Config:
     MAIL_FROM = os.environ.get("MAIL_FROM") or None  # falls back to MAIL_USERNAME
     MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "1") == "1"  # STARTTLS before logging in
     MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10"))
-    # Scheme and host for links sent by mail (https://chat.example.org). Set it in production:
-    # without it the request's Host header is used, which a client can forge.
+    # Scheme and host of every absolute link (reset mail, share link, QR code): https://chat.example.org.
+    # Production refuses to start without it or ALLOWED_HOSTS: the Host header is the client's to forge.
     PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
+    # Host names this deployment answers to (Flask refuses others with 400); links then follow the Host header.
+    TRUSTED_HOSTS = host_list(os.environ.get("ALLOWED_HOSTS"))
 
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link works
     TWO_FACTOR_PENDING_SECONDS = 300  # between a correct password and the code

@@ -244,6 +244,7 @@ def production_app(_schema: None, database_url: str, redis_url: str | None) -> I
         WTF_CSRF_SSL_STRICT = True
         RATELIMIT_ENABLED = False
         BCRYPT_ROUNDS = 4
+        PUBLIC_URL = "https://chat.example.org"
 
     app = create_app(ProductionLike)
     with app.app_context():

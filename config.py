@@ -94,6 +94,8 @@ class Config:
     LIVE_POLL_SECONDS = 5
     LIVE_RETRY_SECONDS = 30
     BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)  # lowered only by tests and benchmarks
+    # bcrypt runs in gevent's thread pool, at most this many at once per worker (chatroom/passwords.py).
+    BCRYPT_CONCURRENCY = _int("BCRYPT_CONCURRENCY", 2)
 
     # Outgoing mail (chatroom/mail.py). Without MAIL_SERVER, mail is written to the log instead.
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None

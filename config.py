@@ -77,6 +77,8 @@ class Config:
     MAX_FORM_PARTS = 50
 
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
+    ROOMS_PER_HOUR = _int("ROOMS_PER_HOUR", 20)  # rooms one account may create per hour (chatroom/limits.py)
+    MEMBERS_PER_ROOM = _int("MEMBERS_PER_ROOM", 500)  # seats open at once in a room, the host's included
     # How many proxies in front of the app append to X-Forwarded-For (0: trust none; a PaaS router is 1).
     TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
 

@@ -38,14 +38,8 @@ PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 
 
-@refuses_cleanly
-def sign_up(email: str, name: str, password: str) -> Facilitator:
-    """Create a facilitator account.
-
-    :raise Invalid 422: a field breaks a rule. :raise Invalid 409: the e-mail is taken.
-    """
-    email = clean_email(email)
-    name = clean_line(name)
+def _check_sign_up(email: str, name: str, password: str) -> None:
+    """:raise Invalid 422: a field of the sign-up form breaks a rule (nothing here depends on who has an account)."""
     errors: dict[str, str] = {}
     if not valid_email(email):
         errors["email"] = "Enter an email address like name@example.org"
@@ -57,6 +51,41 @@ def sign_up(email: str, name: str, password: str) -> Facilitator:
         errors["password"] = f"Choose a password of at most {PASSWORD_MAX} characters"
     if errors:
         raise Invalid(errors)
+
+
+@refuses_cleanly
+def register(email: str, name: str, password: str) -> tuple[Facilitator, bool]:
+    """The sign-up form: (the account, True) when it is new, (the existing one, False), after the same work.
+
+    Whether an address has an account must not show, in the answer or in its time: the
+    password is hashed either way (bcrypt is nearly all of the work), and the caller answers
+    both cases alike and mails the address (see ``docs/security.md``, "Sign-up").
+
+    :raise Invalid 422: a field breaks a rule.
+    """
+    email, name = clean_email(email), clean_line(name)
+    _check_sign_up(email, name, password)
+    existing = find_facilitator(email)
+    if existing is not None:
+        passwords.hash(password)  # the work a new account costs, then thrown away
+        return existing, False
+    try:
+        return sign_up(email, name, password), True
+    except Invalid:  # taken meanwhile, by a twin submission
+        existing = find_facilitator(email)
+        assert existing is not None
+        return existing, False
+
+
+@refuses_cleanly
+def sign_up(email: str, name: str, password: str) -> Facilitator:
+    """Create a facilitator account (the factories and ``register`` call it; the form goes through ``register``).
+
+    :raise Invalid 422: a field breaks a rule. :raise Invalid 409: the e-mail is taken.
+    """
+    email = clean_email(email)
+    name = clean_line(name)
+    _check_sign_up(email, name, password)
     key = email.casefold()
     if db.session.scalar(select(Facilitator.id).where(Facilitator.email_key == key)):
         raise Invalid({"email": "An account with this email already exists: sign in instead"}, 409)

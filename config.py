@@ -42,6 +42,21 @@ def host_list(raw: str | None) -> list[str] | None:
     return hosts or None
 
 
+def forwarded_allow_ips(hops: int) -> str:
+    """gunicorn's ``forwarded_allow_ips`` that agrees with ``TRUSTED_PROXY_HOPS``: always "" (trust no peer).
+
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are read in one place only: Werkzeug's
+    ``ProxyFix`` in the app, for exactly ``hops`` proxies (``chatroom/headers.py``). With
+    ``hops`` 0 nothing may read them, so gunicorn must not either (its default trusts
+    127.0.0.1, so anything on the machine, or a local proxy that passes the client's header
+    through, could make a plain request look like HTTPS). With ``hops`` 1 or more,
+    ``ProxyFix`` takes the right entry itself; gunicorn would only read the same headers
+    less carefully (the whole value, from any allowed peer). ``gunicorn.conf.py`` uses this.
+    """
+    del hops  # the same answer for every count, on purpose: see above
+    return ""
+
+
 class Config:
     """Settings for a real deployment; every value can be overridden from the environment."""
 
@@ -81,6 +96,7 @@ class Config:
     MEMBERS_PER_ROOM = _int("MEMBERS_PER_ROOM", 500)  # seats open at once in a room, the host's included
     # How many proxies in front of the app append to X-Forwarded-For (0: trust none; a PaaS router is 1).
     TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
+    FORWARDED_ALLOW_IPS = forwarded_allow_ips(TRUSTED_PROXY_HOPS)  # for gunicorn.conf.py
 
     # The live stream (see chatroom/stream.py).
     STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))

@@ -109,6 +109,25 @@ class RecoveryCode(Model):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class PendingSecret(Model):
+    """A secret on its way to its account's eyes, kept here rather than in the session cookie.
+
+    The two-factor set-up key (until a code confirms it) and fresh recovery codes (until the
+    page that shows them once). Flask's session cookie is signed, not encrypted: anyone who
+    sees the cookie (a proxy log, a shared computer, a browser extension) could read them.
+    The cookie carries only a random key; this row is stored under the key's SHA-256, for
+    its own account only, and expires (``services.accounts.keep_secret``).
+    """
+
+    __tablename__ = "pending_secrets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the key in the cookie
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "totp_setup" or "recovery_codes"
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class Room(Model):
     """A scheduled, password-protected chat room owned by one facilitator."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatroom import create_app
-from config import Config, database_url, host_list
+from config import Config, database_url, forwarded_allow_ips, host_list
 from support.constants import PASSWORD
 
 
@@ -86,3 +86,18 @@ def test_with_allowed_hosts_another_host_is_refused_quietly(app, caplog):
     response = client.post("/password/forgot", data={"email": "a@example.org"}, headers={"Host": "evil.example"})
     assert response.status_code == 400
     assert not [r for r in caplog.records if r.levelno >= 40]
+
+
+@pytest.mark.parametrize("hops", [0, 1, 2])
+def test_gunicorn_trusts_forwarded_headers_from_nobody_the_app_does_not(hops):
+    """Issue 11: gunicorn trusted X-Forwarded-Proto from 127.0.0.1 whatever TRUSTED_PROXY_HOPS said. The value
+    config.py gives gunicorn.conf.py trusts no peer: only the app's ProxyFix reads those headers, for exactly
+    TRUSTED_PROXY_HOPS proxies."""
+    from gunicorn.config import Config as GunicornConfig
+    from gunicorn.http.message import _ip_in_allow_list
+
+    cfg = GunicornConfig()
+    cfg.set("forwarded_allow_ips", forwarded_allow_ips(hops))
+    for peer in ("127.0.0.1", "::1", "10.0.0.1", "203.0.113.9"):
+        assert not _ip_in_allow_list(peer, cfg.forwarded_allow_ips, cfg.forwarded_allow_networks())
+    assert forwarded_allow_ips(Config.TRUSTED_PROXY_HOPS) == Config.FORWARDED_ALLOW_IPS

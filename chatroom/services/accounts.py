@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 import pyotp
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import passwords
 from ..extensions import db
-from ..models import Facilitator, RecoveryCode, new_session_token, utcnow
+from ..models import Facilitator, PendingSecret, RecoveryCode, new_session_token, utcnow
 from ..presence import claim
 from ..text import clean_email, clean_line, valid_email
 from . import Invalid
@@ -299,6 +300,9 @@ def enable_two_factor(facilitator: Facilitator, secret: str, code: str) -> list[
     if not check_totp(facilitator, code, secret=secret):
         raise Invalid({"code": "That code is not right. Enter the 6-digit code your app shows now"})
     facilitator.totp_secret = secret
+    db.session.execute(
+        delete(PendingSecret).where(PendingSecret.facilitator_id == facilitator.id, PendingSecret.kind == TOTP_SETUP)
+    )
     codes = _new_recovery_codes(facilitator)
     db.session.commit()
     return codes
@@ -356,3 +360,51 @@ def recovery_codes_left(facilitator: Facilitator) -> int:
         )
         or 0
     )
+
+
+# -- secrets on their way to the account's eyes (not in the session cookie) -----------------------------
+
+TOTP_SETUP = "totp_setup"  # the key being set up, until a code confirms it
+RECOVERY_CODES = "recovery_codes"  # new codes, until the page that shows them once
+SECRET_LIFETIME = {TOTP_SETUP: timedelta(minutes=15), RECOVERY_CODES: timedelta(minutes=10)}
+
+
+def _secret_id(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def keep_secret(facilitator: Facilitator, kind: str, value: str) -> str:
+    """Keep ``value`` for ``facilitator`` (replacing any earlier one of this ``kind``); the key for the session.
+
+    The session cookie is signed but readable, so it carries only this random key; the row
+    is stored under the key's SHA-256 and lives ``SECRET_LIFETIME[kind]`` at most. Expired
+    rows of the account go at the same time.
+    """
+    key = secrets.token_urlsafe(32)
+    db.session.execute(
+        delete(PendingSecret).where(
+            PendingSecret.facilitator_id == facilitator.id,
+            (PendingSecret.kind == kind) | (PendingSecret.created_at < utcnow() - max(SECRET_LIFETIME.values())),
+        )
+    )
+    db.session.add(PendingSecret(id=_secret_id(key), facilitator_id=facilitator.id, kind=kind, value=value))
+    db.session.commit()
+    return key
+
+
+def pending_secret(facilitator: Facilitator, kind: str, key: object, *, take: bool = False) -> str | None:
+    """The value kept under ``key`` for this account and ``kind``, if it has not expired; ``take`` spends it.
+
+    Anything else (no key, a key of another account or kind, an expired one) is None.
+    """
+    if not isinstance(key, str) or not key:
+        return None
+    row = db.session.get(PendingSecret, _secret_id(key))
+    if row is None or row.facilitator_id != facilitator.id or row.kind != kind:
+        return None
+    fresh = utcnow() - row.created_at <= SECRET_LIFETIME[kind]
+    value = row.value
+    if take or not fresh:
+        db.session.delete(row)
+        db.session.commit()
+    return value if fresh else None

@@ -106,6 +106,10 @@ class Config:
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50
+    # The host's queue and reports list this many items each (the rest are a count), and one participant
+    # may have this many messages waiting for approval (chatroom/services/moderation.py).
+    HOST_PANEL_SHOWN = _int("HOST_PANEL_SHOWN", 50)
+    PENDING_PER_PARTICIPANT = _int("PENDING_PER_PARTICIPANT", 10)
     # The room page falls back to polling when the stream stays silent this long (a proxy holding
     # it back), polls at this pace, and tries the stream again after this long (doubling).
     LIVE_STALL_SECONDS = 10

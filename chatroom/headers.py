@@ -4,7 +4,9 @@ Caching: every response but the public assets (``PUBLIC_ENDPOINTS``: files in
 ``static/`` and the script bundles) says ``Cache-Control: no-store``. Dashboards, owner
 pages, audit logs, account pages, room pages, transcripts and every fragment are
 someone's own, and a shared or back-button cache must not keep them; the public pages
-(front page, sign-in form) carry a CSRF token, which is personal too.
+(front page, sign-in form) carry a CSRF token, which is personal too. The event stream
+keeps the ``no-cache, no-transform`` of ``chatroom/stream.py``: a cache never holds a
+response that does not end.
 
 The Content-Security-Policy allows nothing inline and nothing from other hosts:
 htmx is configured to need neither (``includeIndicatorCSS`` off, no ``hx-on``),
@@ -47,8 +49,8 @@ PUBLIC_ENDPOINTS = frozenset({"static", "views.asset"})
 
 def _no_store(response: Response) -> Response:
     """``no-store`` on everything but ``PUBLIC_ENDPOINTS``; other directives a view set (``no-transform``) stay."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return response
+    if request.endpoint in PUBLIC_ENDPOINTS or response.mimetype == "text/event-stream":
+        return response  # the event stream's headers are its protocol's (chatroom/stream.py): never stored whole
     cache = response.cache_control
     cache.no_store = True
     cache.public = False

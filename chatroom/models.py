@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
     select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -180,25 +181,39 @@ class Room(Model):
             select(Membership).where(Membership.room_id == self.id, Membership.is_host.is_(True))
         ).one()
 
-    def pending_messages(self) -> list[Message]:
-        """Messages held for the host's approval (pre-moderation), oldest first."""
+    def pending_messages(self, limit: int | None = None, offset: int = 0) -> list[Message]:
+        """Messages held for the host's approval (pre-moderation), oldest first; a slice with ``offset``/``limit``."""
         return list(
             db.session.scalars(
                 select(Message)
                 .where(Message.room_id == self.id, Message.status == MessageStatus.PENDING.value)
                 .order_by(Message.created_at, Message.id)
+                .offset(offset)
+                .limit(limit)
             )
         )
 
-    def open_reports(self) -> list[Report]:
-        """Reports the host has not dealt with yet, oldest first."""
+    def pending_count(self) -> int:
+        """How many messages wait for the host's approval."""
+        query = select(func.count()).where(Message.room_id == self.id, Message.status == MessageStatus.PENDING.value)
+        return db.session.scalar(query.select_from(Message)) or 0
+
+    def open_reports(self, limit: int | None = None, offset: int = 0) -> list[Report]:
+        """Reports the host has not dealt with yet, oldest first; a slice with ``offset``/``limit``."""
         return list(
             db.session.scalars(
                 select(Report)
                 .where(Report.room_id == self.id, Report.resolved_at.is_(None))
-                .order_by(Report.created_at)
+                .order_by(Report.created_at, Report.id)
+                .offset(offset)
+                .limit(limit)
             )
         )
+
+    def open_report_count(self) -> int:
+        """How many reports the host has not dealt with yet."""
+        query = select(func.count()).where(Report.room_id == self.id, Report.resolved_at.is_(None))
+        return db.session.scalar(query.select_from(Report)) or 0
 
 
 class Membership(Model):

@@ -91,8 +91,7 @@ def console(room: Room, status: int = 200, errors: dict[str, str] | None = None)
         "now": utcnow(),
         "messages": messages.count(room.id),
         "present": presence.present_members(room),
-        "pending": room.pending_messages(),
-        "reports": room.open_reports(),
+        **moderation.panels(room),
         "errors": errors or {},
         "form": request.form,
     }

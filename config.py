@@ -64,6 +64,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: SQLite in instance/
     REDIS_URL = os.environ.get("REDIS_URL") or None  # None: the in-process broker
+    # Redis calls in request paths (presence, throttles, rate limits) give up after this long, and after a
+    # failure are skipped for the cool-down (chatroom/breaker.py): a paused Redis must not hold requests.
+    REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
+    REDIS_COOLDOWN_SECONDS = float(os.environ.get("REDIS_COOLDOWN_SECONDS", "5"))
     PORT = _int("PORT", 5000)
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {

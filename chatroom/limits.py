@@ -3,7 +3,9 @@
 Counters live in Redis when ``REDIS_URL`` is set, so every worker and instance
 shares them; on the embedded default they live in the process. If Redis goes
 away, each process falls back to counting in memory (``in_memory_fallback``)
-rather than letting everything through or refusing everything, and logs it.
+rather than letting everything through or refusing everything, and logs it; a Redis
+that hangs instead costs one ``REDIS_TIMEOUT_SECONDS`` wait, then the same fallback, and
+Flask-Limiter retries the storage after 1, 2, 4... seconds (its own circuit breaker).
 
 A request over a limit gets 429, a human sentence, and ``Retry-After``. Limits
 are checked before the view runs, so a flood of join attempts never reaches
@@ -85,6 +87,13 @@ def init_app(app: Flask) -> Limiter:
     Only POSTs count: showing a form is cheap, submitting it is what an attacker repeats.
     """
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
+        # A paused Redis must not hold every limited request: a short timeout, then Flask-Limiter's own
+        # breaker (in-memory counters, the storage retried after 1, 2, 4... seconds).
+        timeout = app.config.get("REDIS_TIMEOUT_SECONDS", 0.5)
+        app.config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        )
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatroom-limits")
     # One limiter per app, not a module singleton: Flask-Limiter keeps its settings on the
     # instance, so a second app (tests build many) would switch the first one's limits.

@@ -33,6 +33,30 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def host_list(raw: str | None) -> list[str] | None:
+    """``ALLOWED_HOSTS`` as Flask's ``TRUSTED_HOSTS``: comma-separated names (``.example.org`` takes subdomains too).
+
+    None (every host is served) when unset or empty.
+    """
+    hosts = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    return hosts or None
+
+
+def forwarded_allow_ips(hops: int) -> str:
+    """gunicorn's ``forwarded_allow_ips`` that agrees with ``TRUSTED_PROXY_HOPS``: always "" (trust no peer).
+
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are read in one place only: Werkzeug's
+    ``ProxyFix`` in the app, for exactly ``hops`` proxies (``chatroom/headers.py``). With
+    ``hops`` 0 nothing may read them, so gunicorn must not either (its default trusts
+    127.0.0.1, so anything on the machine, or a local proxy that passes the client's header
+    through, could make a plain request look like HTTPS). With ``hops`` 1 or more,
+    ``ProxyFix`` takes the right entry itself; gunicorn would only read the same headers
+    less carefully (the whole value, from any allowed peer). ``gunicorn.conf.py`` uses this.
+    """
+    del hops  # the same answer for every count, on purpose: see above
+    return ""
+
+
 class Config:
     """Settings for a real deployment; every value can be overridden from the environment."""
 
@@ -40,6 +64,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: SQLite in instance/
     REDIS_URL = os.environ.get("REDIS_URL") or None  # None: the in-process broker
+    # Redis calls in request paths (presence, throttles, rate limits) give up after this long, and after a
+    # failure are skipped for the cool-down (chatroom/breaker.py): a paused Redis must not hold requests.
+    REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
+    REDIS_COOLDOWN_SECONDS = float(os.environ.get("REDIS_COOLDOWN_SECONDS", "5"))
     PORT = _int("PORT", 5000)
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {
@@ -68,8 +96,11 @@ class Config:
     MAX_FORM_PARTS = 50
 
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
+    ROOMS_PER_HOUR = _int("ROOMS_PER_HOUR", 20)  # rooms one account may create per hour (chatroom/limits.py)
+    MEMBERS_PER_ROOM = _int("MEMBERS_PER_ROOM", 500)  # seats open at once in a room, the host's included
     # How many proxies in front of the app append to X-Forwarded-For (0: trust none; a PaaS router is 1).
     TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
+    FORWARDED_ALLOW_IPS = forwarded_allow_ips(TRUSTED_PROXY_HOPS)  # for gunicorn.conf.py
 
     # The live stream (see chatroom/stream.py).
     STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))
@@ -79,12 +110,18 @@ class Config:
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50
+    # The host's queue and reports list this many items each (the rest are a count), and one participant
+    # may have this many messages waiting for approval (chatroom/services/moderation.py).
+    HOST_PANEL_SHOWN = _int("HOST_PANEL_SHOWN", 50)
+    PENDING_PER_PARTICIPANT = _int("PENDING_PER_PARTICIPANT", 10)
     # The room page falls back to polling when the stream stays silent this long (a proxy holding
     # it back), polls at this pace, and tries the stream again after this long (doubling).
     LIVE_STALL_SECONDS = 10
     LIVE_POLL_SECONDS = 5
     LIVE_RETRY_SECONDS = 30
     BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)  # lowered only by tests and benchmarks
+    # bcrypt runs in gevent's thread pool, at most this many at once per worker (chatroom/passwords.py).
+    BCRYPT_CONCURRENCY = _int("BCRYPT_CONCURRENCY", 2)
 
     # Outgoing mail (chatroom/mail.py). Without MAIL_SERVER, mail is written to the log instead.
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
@@ -94,9 +131,11 @@ class Config:
     MAIL_FROM = os.environ.get("MAIL_FROM") or None  # falls back to MAIL_USERNAME
     MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "1") == "1"  # STARTTLS before logging in
     MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10"))
-    # Scheme and host for links sent by mail (https://chat.example.org). Set it in production:
-    # without it the request's Host header is used, which a client can forge.
+    # Scheme and host of every absolute link (reset mail, share link, QR code): https://chat.example.org.
+    # Production refuses to start without it or ALLOWED_HOSTS: the Host header is the client's to forge.
     PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
+    # Host names this deployment answers to (Flask refuses others with 400); links then follow the Host header.
+    TRUSTED_HOSTS = host_list(os.environ.get("ALLOWED_HOSTS"))
 
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link works
     TWO_FACTOR_PENDING_SECONDS = 300  # between a correct password and the code

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -34,8 +35,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.jinja_env.lstrip_blocks = True
     _configure_logging(app)
     _configure_database(app)
-    if app.config["ENV_NAME"] == "production" and app.config["SECRET_KEY"] in ("", DEV_SECRET_KEY):
-        raise RuntimeError("SECRET_KEY is not set: refusing to start in production with the development key")
+    _check_production(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -77,6 +77,29 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     compression.init_app(app)
     assets.init_app(app)
     return app
+
+
+def _check_production(app: Flask) -> None:
+    """Refuse to start a production app that a client could turn against its users.
+
+    :raise RuntimeError: the development ``SECRET_KEY``; neither ``PUBLIC_URL`` nor ``ALLOWED_HOSTS``
+        (absolute links would follow the request's forgeable ``Host`` header); a ``PUBLIC_URL`` that is
+        not ``http(s)://host[:port]``.
+    """
+    public_url = app.config.get("PUBLIC_URL")
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise RuntimeError(f"PUBLIC_URL must look like https://chat.example.org, not {public_url!r}")
+    if app.config["ENV_NAME"] != "production":
+        return
+    if app.config["SECRET_KEY"] in ("", DEV_SECRET_KEY):
+        raise RuntimeError("SECRET_KEY is not set: refusing to start in production with the development key")
+    if not public_url and not app.config.get("TRUSTED_HOSTS"):
+        raise RuntimeError(
+            "PUBLIC_URL is not set (nor ALLOWED_HOSTS): refusing to start in production, because links in mail "
+            "and on the owner's page would follow the request's Host header, which a client can forge"
+        )
 
 
 def _configure_logging(app: Flask) -> None:

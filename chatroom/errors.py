@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, Response, render_template
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -37,9 +38,16 @@ MESSAGES = {
 }
 
 
-def render_error(status: int, message: str | None = None) -> tuple[str, int]:
-    """The error page (or htmx fragment) for ``status``, with ``message`` or the standard sentence for it."""
+def render_error(status: int, message: str | None = None) -> tuple[str, int] | Response:
+    """The error page (or htmx fragment) for ``status``, with ``message`` or the standard sentence for it.
+
+    A request whose ``Host`` header cannot be read (a label over 63 characters, ``a..b``,
+    a host outside ``TRUSTED_HOSTS``) has no URL adapter, so no page with links can be
+    drawn for it: it gets the sentence as plain text instead, and nothing is logged.
+    """
     text = message or MESSAGES.get(status, "Something went wrong.")
+    if request_ctx.url_adapter is None:
+        return Response(text + "\n", status, mimetype="text/plain")
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     return render_template(template, status=status, message=text), status
 
@@ -48,20 +56,20 @@ def init_app(app: Flask) -> None:
     """Register the error handlers: CSRF failures, HTTP errors, refused service calls and the unexpected."""
 
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError) -> tuple[str, int]:
+    def csrf_error(error: CSRFError) -> tuple[str, int] | Response:
         return render_error(400, "This form has expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(Invalid)
-    def refused(error: Invalid) -> tuple[str, int]:
+    def refused(error: Invalid) -> tuple[str, int] | Response:
         db.session.rollback()  # the service did already; a view may have changed something since
         return render_error(error.status, error.message or None)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int]:
+    def http_error(error: HTTPException) -> tuple[str, int] | Response:
         return render_error(error.code or 500)
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> tuple[str, int]:
+    def unexpected(error: Exception) -> tuple[str, int] | Response:
         log.exception("unhandled error")
         db.session.rollback()
         return render_error(500)

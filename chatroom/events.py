@@ -1,7 +1,7 @@
 """The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
-``seat_closed``, ``room_changed``, ``host_panels_changed``, ``presence_changed``,
+``seat_closed``, ``room_changed``, ``host_panel_changed``, ``presence_changed``,
 ``typing``) *after* they commit, and hand the result to the broker. Each constructor
 renders the room's own partial and frames it as SSE bytes exactly once; every stream in
 every process sends those bytes unchanged (render once, the same bytes to everyone).
@@ -155,14 +155,35 @@ def seat_closed(membership_id: int) -> Event:
     return Event(EventKind.REMOVED, target=membership_id)
 
 
-def host_panels_html(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> str:
-    """The host's queue and reports panels, as out-of-band fragments."""
-    return render_template("chat/_host_panels.html", room=room, pending=pending, reports=reports, oob=True)
+def host_panels_html(
+    room: Room, pending: Sequence[Message], reports: Sequence[Report], pending_total: int, reports_total: int
+) -> str:
+    """The host's queue and reports panels (the first ``len(pending)``/``len(reports)`` items and the
+    totals), as out-of-band fragments: first on every host stream."""
+    return render_template(
+        "chat/_host_panels.html",
+        room=room,
+        pending=pending,
+        reports=reports,
+        pending_total=pending_total,
+        reports_total=reports_total,
+        oob=True,
+    )
 
 
-def host_panels_changed(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> Event:
-    """The approval queue or the open reports changed: for the host's streams only."""
-    return Event(EventKind.HOST, frame(host_panels_html(room, pending, reports)))
+def host_panel_changed(
+    room: Room, panel: str, added: Sequence[Message | Report], removed: Sequence[int], total: int, shown: int
+) -> Event:
+    """One change to the host's ``panel`` ("queue" or "reports"): for the host's streams only.
+
+    ``removed`` are the ids that left it, ``added`` the items that came into view (the panel
+    shows the oldest ``shown``), ``total`` how many it holds now. One item's worth of bytes,
+    however long the queue: never the whole panel again.
+    """
+    html = render_template(
+        "chat/_host_change.html", room=room, panel=panel, added=added, removed=removed, total=total, shown=shown
+    )
+    return Event(EventKind.HOST, frame(html))
 
 
 def presence_changed(room: Room, members: Sequence[Membership]) -> Event:

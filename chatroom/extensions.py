@@ -7,11 +7,12 @@ import sqlite3
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.routing import IntegerConverter
+
+from .csrf_masking import MaskedCSRFProtect
 
 # Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
 NAMING = {
@@ -50,4 +51,4 @@ def _sqlite_foreign_keys(dbapi_connection: object, connection_record: object) ->
 
 migrate = Migrate()
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = MaskedCSRFProtect()  # tokens masked per response: chatroom/csrf_masking.py

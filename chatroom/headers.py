@@ -1,4 +1,12 @@
-"""Security headers on every response, and trusting proxies only as far as configured.
+"""Security headers on every response, no caching of anything personal, and trusting proxies only as far as configured.
+
+Caching: every response but the public assets (``PUBLIC_ENDPOINTS``: files in
+``static/`` and the script bundles) says ``Cache-Control: no-store``. Dashboards, owner
+pages, audit logs, account pages, room pages, transcripts and every fragment are
+someone's own, and a shared or back-button cache must not keep them; the public pages
+(front page, sign-in form) carry a CSRF token, which is personal too. The event stream
+keeps the ``no-cache, no-transform`` of ``chatroom/stream.py``: a cache never holds a
+response that does not end.
 
 The Content-Security-Policy allows nothing inline and nothing from other hosts:
 htmx is configured to need neither (``includeIndicatorCSS`` off, no ``hx-on``),
@@ -35,6 +43,23 @@ HEADERS = {
 }
 
 
+# The only responses a cache may keep: the same bytes for everyone, with no session in them.
+PUBLIC_ENDPOINTS = frozenset({"static", "views.asset"})
+
+
+def _no_store(response: Response) -> Response:
+    """``no-store`` on everything but ``PUBLIC_ENDPOINTS``; other directives a view set (``no-transform``) stay."""
+    if request.endpoint in PUBLIC_ENDPOINTS or response.mimetype == "text/event-stream":
+        return response  # the event stream's headers are its protocol's (chatroom/stream.py): never stored whole
+    cache = response.cache_control
+    cache.no_store = True
+    cache.public = False
+    cache.max_age = None
+    cache.s_maxage = None
+    cache.immutable = False
+    return response
+
+
 def _secure_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
@@ -44,8 +69,9 @@ def _secure_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Add the headers; trust ``X-Forwarded-For``/``-Proto`` only from ``TRUSTED_PROXY_HOPS`` proxies."""
+    """Add the headers and the caching rule; read ``X-Forwarded-*`` only from ``TRUSTED_PROXY_HOPS`` proxies."""
     app.after_request(_secure_headers)
+    app.after_request(_no_store)
     hops = int(app.config.get("TRUSTED_PROXY_HOPS", 0))
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

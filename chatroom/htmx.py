@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, make_response, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 
@@ -35,6 +35,19 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute link (for mail, the share link, the QR code), built on ``PUBLIC_URL`` when it is set.
+
+    Never from a forged ``Host`` header: production refuses to start without either
+    ``PUBLIC_URL`` or ``ALLOWED_HOSTS`` (Flask's ``TRUSTED_HOSTS``, which refuses other hosts
+    with 400 before a link is built); see ``chatroom/__init__.py``.
+    """
+    base = current_app.config.get("PUBLIC_URL")
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
 def _vary(response: Response) -> Response:
     # Pages and fragments share URLs: caches must key on the header that tells them apart.
     response.vary.add("HX-Request")
@@ -42,4 +55,6 @@ def _vary(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    """``Vary: HX-Request`` on every response; ``external_url`` for templates."""
     app.after_request(_vary)
+    app.jinja_env.globals["external_url"] = external_url

@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
     select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -109,6 +110,25 @@ class RecoveryCode(Model):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class PendingSecret(Model):
+    """A secret on its way to its account's eyes, kept here rather than in the session cookie.
+
+    The two-factor set-up key (until a code confirms it) and fresh recovery codes (until the
+    page that shows them once). Flask's session cookie is signed, not encrypted: anyone who
+    sees the cookie (a proxy log, a shared computer, a browser extension) could read them.
+    The cookie carries only a random key; this row is stored under the key's SHA-256, for
+    its own account only, and expires (``services.accounts.keep_secret``).
+    """
+
+    __tablename__ = "pending_secrets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the key in the cookie
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "totp_setup" or "recovery_codes"
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class Room(Model):
     """A scheduled, password-protected chat room owned by one facilitator."""
 
@@ -161,25 +181,39 @@ class Room(Model):
             select(Membership).where(Membership.room_id == self.id, Membership.is_host.is_(True))
         ).one()
 
-    def pending_messages(self) -> list[Message]:
-        """Messages held for the host's approval (pre-moderation), oldest first."""
+    def pending_messages(self, limit: int | None = None, offset: int = 0) -> list[Message]:
+        """Messages held for the host's approval (pre-moderation), oldest first; a slice with ``offset``/``limit``."""
         return list(
             db.session.scalars(
                 select(Message)
                 .where(Message.room_id == self.id, Message.status == MessageStatus.PENDING.value)
                 .order_by(Message.created_at, Message.id)
+                .offset(offset)
+                .limit(limit)
             )
         )
 
-    def open_reports(self) -> list[Report]:
-        """Reports the host has not dealt with yet, oldest first."""
+    def pending_count(self) -> int:
+        """How many messages wait for the host's approval."""
+        query = select(func.count()).where(Message.room_id == self.id, Message.status == MessageStatus.PENDING.value)
+        return db.session.scalar(query.select_from(Message)) or 0
+
+    def open_reports(self, limit: int | None = None, offset: int = 0) -> list[Report]:
+        """Reports the host has not dealt with yet, oldest first; a slice with ``offset``/``limit``."""
         return list(
             db.session.scalars(
                 select(Report)
                 .where(Report.room_id == self.id, Report.resolved_at.is_(None))
-                .order_by(Report.created_at)
+                .order_by(Report.created_at, Report.id)
+                .offset(offset)
+                .limit(limit)
             )
         )
+
+    def open_report_count(self) -> int:
+        """How many reports the host has not dealt with yet."""
+        query = select(func.count()).where(Report.room_id == self.id, Report.resolved_at.is_(None))
+        return db.session.scalar(query.select_from(Report)) or 0
 
 
 class Membership(Model):

@@ -15,6 +15,11 @@ announcement is ``events.presence_changed``, published through the broker.
 
 ``claim`` is the small throttle the typing signal uses: true once per interval per key,
 across every process.
+
+A Redis that hangs instead of failing (paused, overloaded) must not hold requests: every
+Redis call here has a sub-second socket timeout (``REDIS_TIMEOUT_SECONDS``), and after one
+failure a circuit breaker (``chatroom/breaker.py``) skips Redis for a few seconds
+(``REDIS_COOLDOWN_SECONDS``), answering with the fallback at once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from . import events
+from .breaker import Breaker
 from .broker import Broker
 from .extensions import db
 from .models import Membership, Room
@@ -204,67 +210,90 @@ class MemoryPresence(Presence):
 class RedisPresence(Presence):
     """Presence held in Redis, shared by every process and instance.
 
-    Best effort: while Redis is away, rooms show nobody rather than fail a request.
+    Best effort: while Redis is away (or hangs), rooms show nobody and throttles allow, at
+    once, rather than fail or hold a request; see the module docstring for the breaker.
     """
 
-    def __init__(self, url: str, ttl: float = 40.0) -> None:
+    def __init__(self, url: str, ttl: float = 40.0, timeout: float = 0.5, cooldown: float = 5.0) -> None:
         import redis as redis_lib
 
         super().__init__(ttl)
         self._error = redis_lib.RedisError
         self.redis: redis.Redis = redis_lib.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=10
         )
+        self.breaker = Breaker(cooldown)
 
     def _key(self, room_id: int) -> str:
         return f"{KEY_PREFIX}presence:{room_id}"
 
     def _entries(self, room_id: int) -> list[str]:
+        if self.breaker.open:
+            return []
         try:
             raw = self.redis.zrangebyscore(self._key(room_id), time.time(), "+inf")
         except self._error:
+            self.breaker.failed()
             log.warning("presence unavailable: redis is unreachable")
             return []
+        self.breaker.succeeded()
         return [e.decode() for e in cast(list[bytes], raw)]
 
     def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
         expiry = time.time() + self.ttl
         mapping: dict[str, float] = {f"{m}:{c}": expiry for m, c in entries}
-        if not mapping:
-            return
+        if not mapping or self.breaker.open:
+            return  # the refresher adds this process's entries again every third of the TTL
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zadd(self._key(room_id), mapping)
             pipe.sadd(f"{KEY_PREFIX}presence-rooms", room_id)
             pipe.execute()
         except self._error:
+            self.breaker.failed()
             log.warning("presence not recorded: redis is unreachable")
+        else:
+            self.breaker.succeeded()
 
     def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
+        if self.breaker.open:
+            return  # the entry expires on its own
         try:
             self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}")
         except self._error:
+            self.breaker.failed()
             log.warning("presence not removed: redis is unreachable (the entry expires)")
 
     def _expire(self) -> list[int]:
+        if self.breaker.open:
+            return []
         changed = []
         now = time.time()
         rooms_key = f"{KEY_PREFIX}presence-rooms"
-        for raw in cast(set[bytes], self.redis.smembers(rooms_key)):
-            room_id = int(raw)
-            key = self._key(room_id)
-            if self.redis.zremrangebyscore(key, "-inf", now):
-                changed.append(room_id)
-            if not self.redis.exists(key):
-                self.redis.srem(rooms_key, room_id)
+        try:
+            for raw in cast(set[bytes], self.redis.smembers(rooms_key)):
+                room_id = int(raw)
+                key = self._key(room_id)
+                if self.redis.zremrangebyscore(key, "-inf", now):
+                    changed.append(room_id)
+                if not self.redis.exists(key):
+                    self.redis.srem(rooms_key, room_id)
+        except self._error:
+            self.breaker.failed()
+            raise
         return changed
 
     def claim(self, key: str, ttl: float) -> bool:
-        """True once per ``ttl`` seconds for ``key`` across every process (true while Redis is away)."""
+        """True once per ``ttl`` seconds for ``key`` across every process (true at once while Redis is away)."""
+        if self.breaker.open:
+            return True  # typing signals are harmless; do not hold the request over them
         try:
-            return bool(self.redis.set(f"{KEY_PREFIX}claim:{key}", 1, nx=True, px=int(ttl * 1000)))
+            claimed = bool(self.redis.set(f"{KEY_PREFIX}claim:{key}", 1, nx=True, px=int(ttl * 1000)))
         except self._error:
-            return True  # typing signals are harmless; do not fail the request over them
+            self.breaker.failed()
+            return True
+        self.breaker.succeeded()
+        return claimed
 
     def close(self) -> None:
         """Stop the refresher and close the connection pool."""
@@ -304,9 +333,12 @@ def announce(room_id: int, broker: Broker) -> None:
 def init_app(app: Flask, broker: Broker) -> Presence:
     """Attach a presence tracker to ``app`` (Redis when ``REDIS_URL`` is set) that announces through ``broker``."""
     ttl = app.config["PRESENCE_TTL_SECONDS"]
-    presence: Presence = (
-        RedisPresence(app.config["REDIS_URL"], ttl) if app.config.get("REDIS_URL") else MemoryPresence(ttl)
-    )
+    presence: Presence
+    if app.config.get("REDIS_URL"):
+        timeout, cooldown = app.config["REDIS_TIMEOUT_SECONDS"], app.config["REDIS_COOLDOWN_SECONDS"]
+        presence = RedisPresence(app.config["REDIS_URL"], ttl, timeout, cooldown)
+    else:
+        presence = MemoryPresence(ttl)
 
     def changed(room_id: int) -> None:
         with app.app_context():

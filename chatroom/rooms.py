@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import presence
 from .access import owned_room_or_404
 from .extensions import db
-from .htmx import is_htmx, see_other
+from .htmx import external_url, is_htmx, see_other
 from .models import Room, utcnow
 from .services import Invalid, export, messages, moderation, rooms
 
@@ -90,8 +90,7 @@ def console(room: Room, status: int = 200, errors: dict[str, str] | None = None)
         "now": utcnow(),
         "messages": messages.count(room.id),
         "present": presence.present_members(room),
-        "pending": room.pending_messages(),
-        "reports": room.open_reports(),
+        **moderation.panels(room),
         "errors": errors or {},
         "form": request.form,
     }
@@ -150,10 +149,10 @@ def transcript(code: str, fmt: str) -> Response:
 def qr(code: str) -> Response:
     """The share link as a QR code (SVG, drawn on the server), for a slide. :raise 404: not the caller's room."""
     room = owned_room_or_404(code)
-    link = url_for("chat.room", code=room.code, _external=True)
+    link = external_url("chat.room", code=room.code)
     svg = io.BytesIO()  # a standalone SVG document (with its namespace), not the inline form
     segno.make(link, error="m").save(svg, kind="svg", scale=6, border=2, dark="#000", light="#fff", title=link)
-    return Response(svg.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(svg.getvalue(), mimetype="image/svg+xml")  # no-store, as every personal page (headers.py)
 
 
 @bp.get("/<code>/edit")

@@ -116,7 +116,10 @@ def test_two_participants_chat_live(app, server, browsers):
     host.get(f"{server.url}/signup")
     host.fill({"name": "Hana Host", "email": "hana@example.org", "password": PASSWORD})
     host.css("form[action='/signup'] button[type=submit]").click()
-    host.wait(lambda: host.current_url.endswith("/rooms/"), message="dashboard after sign-up")
+    host.wait(lambda: host.current_url.endswith("/login"), message="sign-in page after sign-up")
+    host.fill({"email": "hana@example.org", "password": PASSWORD})  # signing up does not sign in (issue 11)
+    host.css("form[action='/login'] button[type=submit]").click()
+    host.wait(lambda: host.current_url.endswith("/rooms/"), message="dashboard after signing in")
     host.css("a[href='/rooms/new']").click()
     host.fill({"title": "Planning", "password": ROOM_PASSWORD})
     start = utcnow() - timedelta(minutes=10)
@@ -230,6 +233,9 @@ def test_everything_but_live_updates_works_without_javascript(app, server, brows
     chrome.get(f"{server.url}/signup")
     chrome.fill({"name": "Nora Noscript", "email": "nora@example.org", "password": PASSWORD})
     chrome.css("form[action='/signup'] button[type=submit]").click()
+    chrome.wait(lambda: chrome.current_url.endswith("/login"))
+    chrome.fill({"email": "nora@example.org", "password": PASSWORD})  # signing up does not sign in (issue 11)
+    chrome.css("form[action='/login'] button[type=submit]").click()
     chrome.wait(lambda: chrome.current_url.endswith("/rooms/"))
     chrome.get(f"{server.url}/rooms/new")
     chrome.fill({"title": "Offline", "password": ROOM_PASSWORD})
@@ -340,6 +346,34 @@ def test_a_proxy_that_passes_the_stream_stays_live(app, server, browsers, make_r
         assert _state(chrome) == "live"
     finally:
         proxy.stop()
+
+
+@once
+def test_the_hosts_queue_changes_one_item_at_a_time_in_the_page(app, server, browsers, make_room, make_facilitator):
+    """Issue 11: the stream sends the host one item per change (appended, deleted by id) and the new count;
+    htmx applies them in the host's page, and approving one publishes it and takes it off the queue."""
+    facilitator = make_facilitator(email="quinn@example.org", name="Quinn")
+    room = make_room(owner=facilitator, title="Held")
+    with app.app_context():
+        from chatroom.services import rooms
+
+        rooms.set_premoderation(db.session.get(Room, room.id), True)
+    host = browsers()
+    _sign_in(host, server.url, facilitator.email)
+    host.get(f"{server.url}/r/{room.code}")
+    host.wait(lambda: _state(host) == "live", message="the host's page live")
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    for text in ("first held", "second held", "third held"):
+        pat.say(room.code, text)
+    host.wait(lambda: len(host.all("#host-queue-list li")) == 3, message="three held messages, appended live")
+    assert host.text_of("#host-queue-heading") == "Waiting for approval (3)"
+    assert "first held" in host.text_of("#host-queue-list li:first-child")
+    host.css("#host-queue-list li:first-child button[type=submit]").click()  # Approve
+    host.wait(lambda: len(host.all("#host-queue-list li")) == 2, message="the approved one leaves the queue")
+    host.wait(lambda: host.text_of("#host-queue-heading") == "Waiting for approval (2)", message="the count")
+    host.wait(lambda: "first held" in _log_text(host), message="the approved message in the room")
+    assert "first held" not in host.text_of("#host-queue-list")
+    assert host.errors() == []
 
 
 # -- every page: WCAG 2.2 AA (axe-core), both themes, 320 px ----------------------------------------------

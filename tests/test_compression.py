@@ -130,3 +130,39 @@ def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client
     )
     assert again.status_code == 304
     assert client.get("/assets/other.js").status_code == 404
+
+
+# -- the compression side channel (BREACH): CSRF tokens are masked per response ----------------------------
+
+TOKEN = re.compile(r'name="csrf-token" content="([^"]+)"')
+FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.mark.once
+def test_csrf_tokens_never_repeat_so_compression_cannot_reveal_them(client):
+    """Issue 11: putting the token's first characters into ``next=`` shrank the compressed sign-in page, because
+    the token was the same in every response. Now every token the page shows is masked afresh: no two share
+    even their first characters, yet each one works."""
+    pages = [brotli.decompress(_get(client, "/login?next=/rooms/").get_data()).decode() for _ in range(5)]
+    tokens = [t for page in pages for t in TOKEN.findall(page) + FIELD.findall(page)]
+    assert len(tokens) >= 10
+    assert len({t[:8] for t in tokens}) == len(tokens)  # random pads: a repeat is a ~2^-48 chance
+    for token in (tokens[0], tokens[-1]):
+        response = client.post("/theme", data={"csrf_token": token, "theme": "dark", "next": "/"})
+        assert response.status_code == 303
+        response = client.post("/theme", headers={"X-CSRFToken": token}, data={"theme": "light", "next": "/"})
+        assert response.status_code == 303
+    assert client.post("/theme", data={"csrf_token": tokens[0][:-2] + "AA", "theme": "dark"}).status_code == 400
+
+
+@pytest.mark.once
+def test_mask_round_trip_and_foreign_values():
+    from chatroom.csrf_masking import mask, unmask
+
+    token = "ImFiYyI.aBcDeF.signature-part_1"
+    masked = {mask(token) for _ in range(20)}
+    assert len(masked) == 20 and all(unmask(m) == token for m in masked)
+    assert all("." not in m and "=" not in m for m in masked)
+    for foreign in ("", "abc", "!!!", token, "AAAA"):
+        assert isinstance(unmask(foreign), str)
+    assert unmask(token) == token

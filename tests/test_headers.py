@@ -25,7 +25,8 @@ from config import Config
 from support.app import empty_database, fast_app_fixture, make_config
 from support.clients import Client
 from support.constants import PASSWORD, ROOT
-from support.world import World, build_world, client_for
+from support.policy import EXPECTED
+from support.world import World, build_world, client_for, url_of
 
 BASELINE = {
     "X-Content-Type-Options": "nosniff",
@@ -151,6 +152,52 @@ def test_forwarded_proto_is_ignored_unless_a_proxy_is_trusted(headers_app):
     assert "Strict-Transport-Security" not in response.headers  # TRUSTED_PROXY_HOPS is 0
 
 
+PUBLIC = {"views.asset"}  # the same bytes for everyone: cacheable (static files are not in the URL table)
+
+
+def test_nothing_personal_may_be_stored_by_a_cache(headers_app, world):
+    """Every GET endpoint of the URL map, as the owner and as a participant (pages, fragments, transcripts,
+    the QR code, the event stream, errors): ``no-store`` unless it is a public asset."""
+    clients = {role: client_for(headers_app, world, role) for role in ("owner", "participant", "anonymous")}
+    checked = set()
+    for endpoint, methods in EXPECTED.items():
+        if "GET" not in methods:
+            continue
+        url = url_of(headers_app, world, endpoint)
+        for role, client in clients.items():
+            for headers in ({}, {"HX-Request": "true"}):
+                response = client.get(url, headers=headers, buffered=False)
+                try:
+                    directives = {d.strip().split("=")[0] for d in response.headers.get("Cache-Control", "").split(",")}
+                finally:
+                    response.close()
+                where = f"{role} GET {url} ({response.status_code})"
+                if endpoint in PUBLIC:
+                    assert "no-store" not in directives and directives & {"max-age", "no-cache"}, where
+                elif response.mimetype == "text/event-stream":  # a response that never ends is never stored
+                    assert {"no-cache", "no-transform"} <= directives, where
+                else:
+                    assert "no-store" in directives, where
+                    assert not directives & {"public", "max-age"}, where
+                checked.add(endpoint)
+    assert {"rooms.dashboard", "rooms.show", "rooms.audit", "rooms.transcript", "auth.account", "chat.room"} <= checked
+    static = clients["anonymous"].get("/static/css/app.css")
+    static.close()
+    assert "no-store" not in static.headers.get("Cache-Control", "")  # public files keep their caching
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.org", "a..b", "chat.example.org..", "." * 300])
+def test_a_malformed_host_header_gets_a_quiet_400(headers_app, host, caplog):
+    """A label over 63 characters or an empty one cannot be read (IDNA): 400, no traceback, no 500."""
+    caplog.set_level("INFO")
+    client = headers_app.test_client()
+    for method, path in (("GET", "/"), ("GET", "/login"), ("GET", "/r/abc"), ("POST", "/login"), ("GET", "/nowhere")):
+        response = client.open(path, method=method, headers={"Host": host})
+        assert response.status_code == 400, f"{method} {path}"
+        assert "could not be understood" in response.get_data(as_text=True)
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.text  # no ERROR, no traceback
+
+
 def test_pages_that_show_secrets_are_not_cached_or_leaked_by_referer(headers_app, world):
     if "auth.two_factor_setup" not in headers_app.view_functions:
         pytest.skip("no two-factor sign-in in this build")
@@ -199,6 +246,7 @@ def production_app(_schema: None, database_url: str, redis_url: str | None) -> I
         WTF_CSRF_SSL_STRICT = True
         RATELIMIT_ENABLED = False
         BCRYPT_ROUNDS = 4
+        PUBLIC_URL = "https://chat.example.org"
 
     app = create_app(ProductionLike)
     with app.app_context():

@@ -9,7 +9,7 @@ from chatroom import create_app
 from chatroom.limits import LIMITS
 from support.app import empty_database, make_config
 from support.clients import Client, form_token
-from support.constants import ROOM_PASSWORD
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser
 
 
@@ -110,3 +110,95 @@ def test_limits_are_shared_across_two_gunicorn_workers(servers):
         browser = Browser(server.port)  # a fresh connection each time: the workers take turns
         statuses.append(browser.post("/login", {"email": "x@example.org", "password": "wrong password!"}))
     assert statuses[:10] == [403] * 10 and statuses[10] == 429
+
+
+# -- per account: second factors, password re-checks, room creation --------------------------------------
+
+
+def _from(address: str) -> dict[str, dict[str, str]]:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def test_wrong_second_factor_codes_are_limited_per_account_across_addresses(limited_app, make_facilitator):
+    """Six addresses that all have the password share one account's budget of code guesses (issue 11: 60 wrong
+    TOTP codes in 2 s from 6 addresses); another account is not affected."""
+    from chatroom.extensions import db
+    from chatroom.models import Facilitator
+
+    victim, bystander = make_facilitator(), make_facilitator()
+    with limited_app.app_context():
+        for facilitator in (victim, bystander):
+            db.session.get(Facilitator, facilitator.id).totp_secret = "A" * 32
+        db.session.commit()
+    statuses = []
+    for i in range(6):
+        attacker = limited_app.test_client()
+        address = f"198.51.100.{i}"
+        assert (
+            attacker.form("/login", {"email": victim.email, "password": PASSWORD}, **_from(address)).status_code == 303
+        )
+        for _ in range(2):
+            statuses.append(attacker.form("/login/code", {"code": "000000"}, **_from(address)).status_code)
+    assert statuses[:6] == [403] * 6  # wrong codes, each address well under its own limit
+    assert set(statuses[6:]) == {429}
+    other = limited_app.test_client()
+    assert other.form("/login", {"email": bystander.email, "password": PASSWORD}).status_code == 303
+    assert other.form("/login/code", {"code": "000000"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/account/two-factor/disable", "disable_password"),
+        ("/account/password", "current_password"),
+        ("/account/recovery-codes", "codes_password"),
+    ],
+)
+def test_password_re_checks_are_limited_per_account_across_addresses(limited_app, make_facilitator, path, field):
+    client = _signed_in(limited_app, make_facilitator())
+    if path == "/account/recovery-codes":
+        from chatroom.extensions import db
+        from chatroom.models import Facilitator
+
+        with limited_app.app_context():  # new codes need two-factor sign-in on
+            db.session.get(Facilitator, client.facilitator_id).totp_secret = "A" * 32
+            db.session.commit()
+    statuses = [
+        client.form(
+            path, {field: "not my password", "password": "a brand new passphrase"}, **_from(f"203.0.113.{i}")
+        ).status_code
+        for i in range(11)
+    ]
+    assert 429 not in statuses[:10]
+    assert statuses[10] == 429
+
+
+def _signed_in(app, facilitator):
+    client = app.test_client()
+    assert client.form("/login", {"email": facilitator.email, "password": PASSWORD}).status_code == 303
+    client.facilitator_id = facilitator.id
+    return client
+
+
+def test_room_creation_is_limited_per_account(limited_app, make_facilitator):
+    from support.world import _room_form
+
+    limited_app.config["ROOMS_PER_HOUR"] = 3
+    client = _signed_in(limited_app, make_facilitator())
+    statuses = [client.form("/rooms/", _room_form(f"Room {i}")).status_code for i in range(4)]
+    assert statuses == [303, 303, 303, 429]
+    other = _signed_in(limited_app, make_facilitator())
+    assert other.form("/rooms/", _room_form("Someone else's")).status_code == 303
+
+
+def test_a_full_room_refuses_joins_with_a_clear_message(app, make_room, join, new_client):
+    app.config["MEMBERS_PER_ROOM"] = 3  # the host's seat and two more
+    room = make_room()
+    pat = join(room, "Pat")
+    join(room, "Kim")
+    late = new_client()
+    response = late.form(f"/r/{room.code}/join", {"alias": "Lee", "password": ROOM_PASSWORD})
+    assert response.status_code == 403
+    assert "This room is full" in response.get_data(as_text=True)
+    assert pat.form(f"/r/{room.code}/leave").status_code == 303  # a place frees up
+    assert late.form(f"/r/{room.code}/join", {"alias": "Lee", "password": ROOM_PASSWORD}).status_code == 303

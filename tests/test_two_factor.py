@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import types
+from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from chatroom.extensions import db
-from chatroom.models import Facilitator, RecoveryCode
+from chatroom.models import Facilitator, PendingSecret, RecoveryCode
 from chatroom.services import accounts
 from support.constants import PASSWORD
 
@@ -287,3 +289,45 @@ def test_password_reset_does_not_skip_the_second_factor(caplog, clock, signed_in
     assert client.get("/rooms/").status_code == 302  # and the old session is over
     assert reader.form("/login/code", {"code": code(secret, clock)}).status_code == 303
     assert fresh_csrf(reader).get("/rooms/").status_code == 200
+
+
+# -- nothing secret in the (signed, readable) session cookie ----------------------------------------------
+
+
+def _cookie_contents(app, client):
+    """What anyone who sees this browser's session cookie can read (it is signed, not encrypted)."""
+    cookie = client.get_cookie("session")
+    return json.dumps(app.session_interface.get_signing_serializer(app).loads(cookie.value)) if cookie else ""
+
+
+def test_the_set_up_key_and_fresh_codes_never_travel_in_the_session_cookie(app, clock, signed_in):
+    """Issue 11: the set-up secret and fresh recovery codes were in the session cookie. Now the cookie holds
+    only a random key to a row on the server, which works only for its account and only for a while."""
+    client, _ = signed_in()
+    setup = page(client.get("/account/two-factor"))
+    secret = re.search(r'<code class="totp-secret">([A-Z2-7 ]+)</code>', setup).group(1).replace(" ", "")
+    assert secret not in _cookie_contents(app, client)
+    response = client.form("/account/two-factor", {"code": code(secret, clock)})
+    assert response.status_code == 303
+    contents = _cookie_contents(app, client)
+    codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", page(client.get("/account/recovery-codes")))
+    assert len(codes) == 10
+    assert secret not in contents and not any(c in contents or c.replace("-", "") in contents for c in codes)
+    assert client.get("/account/recovery-codes").status_code == 303  # shown once: the row is spent
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PendingSecret)) == 0  # nothing left behind
+
+
+def test_a_kept_secret_works_only_for_its_account_kind_and_lifetime(app, make_facilitator, monkeypatch):
+    owner, other = make_facilitator(), make_facilitator()
+    with app.app_context():
+        mine, theirs = db.session.get(Facilitator, owner.id), db.session.get(Facilitator, other.id)
+        key = accounts.keep_secret(mine, accounts.TOTP_SETUP, "SECRET")
+        assert accounts.pending_secret(theirs, accounts.TOTP_SETUP, key) is None
+        assert accounts.pending_secret(mine, accounts.RECOVERY_CODES, key) is None
+        assert accounts.pending_secret(mine, accounts.TOTP_SETUP, "forged") is None
+        assert accounts.pending_secret(mine, accounts.TOTP_SETUP, key) == "SECRET"
+        later = accounts.utcnow() + accounts.SECRET_LIFETIME[accounts.TOTP_SETUP] + timedelta(seconds=1)
+        monkeypatch.setattr(accounts, "utcnow", lambda: later)
+        assert accounts.pending_secret(mine, accounts.TOTP_SETUP, key) is None  # expired, and gone
+        db.session.remove()

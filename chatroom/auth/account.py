@@ -75,14 +75,15 @@ def change_password() -> str | Response | tuple[str, int]:
 def two_factor_setup() -> Response:
     """Turn on two-factor sign-in: add the secret to an app, then confirm with a code it shows.
 
-    The secret waits in the session until a code proves the app has it; only then
-    is it saved. :raise 422: the code is not right.
+    The secret waits on the server (``accounts.keep_secret``; the session holds only a key to
+    it) until a code proves the app has it; only then is it saved to the account.
+    :raise 422: the code is not right.
     """
     facilitator = _me()
     if facilitator.two_factor:
         flash("Two-factor sign-in is already on.", "info")
         return see_other(url_for("auth.account"))
-    secret = session.get(TOTP_SETUP)
+    secret = accounts.pending_secret(facilitator, accounts.TOTP_SETUP, session.get(TOTP_SETUP))
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
@@ -95,11 +96,12 @@ def two_factor_setup() -> Response:
             errors, status = invalid.errors, invalid.status
         else:
             session.pop(TOTP_SETUP, None)
-            session[SHOW_CODES] = codes
+            session[SHOW_CODES] = accounts.keep_secret(facilitator, accounts.RECOVERY_CODES, "\n".join(codes))
             flash("Two-factor sign-in is on. From now on you need a code from your app to sign in.", "success")
             return see_other(url_for("auth.recovery_codes"))
     if not secret:
-        secret = session[TOTP_SETUP] = accounts.new_totp_secret()
+        secret = accounts.new_totp_secret()
+        session[TOTP_SETUP] = accounts.keep_secret(facilitator, accounts.TOTP_SETUP, secret)
     uri = accounts.totp_uri(facilitator, secret)
     # SVG elements and presentation attributes only: no style attribute, nothing a strict CSP refuses.
     svg = segno.make(uri, error="m").svg_inline(
@@ -122,10 +124,11 @@ def recovery_codes() -> Response | tuple[str, int]:
             codes = accounts.regenerate_recovery_codes(_me(), request.form.get("codes_password", ""))
         except Invalid as invalid:
             return _account_page({}, invalid.errors, invalid.status)
-        session[SHOW_CODES] = codes
+        session[SHOW_CODES] = accounts.keep_secret(_me(), accounts.RECOVERY_CODES, "\n".join(codes))
         flash("You have new recovery codes. The old ones no longer work.", "success")
         return see_other(url_for("auth.recovery_codes"))
-    codes = session.pop(SHOW_CODES, None)
+    kept = accounts.pending_secret(_me(), accounts.RECOVERY_CODES, session.pop(SHOW_CODES, None), take=True)
+    codes = kept.split("\n") if kept else []
     if not codes:
         flash("Recovery codes are shown only once. If you have lost yours, make new ones below.", "info")
         return see_other(url_for("auth.account"))

@@ -7,23 +7,15 @@ mailed link carries a signed one-hour token that stops working once used (see
 
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, render_template, request, url_for
+from flask import flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import mail
-from ..htmx import see_other
+from ..htmx import external_url, see_other
 from ..services import Invalid, accounts
 from ..text import valid_email
 from .account import private
 from .sessions import await_second_factor, bp, sign_in
-
-
-def _external_url(endpoint: str, **values: str) -> str:
-    """An absolute link for a mail: from ``PUBLIC_URL`` when set, so a forged Host header cannot redirect it."""
-    base = current_app.config.get("PUBLIC_URL")
-    if base:
-        return base.rstrip("/") + url_for(endpoint, **values)  # type: ignore[arg-type]
-    return url_for(endpoint, _external=True, **values)  # type: ignore[arg-type]
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -41,7 +33,7 @@ def forgot_password() -> str | tuple[str, int]:
             return render_template("auth/forgot_password.html", form=form, errors=errors), 422
         facilitator = accounts.find_facilitator(email)
         if facilitator is not None:
-            link = _external_url("auth.reset_password", token=accounts.password_reset_token(facilitator))
+            link = external_url("auth.reset_password", token=accounts.password_reset_token(facilitator))
             text = render_template("email/password_reset.txt", name=facilitator.name, link=link)
             html = render_template("email/password_reset.html", name=facilitator.name, link=link)
             mail.send_mail_soon(facilitator.email, "Reset your Chatroom password", text, html)

@@ -27,8 +27,8 @@ login_manager.login_message = "Sign in to see your rooms."
 login_manager.login_message_category = "info"
 
 PENDING = "two_factor_pending"  # session: {"id", "at", "fp", "next"} between the password and the code
-TOTP_SETUP = "totp_setup"  # session: the secret being set up, until a code confirms it
-SHOW_CODES = "recovery_codes_once"  # session: new recovery codes, until the page that shows them once
+TOTP_SETUP = "totp_setup"  # session: the key to the secret being set up (accounts.keep_secret), not the secret
+SHOW_CODES = "recovery_codes_once"  # session: the key to new recovery codes, until the page shows them once
 
 
 @login_manager.user_loader

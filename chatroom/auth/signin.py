@@ -6,23 +6,51 @@ from flask import flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
-from ..htmx import safe_next, see_other
+from .. import mail
+from ..htmx import external_url, safe_next, see_other
 from ..services import Invalid, accounts
 from .sessions import PENDING, await_second_factor, bp, pending_facilitator, sign_in
+
+# created -> (mail template, subject)
+SIGN_UP_MAILS = {
+    True: ("signup_welcome", "Your Chatroom account is ready"),
+    False: ("signup_existing", "Someone tried to create a Chatroom account with your address"),
+}
+SIGNED_UP = (
+    "Thank you. We have sent a mail to {email}. Sign in below with that address and your password; "
+    "if that does not work, the mail says what to do."
+)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> str | Response | tuple[str, int]:
-    """Create a facilitator account, then sign in."""
+    """Create a facilitator account; then, whether or not the address had one already, the same answer.
+
+    A new address gets its account and a welcome mail; an address with an account gets a
+    mail saying someone tried to sign up with it (with links to sign in and to reset the
+    password), and no account. Both answers are a 303 to the sign-in page with the same
+    message, after the same work (``accounts.register``), so the form cannot be used to
+    find out who has an account. Nobody is signed in by signing up: the new user signs in
+    with the password they just chose. :raise 422: a field breaks a rule (the form again).
+    """
     form = request.form
     if request.method == "POST":
         try:
-            facilitator = accounts.sign_up(form.get("email", ""), form.get("name", ""), form.get("password", ""))
+            facilitator, created = accounts.register(
+                form.get("email", ""), form.get("name", ""), form.get("password", "")
+            )
         except Invalid as invalid:
             return render_template("auth/signup.html", form=form, errors=invalid.errors), invalid.status
-        sign_in(facilitator)
-        flash("Your account is ready. Create your first room.", "success")
-        return see_other(url_for("rooms.dashboard"))
+        kind, subject = SIGN_UP_MAILS[created]
+        links = {
+            "name": facilitator.name,
+            "login": external_url("auth.login"),
+            "reset": external_url("auth.forgot_password"),
+        }
+        text, html = render_template(f"email/{kind}.txt", **links), render_template(f"email/{kind}.html", **links)
+        mail.send_mail_soon(facilitator.email, subject, text, html)
+        flash(SIGNED_UP.format(email=form.get("email", "").strip()), "success")
+        return see_other(url_for("auth.login"))
     return render_template("auth/signup.html", form={}, errors={})
 
 

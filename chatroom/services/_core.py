@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
+from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from .. import events
 from ..broker import current_broker
 from ..extensions import db
-from ..models import AuditEvent, Room
+from ..models import AuditEvent, Message, Report, Room
 from . import Invalid
 
 P = ParamSpec("P")
@@ -43,9 +44,37 @@ def publish(room: Room | int, event: events.Event) -> None:
     current_broker().publish(events.channel(room_id), event)
 
 
-def publish_host_panels(room: Room) -> None:
-    """Send the host's streams the current approval queue and open reports."""
-    publish(room, events.host_panels_changed(room, room.pending_messages(), room.open_reports()))
+def panel_size() -> int:
+    """How many items each host panel shows (``HOST_PANEL_SHOWN``); the rest are a count."""
+    return max(1, int(current_app.config.get("HOST_PANEL_SHOWN", 50)))
+
+
+def _view(room: Room, panel: str) -> list[Message] | list[Report]:
+    if panel == "queue":
+        return room.pending_messages(limit=panel_size())
+    return room.open_reports(limit=panel_size())
+
+
+def panel_view(room: Room, panel: str) -> list[int]:
+    """The ids a host page shows in ``panel`` ("queue" or "reports") now: read it before a change."""
+    return [item.id for item in _view(room, panel)]
+
+
+def publish_panel_change(room: Room, panel: str, before: Sequence[int]) -> None:
+    """Tell the host's streams what changed in ``panel`` since ``before`` (``panel_view``), after the commit.
+
+    Every host page shows the oldest ``panel_size()`` items of a panel, so the change is the
+    same for all of them: ids that left the view are deleted, items that came into view (a
+    new one, or the next ones moving up) are appended, and the count is updated. Two changes
+    committed at the same instant may both append an item that moved up; a reconnect (which
+    sends the whole panels) tidies that.
+    """
+    after = _view(room, panel)
+    now, then = {item.id for item in after}, set(before)
+    added = [item for item in after if item.id not in then]
+    removed = [item_id for item_id in before if item_id not in now]
+    total = room.pending_count() if panel == "queue" else room.open_report_count()
+    publish(room, events.host_panel_changed(room, panel, added, removed, total, panel_size()))
 
 
 def audit(room: Room, actor: str, action: str, detail: str = "") -> None:

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 import pyotp
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import passwords
 from ..extensions import db
-from ..models import Facilitator, RecoveryCode, new_session_token, utcnow
+from ..models import Facilitator, PendingSecret, RecoveryCode, new_session_token, utcnow
 from ..presence import claim
 from ..text import Limit, clean_email, clean_line, problem, valid_email
 from . import Invalid
@@ -45,14 +46,8 @@ PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 
 
-@refuses_cleanly
-def sign_up(email: str, name: str, password: str) -> Facilitator:
-    """Create a facilitator account.
-
-    :raise Invalid 422: a field breaks a rule. :raise Invalid 409: the e-mail is taken.
-    """
-    email = clean_email(email)
-    raw_name, name = name, clean_line(name)
+def _check_sign_up(email: str, raw_name: str, name: str, password: str) -> None:
+    """:raise Invalid 422: a field of the sign-up form breaks a rule (nothing here depends on who has an account)."""
     errors: dict[str, str] = {}
     if not valid_email(email):
         errors["email"] = "Enter an email address like name@example.org"
@@ -65,6 +60,41 @@ def sign_up(email: str, name: str, password: str) -> Facilitator:
         errors["password"] = f"Choose a password of at most {PASSWORD_MAX} characters"
     if errors:
         raise Invalid(errors)
+
+
+@refuses_cleanly
+def register(email: str, name: str, password: str) -> tuple[Facilitator, bool]:
+    """The sign-up form: (the account, True) when it is new, (the existing one, False), after the same work.
+
+    Whether an address has an account must not show, in the answer or in its time: the
+    password is hashed either way (bcrypt is nearly all of the work), and the caller answers
+    both cases alike and mails the address (see ``docs/security.md``, "Sign-up").
+
+    :raise Invalid 422: a field breaks a rule.
+    """
+    email, raw_name = clean_email(email), name
+    _check_sign_up(email, raw_name, clean_line(name), password)
+    existing = find_facilitator(email)
+    if existing is not None:
+        passwords.hash(password)  # the work a new account costs, then thrown away
+        return existing, False
+    try:
+        return sign_up(email, raw_name, password), True
+    except Invalid:  # taken meanwhile, by a twin submission
+        existing = find_facilitator(email)
+        assert existing is not None
+        return existing, False
+
+
+@refuses_cleanly
+def sign_up(email: str, name: str, password: str) -> Facilitator:
+    """Create a facilitator account (the factories and ``register`` call it; the form goes through ``register``).
+
+    :raise Invalid 422: a field breaks a rule. :raise Invalid 409: the e-mail is taken.
+    """
+    email = clean_email(email)
+    raw_name, name = name, clean_line(name)
+    _check_sign_up(email, raw_name, name, password)
     key = email.casefold()
     if db.session.scalar(select(Facilitator.id).where(Facilitator.email_key == key)):
         raise Invalid({"email": "An account with this email already exists: sign in instead"}, 409)
@@ -278,6 +308,9 @@ def enable_two_factor(facilitator: Facilitator, secret: str, code: str) -> list[
     if not check_totp(facilitator, code, secret=secret):
         raise Invalid({"code": "That code is not right. Enter the 6-digit code your app shows now"})
     facilitator.totp_secret = secret
+    db.session.execute(
+        delete(PendingSecret).where(PendingSecret.facilitator_id == facilitator.id, PendingSecret.kind == TOTP_SETUP)
+    )
     codes = _new_recovery_codes(facilitator)
     db.session.commit()
     return codes
@@ -335,3 +368,51 @@ def recovery_codes_left(facilitator: Facilitator) -> int:
         )
         or 0
     )
+
+
+# -- secrets on their way to the account's eyes (not in the session cookie) -----------------------------
+
+TOTP_SETUP = "totp_setup"  # the key being set up, until a code confirms it
+RECOVERY_CODES = "recovery_codes"  # new codes, until the page that shows them once
+SECRET_LIFETIME = {TOTP_SETUP: timedelta(minutes=15), RECOVERY_CODES: timedelta(minutes=10)}
+
+
+def _secret_id(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def keep_secret(facilitator: Facilitator, kind: str, value: str) -> str:
+    """Keep ``value`` for ``facilitator`` (replacing any earlier one of this ``kind``); the key for the session.
+
+    The session cookie is signed but readable, so it carries only this random key; the row
+    is stored under the key's SHA-256 and lives ``SECRET_LIFETIME[kind]`` at most. Expired
+    rows of the account go at the same time.
+    """
+    key = secrets.token_urlsafe(32)
+    db.session.execute(
+        delete(PendingSecret).where(
+            PendingSecret.facilitator_id == facilitator.id,
+            (PendingSecret.kind == kind) | (PendingSecret.created_at < utcnow() - max(SECRET_LIFETIME.values())),
+        )
+    )
+    db.session.add(PendingSecret(id=_secret_id(key), facilitator_id=facilitator.id, kind=kind, value=value))
+    db.session.commit()
+    return key
+
+
+def pending_secret(facilitator: Facilitator, kind: str, key: object, *, take: bool = False) -> str | None:
+    """The value kept under ``key`` for this account and ``kind``, if it has not expired; ``take`` spends it.
+
+    Anything else (no key, a key of another account or kind, an expired one) is None.
+    """
+    if not isinstance(key, str) or not key:
+        return None
+    row = db.session.get(PendingSecret, _secret_id(key))
+    if row is None or row.facilitator_id != facilitator.id or row.kind != kind:
+        return None
+    fresh = utcnow() - row.created_at <= SECRET_LIFETIME[kind]
+    value = row.value
+    if take or not fresh:
+        db.session.delete(row)
+        db.session.commit()
+    return value if fresh else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import events, passwords
@@ -45,7 +45,8 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     ``previous_seat`` is the membership this browser held before, if any: a ban
     on it keeps the browser out.
 
-    :raise Invalid 403: the room is not open, the browser is banned, or the password is wrong.
+    :raise Invalid 403: the room is not open, the browser is banned, the room is full
+        (``MEMBERS_PER_ROOM`` open seats, the host's included), or the password is wrong.
     :raise Invalid 422: the alias breaks a rule (``ALIAS``: visible, at most 32 characters as seen).
     :raise Invalid 409: the alias is taken, or looks the same as an active member's (``text.skeleton``).
     """
@@ -65,6 +66,7 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
         raise Invalid({"alias": wrong})
     if not password or not passwords.check(password, room.password_hash):
         raise Invalid({"password": "The room password is not right: check it with your facilitator"}, 403)
+    _check_room_has_space(room)
     taken = select(Membership.id).where(Membership.room_id == room.id, Membership.alias_key == key)
     if db.session.scalar(taken):
         raise Invalid({"alias": TAKEN}, 409)
@@ -77,6 +79,21 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
         db.session.rollback()
         raise Invalid({"alias": TAKEN}, 409) from None
     return membership
+
+
+def _check_room_has_space(room: Room) -> None:
+    """:raise Invalid 403: the room has ``MEMBERS_PER_ROOM`` open seats already.
+
+    Checked after the password, so a full room tells only those who may enter. Two joins at
+    the same moment may both pass: the cap bounds abuse, it is not a ticket count.
+    """
+    cap = int(current_app.config.get("MEMBERS_PER_ROOM", 500))
+    seats = db.session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.room_id == room.id, Membership.left_at.is_(None))
+    )
+    if (seats or 0) >= cap:
+        problem = f"This room is full: it has places for {cap} people. Ask the host to let you know when one frees up"
+        raise Invalid({"room": problem}, 403)
 
 
 @refuses_cleanly

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +19,7 @@ from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import Limit, clean_body, problem
 from . import Invalid
-from ._core import next_rev, next_seq, publish, publish_host_panels, refuses_cleanly
+from ._core import next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly
 
 BODY_MAX = 2000
 BODY = Limit(
@@ -74,7 +75,8 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     participant's message waits in the host's queue with no ``seq``.
 
     :raise Invalid 422: empty or too long. :raise Invalid 403: not open, locked, or the seat was closed.
-    :raise Invalid 429: slow mode. :raise Invalid 400: the form carries no valid token.
+    :raise Invalid 429: slow mode, or too many messages waiting for approval already.
+    :raise Invalid 400: the form carries no valid token.
     """
     text = _check_body(body)
     if not (len(token) == 32 and all(c in "0123456789abcdef" for c in token)):
@@ -114,7 +116,23 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
 
 
 def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Message, bool]:
-    """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` until approved."""
+    """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` until approved.
+
+    :raise Invalid 429: the participant has ``PENDING_PER_PARTICIPANT`` messages waiting already.
+    """
+    cap = int(current_app.config.get("PENDING_PER_PARTICIPANT", 10))
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.membership_id == membership.id, Message.status == MessageStatus.PENDING.value)
+    )
+    if (waiting or 0) >= cap:
+        problem = (
+            f"You have {cap} messages waiting for the host's approval. "
+            "Wait until the host has approved or rejected some of them, then send again"
+        )
+        raise Invalid({"body": problem}, 429)
+    before = panel_view(room, "queue")
     message = Message(
         room_id=room.id,
         seq=None,
@@ -131,7 +149,7 @@ def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Me
         existing = _message_by_token(room.id, token)
         assert existing is not None
         return existing, False
-    publish_host_panels(room)
+    publish_panel_change(room, "queue", before)
     return message, True
 
 

@@ -9,10 +9,16 @@ never get a ``seq``.
 
 Host-only updates (the queue, the reports) travel as ``host`` events, which only
 the host's streams forward; on every (re)connect a host stream first sends the
-current panels, so a reconnecting host converges too.
+current panels, so a reconnecting host converges too. Each panel shows its oldest
+``HOST_PANEL_SHOWN`` (50) items and counts the rest, and a change sends only what
+changed (``_core.publish_panel_change``): one held message costs one item's bytes,
+however long the queue. A participant may have ``PENDING_PER_PARTICIPANT`` (10)
+messages waiting at once (``messages.post``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 
@@ -21,7 +27,7 @@ from ..extensions import db
 from ..models import AuditEvent, Membership, Message, MessageStatus, Report, Room, utcnow
 from ..text import Limit, clean_body, problem
 from . import Invalid
-from ._core import audit, host_name, next_seq, publish, publish_host_panels, refuses_cleanly
+from ._core import audit, host_name, next_seq, panel_size, panel_view, publish, publish_panel_change, refuses_cleanly
 from .messages import mark_removed
 
 REASON_MAX = 500
@@ -45,9 +51,21 @@ def audit_log(room: Room) -> list[AuditEvent]:
     )
 
 
+def panels(room: Room) -> dict[str, Any]:
+    """What the host's panels show now: the oldest ``HOST_PANEL_SHOWN`` held messages and open reports, and
+    how many of each there are (the template context of ``chat/_host_panels.html``)."""
+    shown = panel_size()
+    return {
+        "pending": room.pending_messages(limit=shown),
+        "pending_total": room.pending_count(),
+        "reports": room.open_reports(limit=shown),
+        "reports_total": room.open_report_count(),
+    }
+
+
 def host_panels(room: Room) -> str:
     """The host's queue and reports panels as they are now (out-of-band fragments, first on a host's stream)."""
-    return events.host_panels_html(room, room.pending_messages(), room.open_reports())
+    return events.host_panels_html(room, **panels(room))
 
 
 def _pending(room: Room, message_id: int) -> Message:
@@ -66,13 +84,14 @@ def approve(room: Room, message_id: int) -> Message:
     :raise Invalid 404: not a message of this room. :raise Invalid 409: already decided.
     """
     message = _pending(room, message_id)
+    before = panel_view(room, "queue")
     seq, rev = next_seq(room.id)
     message.seq, message.status, message.published_at = seq, MessageStatus.PUBLISHED.value, utcnow()
     audit(room, host_name(room), "message approved", f"#{seq} by {message.author.alias}")
     event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
-    publish_host_panels(room)
+    publish_panel_change(room, "queue", before)
     return message
 
 
@@ -83,10 +102,11 @@ def reject(room: Room, message_id: int) -> Message:
     :raise Invalid 404: not a message of this room. :raise Invalid 409: already decided.
     """
     message = _pending(room, message_id)
+    before = panel_view(room, "queue")
     message.status, message.body = MessageStatus.REJECTED.value, ""
     audit(room, host_name(room), "message rejected", f"by {message.author.alias}")
     db.session.commit()
-    publish_host_panels(room)
+    publish_panel_change(room, "queue", before)
     return message
 
 
@@ -98,13 +118,14 @@ def remove_message(room: Room, message: Message) -> Message:
     """
     if message.removed:
         raise Invalid({"message": "This message was already removed"}, 409)
+    before = panel_view(room, "reports")
     audit(room, host_name(room), "message removed", f"#{message.seq} by {message.author.alias}")
     for report in db.session.scalars(
         select(Report).where(Report.message_id == message.id, Report.resolved_at.is_(None))
     ):
         report.resolved_at = utcnow()
     mark_removed(room, message, "host")
-    publish_host_panels(room)
+    publish_panel_change(room, "reports", before)
     return message
 
 
@@ -128,10 +149,11 @@ def report(membership: Membership, message: Message, reason: str) -> Report:
     )
     if db.session.scalar(duplicate):
         raise Invalid({"reason": "You have already reported this message"}, 409)
+    before = panel_view(membership.room, "reports")
     report = Report(room_id=message.room_id, message_id=message.id, reporter_id=membership.id, reason=reason)
     db.session.add(report)
     db.session.commit()
-    publish_host_panels(membership.room)
+    publish_panel_change(membership.room, "reports", before)
     return report
 
 
@@ -145,8 +167,9 @@ def dismiss_report(room: Room, report_id: int) -> Report:
     if report is None or report.room_id != room.id:
         raise Invalid({"report": "There is no such report in this room"}, 404)
     if report.resolved_at is None:
+        before = panel_view(room, "reports")
         report.resolved_at = utcnow()
         audit(room, host_name(room), "report dismissed", f"message #{report.message.seq}")
         db.session.commit()
-        publish_host_panels(room)
+        publish_panel_change(room, "reports", before)
     return report

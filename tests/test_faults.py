@@ -1,0 +1,157 @@
+"""Holding up under abuse and faults (issue 11): a burst of password checks does not freeze a worker,
+and a paused Redis does not hold requests hostage.
+
+Live tests talk to a real gunicorn gevent worker on loopback; every one is bounded in
+count and in time, and none asserts a duration: they compare what happened while a burst
+or an outage lasted with what the burst itself did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import bcrypt
+import pytest
+import redis
+from sqlalchemy import select
+
+from chatroom import create_app
+from chatroom.extensions import db
+from chatroom.models import Message, Room
+from chatroom.passwords import _prehash
+from support.app import empty_database, make_config
+from support.clients import Client, form_token
+from support.constants import REQUIRE, ROOM_PASSWORD
+from support.live import Browser, free_port
+
+BURST = 6  # wrong-password joins sent at once
+SLOW_ROUNDS = 12  # the production cost: about a quarter of a second per check
+
+
+def _health(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+@pytest.mark.live
+@pytest.mark.once  # the worker's event loop, not the backend, is under test
+def test_other_requests_keep_flowing_during_a_burst_of_password_checks(app, servers, make_room):
+    """BURST joins with a wrong password at once, against a room hashed at production cost, on one gevent
+    worker: while they are in flight, /healthz keeps answering, many times over (with bcrypt on the event
+    loop, each health check waited for at least one password check: at most about one answer per join)."""
+    room = make_room()
+    with app.app_context():  # the cost of a check is the cost the hash was made with
+        stored = db.session.get(Room, room.id)
+        stored.password_hash = bcrypt.hashpw(_prehash("the real one"), bcrypt.gensalt(SLOW_ROUNDS)).decode()
+        db.session.commit()
+    server = servers(workers=1, redis=None)
+    joiners = [Browser(server.port) for _ in range(BURST)]
+    for joiner in joiners:
+        joiner.get(f"/r/{room.code}")  # a session and its CSRF token
+    start = threading.Barrier(BURST + 1)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def join(browser: Browser) -> None:
+        start.wait(30)
+        status = browser.post(f"/r/{room.code}/join", {"alias": "Mallory", "password": "a wrong guess"})
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=join, args=(b,), daemon=True) for b in joiners]
+    for thread in threads:
+        thread.start()
+    start.wait(30)
+    answered_during_burst = 0
+    for _ in range(5000):  # bounded: the burst takes a few seconds at most
+        with lock:
+            if len(statuses) == BURST:
+                break
+        assert _health(server.port)
+        with lock:
+            if len(statuses) < BURST:
+                answered_during_burst += 1
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [403] * BURST  # every check ran, and said no
+    assert answered_during_burst >= 4 * BURST, answered_during_burst
+
+
+# -- a paused Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paused_redis(tmp_path):
+    """A redis-server of our own on loopback; ``pause()`` stops it with SIGSTOP (it hangs, it does not refuse)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if REQUIRE:
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    for _ in range(100):
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                break
+        time.sleep(0.05)
+    proc.pause = lambda: proc.send_signal(signal.SIGSTOP)  # type: ignore[attr-defined]
+    yield url, proc
+    proc.send_signal(signal.SIGCONT)
+    proc.kill()
+    proc.wait(10)
+    client.close()
+
+
+@pytest.mark.once  # brings its own Redis
+def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database_url, paused_redis, make_room):
+    """Issue 11: with Redis stopped (SIGSTOP), member pages took 5-10 s and each post or typing signal 10-15 s.
+    Now presence and throttles give up after one short timeout and then skip Redis (a circuit breaker), rate
+    limits fall back to memory, and a post commits and answers while Redis is still stopped."""
+    url, redis_proc = paused_redis
+    app = create_app(make_config(database_url, url, RATELIMIT_ENABLED=True))
+    app.test_client_class = Client
+    try:
+        with app.app_context():
+            empty_database(app)
+        room = make_room()
+        client = app.test_client()
+        assert client.form(f"/r/{room.code}/join", {"alias": "Pat", "password": ROOM_PASSWORD}).status_code == 303
+        token = form_token(client.get(f"/r/{room.code}").get_data(as_text=True))
+        presence = app.extensions["chatroom.presence"]
+        tries: list[str] = []
+        for name in ("zrangebyscore", "set"):
+            real = getattr(presence.redis, name)
+            setattr(presence.redis, name, lambda *a, _real=real, _name=name, **k: tries.append(_name) or _real(*a, **k))
+
+        redis_proc.pause()
+        pages = [client.get(f"/r/{room.code}").status_code for _ in range(6)]
+        assert pages == [200] * 6
+        assert tries.count("zrangebyscore") < len(pages)  # one timeout, then the breaker: no wait per page
+        with app.test_request_context():
+            assert all(presence.claim(f"typing:{n}", 3) for n in range(5))  # throttles allow, at once
+        assert tries.count("set") <= 1
+        response = client.form(f"/r/{room.code}/messages", {"body": "said while Redis sleeps", "token": token})
+        assert response.status_code == 303
+        with app.app_context():  # committed before Redis came back
+            body = db.session.scalar(select(Message.body).where(Message.room_id == room.id))
+            assert body == "said while Redis sleeps"
+            db.session.remove()
+        assert redis_proc.poll() is None  # still stopped, not gone
+    finally:
+        redis_proc.send_signal(signal.SIGCONT)
+        app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()

@@ -98,6 +98,11 @@ class Config:
     # without it the request's Host header is used, which a client can forge.
     PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
 
+    # Operations (chatroom/metrics.py, chatroom/logs.py): Prometheus metrics at /metrics only when a
+    # token is set (scrapers send it as a bearer token); LOG_FORMAT=json for platforms that index logs.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link works
     TWO_FACTOR_PENDING_SECONDS = 300  # between a correct password and the code
     TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Chatroom")  # the name shown in authenticator apps

@@ -7,23 +7,41 @@ from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
 from ..htmx import safe_next, see_other
-from ..services import Invalid, accounts
+from ..services import Invalid, accounts, admin
 from .sessions import PENDING, await_second_factor, bp, pending_facilitator, sign_in
+
+DISABLED = "This account is disabled. Ask the people who run this Chatroom to enable it again"
 
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> str | Response | tuple[str, int]:
-    """Create a facilitator account, then sign in."""
+    """Create a facilitator account, then sign in; as the sign-up mode allows (``services.admin``).
+
+    ``?invite=<token>`` carries an invitation link's token. :raise 403: sign-up is closed, or
+    needs an invitation this request does not have (the page says so, with no form).
+    """
     form = request.form
+    invite = request.values.get("invite") or None
+    mode = admin.signup_mode()
     if request.method == "POST":
         try:
-            facilitator = accounts.sign_up(form.get("email", ""), form.get("name", ""), form.get("password", ""))
+            facilitator = admin.register(
+                form.get("email", ""), form.get("name", ""), form.get("password", ""), invitation=invite
+            )
         except Invalid as invalid:
-            return render_template("auth/signup.html", form=form, errors=invalid.errors), invalid.status
+            if invalid.status == 403:
+                return render_template("auth/signup_closed.html", message=invalid.message), 403
+            page = render_template("auth/signup.html", form=form, errors=invalid.errors, invite=invite)
+            return page, invalid.status
         sign_in(facilitator)
         flash("Your account is ready. Create your first room.", "success")
         return see_other(url_for("rooms.dashboard"))
-    return render_template("auth/signup.html", form={}, errors={})
+    if mode == "closed":
+        return render_template("auth/signup_closed.html", message=admin.SIGNUP_CLOSED), 403
+    if mode == "invitation" and admin.invitation_for(invite) is None:
+        message = admin.INVITATION_BAD if invite else admin.INVITATION_NEEDED
+        return render_template("auth/signup_closed.html", message=message), 403
+    return render_template("auth/signup.html", form={}, errors={}, invite=invite)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -34,6 +52,9 @@ def login() -> str | Response | tuple[str, int]:
         facilitator = accounts.authenticate(form.get("email", ""), form.get("password", ""))
         if facilitator is None:
             errors = {"email": "The email or password is not right"}
+            return render_template("auth/login.html", form=form, errors=errors, next=form.get("next")), 403
+        if not facilitator.is_active:
+            errors = {"email": DISABLED}
             return render_template("auth/login.html", form=form, errors=errors, next=form.get("next")), 403
         if facilitator.two_factor:
             await_second_factor(facilitator, form.get("next"))

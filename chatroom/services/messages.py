@@ -13,7 +13,7 @@ import math
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events
+from .. import events, metrics
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import clean_body
@@ -55,6 +55,7 @@ def _check_can_post(membership: Membership, room: Room) -> None:
                 raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
 
 
+@metrics.timed_post
 @refuses_cleanly
 def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     """Store a message and publish it; returns (message, created).

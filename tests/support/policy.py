@@ -7,6 +7,13 @@ Each role is a browser with its own cookies; see ``test_authorization``'s docstr
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Flask
+
+from chatroom.extensions import db
+from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room
+
 ROLES = ("anonymous", "outsider", "participant", "removed", "banned", "other_facilitator", "owner")
 FACILITATORS = ("other_facilitator", "owner")
 
@@ -162,3 +169,38 @@ API_EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     }
     for endpoint, by_method in API.items()
 }
+
+
+# -- what every matrix checks besides the status --------------------------------------------------
+
+# Text only some roles may see. A role sees a canary only if it is listed here.
+CANARIES = {
+    "canary-a-message-7f3e": {"participant", "owner"},  # message 1 of room A (by the participant)
+    "canary-a-held-91bd": {"owner"},  # a message waiting in room A's pre-moderation queue
+    "canary-a-reason-c4a0": {"owner"},  # the reason of a report in room A
+    "canary-b-message-5d21": {"outsider", "other_facilitator"},  # a message of room B
+    "canary-b-held-e8f6": {"other_facilitator"},  # room B's queue
+}
+
+# A refused call must leave the database as it was (db_state).
+REFUSALS = {302, 400, 401, 403, 404, 405, 409, 422, 429}
+
+
+def db_state(app: Flask) -> tuple[Any, ...]:
+    """What a refused request must leave as it was: rooms, seats, messages, reports, accounts, the audit log."""
+    with app.app_context():
+        rows = (
+            db.session.execute(db.select(*columns).order_by(columns[0])).all()
+            for columns in (
+                (Room.id, Room.title, Room.locked, Room.slow_mode_seconds, Room.premoderation, Room.ends_at),
+                (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash),
+                (Membership.id, Membership.left_at, Membership.banned, Membership.alias),
+                (Message.id, Message.seq, Message.status, Message.body, Message.rev, Message.removed_at),
+                (Report.id, Report.resolved_at),
+                (Facilitator.id, Facilitator.password_hash, Facilitator.session_token, Facilitator.totp_secret),
+                (AuditEvent.id,),
+            )
+        )
+        state = tuple(tuple(r) for r in rows)
+        db.session.remove()
+        return state

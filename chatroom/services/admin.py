@@ -110,7 +110,7 @@ def facilitators() -> list[tuple[Facilitator, int]]:
     """Every account with how many rooms it owns, oldest first."""
     rooms = select(func.count()).select_from(Room).where(Room.owner_id == Facilitator.id).scalar_subquery()
     rows = db.session.execute(select(Facilitator, rooms).order_by(Facilitator.created_at, Facilitator.id))
-    return [(facilitator, count) for facilitator, count in rows.tuples()]
+    return [(facilitator, count) for facilitator, count in rows.all()]
 
 
 def facilitator_or_none(facilitator_id: int) -> Facilitator | None:

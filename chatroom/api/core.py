@@ -22,8 +22,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_smorest import Blueprint
-from werkzeug.exceptions import RequestEntityTooLarge
 from webargs.flaskparser import abort  # flask-smorest's abort, typed: HTTP errors with a message
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..access import room_owned_by_or_404
 from ..extensions import csrf, db

@@ -9,6 +9,8 @@ room's time zone, as the room form does).
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -17,6 +19,27 @@ from ..services.rooms import SLOW_MODE_MAX, TITLE_MAX
 
 STATUSES = ("scheduled", "open", "ended")
 PAGE_MAX = 200
+
+
+class JsonInteger(fields.Integer):
+    """An integer in a JSON body, as JSON means it: 1.5, 1e-05, true and "5" are refused, not rounded or cast."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):  # True is an int to Python, not to JSON
+            raise self.make_error("invalid")
+        return int(super()._validated(value))
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false, as JSON writes them: 1, "yes" and "on" are refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class ProblemSchema(ma.Schema):
@@ -198,15 +221,15 @@ class AuditListSchema(ma.Schema):
 
 
 class MinutesSchema(ma.Schema):
-    minutes = fields.Integer(required=True, metadata={"description": "1 to 1440"})
+    minutes = JsonInteger(required=True, metadata={"description": "1 to 1440"})
 
 
 class SecondsSchema(ma.Schema):
-    seconds = fields.Integer(required=True, metadata={"description": f"0 (off) to {SLOW_MODE_MAX}"})
+    seconds = JsonInteger(required=True, metadata={"description": f"0 (off) to {SLOW_MODE_MAX}"})
 
 
 class EnabledSchema(ma.Schema):
-    enabled = fields.Boolean(required=True)
+    enabled = JsonBoolean(required=True)
 
 
 class TranscriptQuerySchema(ma.Schema):

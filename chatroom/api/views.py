@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
+import marshmallow as ma
 from flask import Response, stream_with_context, url_for
 from webargs.flaskparser import abort
 from werkzeug.utils import secure_filename
@@ -163,7 +164,7 @@ def me() -> dict[str, Any]:
 
 
 @bp.route("/rooms", methods=["GET"], tags=[ROOMS])
-@bp.arguments(s.RoomQuerySchema, location="query", as_kwargs=True)
+@bp.arguments(s.RoomQuerySchema, location="query", as_kwargs=True, unknown=ma.RAISE)
 @bp.response(200, s.RoomListSchema)
 @refusals(422)
 def list_rooms(status: str | None = None) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def delete_room(code: str) -> Response:
 
 
 @bp.route("/rooms/<code>/transcript", methods=["GET"], tags=[ROOMS])
-@bp.arguments(s.TranscriptQuerySchema, location="query", as_kwargs=True)
+@bp.arguments(s.TranscriptQuerySchema, location="query", as_kwargs=True, unknown=ma.RAISE)
 @bp.doc(
     responses={
         "200": {
@@ -282,7 +283,7 @@ def audit(code: str) -> dict[str, Any]:
 
 
 @bp.route("/rooms/<code>/messages", methods=["GET"], tags=[MESSAGES])
-@bp.arguments(s.MessageQuerySchema, location="query", as_kwargs=True)
+@bp.arguments(s.MessageQuerySchema, location="query", as_kwargs=True, unknown=ma.RAISE)
 @bp.response(200, s.MessagePageSchema)
 @refusals(404, 422)
 def list_messages(code: str, limit: int, before: int | None = None, after: int | None = None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ ADMIN_CALLS = [
 ]
 
 
+@pytest.mark.once
 def test_every_admin_endpoint_answers_an_admin(app, as_admin, make_facilitator):
     client, _ = as_admin
     other = make_facilitator(email="other@example.org")
@@ -57,12 +58,14 @@ def test_every_admin_endpoint_answers_an_admin(app, as_admin, make_facilitator):
     assert called == admin_endpoints
 
 
+@pytest.mark.once
 def test_a_facilitator_who_is_not_an_admin_finds_nothing(signed_in):
     client, _ = signed_in()
     assert client.get("/admin/").status_code == 404
     assert "Admin" not in client.get("/rooms/").get_data(as_text=True).split("<main", 1)[0]
 
 
+@pytest.mark.once
 def test_statistics_count_accounts_rooms_messages_and_say_streams_are_per_process(as_admin, make_room):
     client, _ = as_admin
     make_room()
@@ -87,6 +90,7 @@ def test_disabling_an_account_signs_it_out_everywhere_and_keeps_it_out(app, as_a
     assert app.test_client().form("/login", {"email": victim.email, "password": PASSWORD}).status_code == 303
 
 
+@pytest.mark.once
 def test_resetting_two_factor_lets_them_sign_in_with_the_password(app, as_admin, make_facilitator):
     client, _ = as_admin
     lost = make_facilitator(email="lost@example.org")

@@ -1,5 +1,8 @@
 """The JSON API as docs/api.md shows it: a token from the account page, then rooms, messages page by page,
-posting as host, moderation and the transcript; problem documents, CSRF for cookies, rate limits per token."""
+posting as host, moderation and the transcript; problem documents, CSRF for cookies, rate limits per token.
+
+Tests about the API's own behaviour run once (``once``); the walk-through, moderation, disabled accounts and the
+per-token limit (shared through Redis) run on both backends."""
 
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def api(client, signed_in):
     return client, {"Authorization": f"Bearer {token}"}, facilitator
 
 
+@pytest.mark.once
 def test_the_token_is_shown_once_and_listed_by_name_and_first_characters(client, signed_in):
     browser, _ = signed_in()
     token = _token_from_account_page(browser, "archive")
@@ -59,6 +63,7 @@ def test_the_token_is_shown_once_and_listed_by_name_and_first_characters(client,
     assert "Never" not in browser.get("/account").get_data(as_text=True)  # last used, now
 
 
+@pytest.mark.once
 def test_a_stored_token_is_a_hash_not_the_token(app, api):
     _, headers, _ = api
     raw = headers["Authorization"].split()[1]
@@ -80,6 +85,7 @@ def test_a_revoked_token_is_refused_at_once(app, client, signed_in):
     assert "revoked" in response.get_json()["detail"]
 
 
+@pytest.mark.once
 def test_token_names_are_checked_on_the_account_page(signed_in):
     browser, _ = signed_in()
     response = browser.form("/account/tokens", {"token_name": "   "})
@@ -132,6 +138,7 @@ def test_create_a_room_read_messages_page_by_page_post_and_download(app, api, se
         assert "Welcome" in download.get_data(as_text=True)
 
 
+@pytest.mark.once
 def test_posting_twice_with_one_client_token_posts_once(api):
     client, headers, _ = api
     code = client.post("/api/v1/rooms", json=_room_body(), headers=headers).get_json()["code"]
@@ -142,6 +149,7 @@ def test_posting_twice_with_one_client_token_posts_once(api):
     assert first.get_json()["id"] == second.get_json()["id"]
 
 
+@pytest.mark.once
 def test_the_rules_are_the_room_forms_and_come_back_as_problem_documents(api):
     client, headers, _ = api
     body = {**_room_body(), "timezone": "Mars/Olympus", "password": "ab"}
@@ -159,6 +167,7 @@ def test_the_rules_are_the_room_forms_and_come_back_as_problem_documents(api):
     assert broken.status_code == 400 and broken.mimetype == "application/problem+json"
 
 
+@pytest.mark.once
 def test_a_room_not_open_refuses_posts_with_403(api):
     client, headers, _ = api
     code = client.post("/api/v1/rooms", json=_room_body(starts_in=timedelta(days=1)), headers=headers).get_json()[
@@ -168,6 +177,7 @@ def test_a_room_not_open_refuses_posts_with_403(api):
     assert response.status_code == 403 and "not open" in response.get_json()["detail"]
 
 
+@pytest.mark.once
 def test_changing_the_time_zone_alone_keeps_the_instants(api):
     client, headers, _ = api
     room = client.post("/api/v1/rooms", json=_room_body(), headers=headers).get_json()
@@ -216,6 +226,7 @@ def test_moderation_and_settings_go_through_the_services(app, api, seat):
     assert client.get(base, headers=headers).status_code == 404
 
 
+@pytest.mark.once
 def test_a_signed_in_browser_may_read_but_changes_need_the_csrf_token(signed_in):
     browser, _ = signed_in()
     assert browser.get("/api/v1/rooms").status_code == 200
@@ -237,6 +248,7 @@ def test_a_disabled_accounts_tokens_stop_working(app, api):
     assert client.get("/api/v1/me", headers=headers).status_code == 200
 
 
+@pytest.mark.once
 def test_unknown_api_paths_and_methods_are_problem_documents(api):
     client, headers, _ = api
     missing = client.get("/api/v1/nowhere", headers=headers)
@@ -248,6 +260,7 @@ def test_unknown_api_paths_and_methods_are_problem_documents(api):
     assert client.get("/nowhere").mimetype == "text/html"  # pages keep their error pages
 
 
+@pytest.mark.once
 def test_the_document_and_its_page_describe_every_operation(client):
     document = client.get("/api/openapi.json").get_json()
     assert document["openapi"] == "3.1.0"
@@ -296,6 +309,7 @@ def test_api_requests_are_limited_per_token(_schema, database_url, redis_url):
         app.extensions["chatroom.presence"].close()
 
 
+@pytest.mark.once
 def test_the_host_posts_even_when_the_room_is_locked(api):
     client, headers, _ = api
     code = client.post("/api/v1/rooms", json=_room_body(), headers=headers).get_json()["code"]

@@ -28,6 +28,10 @@ from support.clients import Client
 from support.policy import API_EXPECTED, API_ROLES, CANARIES, REFUSALS, db_state
 from support.world import BODIES, World, build_world, client_for, url_of
 
+# Scoping is the same queries on either backend, and the cookie roles of test_authorization (run on both)
+# already call every API endpoint: the token roles run once.
+pytestmark = pytest.mark.once
+
 api_app = fast_app_fixture()
 
 # The canaries of room A's owner are the owner token's and cookie's; room B's, the other token's.

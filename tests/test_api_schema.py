@@ -15,6 +15,9 @@ after the start) cannot be said in JSON Schema at all. Room codes in the path ar
 owner's), so the operations reach their services instead of stopping at a 404; ids are
 left random. Bounded: a few examples per operation and mode, no deadline, so it adds seconds.
 
+It runs on both backends: PostgreSQL refuses what SQLite stores (a NUL in text, for one), and the
+form crawl of tests/test_hostile_input.py leaves the API to this test.
+
 (Schemathesis's own pytest plumbing, ``schemathesis.pytest.from_fixture``, does not run
 under pytest 9 yet; its Hypothesis strategies do, so each operation gets a ``@given`` here.)
 """
@@ -33,8 +36,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from support.app import fast_app_fixture
 from support.world import build_world
-
-pytestmark = pytest.mark.once
 
 # Per operation and mode: ~25 operations x 2 modes x 6 requests, the same ones every run. For a deeper, random
 # search now and then: API_FUZZ_EXAMPLES=200 .venv/bin/pytest tests/test_api_schema.py

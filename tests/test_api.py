@@ -58,9 +58,9 @@ def test_the_token_is_shown_once_and_listed_by_name_and_first_characters(client,
     assert again.status_code == 303  # shown once only
     account = browser.get("/account").get_data(as_text=True)
     assert "archive" in account and token[:13] in account and token not in account
-    assert "Never" in account  # not used yet
+    assert "never used" in account
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    assert "Never" not in browser.get("/account").get_data(as_text=True)  # last used, now
+    assert "never used" not in browser.get("/account").get_data(as_text=True)  # last used, now
 
 
 @pytest.mark.once

@@ -91,8 +91,12 @@ FIELDS = [
     "current_password",
     "codes_password",
     "disable_password",
+    "token_name",
+    "mode",
+    "note",
+    "invite",
 ]
-QUERY = ["before", "after", "rev", "next", "method"]
+QUERY = ["before", "after", "rev", "next", "method", "invite"]
 TOO_LARGE = MESSAGES[413]
 
 

@@ -137,6 +137,11 @@ class Config:
     # Host names this deployment answers to (Flask refuses others with 400); links then follow the Host header.
     TRUSTED_HOSTS = host_list(os.environ.get("ALLOWED_HOSTS"))
 
+    # Operations (chatroom/metrics.py, chatroom/logs.py): Prometheus metrics at /metrics only when a
+    # token is set (scrapers send it as a bearer token); LOG_FORMAT=json for platforms that index logs.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link works
     TWO_FACTOR_PENDING_SECONDS = 300  # between a correct password and the code
     TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Chatroom")  # the name shown in authenticator apps

@@ -9,6 +9,7 @@ every stream in the worker).
 """
 
 import os
+from typing import Any
 
 from gevent import monkey
 
@@ -31,3 +32,28 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket lives at one fixed path per user: off, so several instances can share a host.
 control_socket_disable = True
+
+# Prometheus metrics (chatroom/metrics.py): with METRICS_TOKEN set, every worker keeps its values in files
+# under PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless set), so /metrics adds up all workers.
+# Set here, in the master, before any worker imports prometheus_client (it reads the variable on import).
+if os.environ.get("METRICS_TOKEN") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatroom-metrics-")
+
+
+def on_starting(server: object) -> None:
+    """A new server starts its counters at zero: old workers' files would add to them forever."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker ended: its open-streams gauge no longer counts (prometheus_client's multiprocess clean-up)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -16,6 +16,7 @@ from flask import Flask
 
 from config import DEV_SECRET_KEY, Config, config_for
 
+from . import logs
 from .extensions import RowId, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.config.from_object(config_class or config_for(os.environ.get("CHATROOM_ENV")))
     app.jinja_env.trim_blocks = True  # small pages: no blank lines left behind by template tags
     app.jinja_env.lstrip_blocks = True
-    _configure_logging(app)
+    logs.configure(app)
     _configure_database(app)
     _check_production(app)
 
@@ -43,8 +44,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     login_manager.init_app(app)
 
     app.url_map.converters["id"] = RowId  # before the blueprints: their rules use it
+    logs.init_app(app)  # first: every later hook and error already has the request's id
     # Imported here, not at the top: the blueprints' modules read the extensions bound above.
     from . import (
+        admin,
+        api,
         assets,
         auth,
         broker,
@@ -56,6 +60,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         host,  # noqa: F401 - its routes attach to the chat and rooms blueprints
         htmx,
         limits,
+        metrics,
         pages,
         presence,
         rooms,
@@ -64,6 +69,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
 
     presence.init_app(app, broker.init_app(app))
     htmx.init_app(app)
+    metrics.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     # host.py and assets.py attach their routes to the chat, rooms and views blueprints: imported above.
@@ -72,7 +78,9 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(rooms.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(stream.bp)
+    app.register_blueprint(admin.bp)
     limits.init_app(app)  # after the blueprints: it wraps their views
+    api.init_app(app)  # after the limiter: the API's per-token limits use it
     headers.init_app(app)
     compression.init_app(app)
     assets.init_app(app)
@@ -100,11 +108,6 @@ def _check_production(app: Flask) -> None:
             "PUBLIC_URL is not set (nor ALLOWED_HOSTS): refusing to start in production, because links in mail "
             "and on the owner's page would follow the request's Host header, which a client can forge"
         )
-
-
-def _configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _configure_database(app: Flask) -> None:

@@ -7,6 +7,7 @@ caller may use" and gets it, or the request ends here with 403 or 404.
 - ``room_or_404``: any room, by code (the join page is public).
 - ``owned_room_or_404``: a room the signed-in facilitator owns; someone else's looks missing.
 - ``member_room_or_403``: a room and the caller's active seat in it (the host's seat for its owner).
+- ``room_owned_by_or_404``: a room a given facilitator owns (the JSON API's caller, by token or cookie).
 
 Seats are remembered in the signed session cookie: ``{room id: membership id}``.
 """
@@ -20,7 +21,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from .extensions import db
-from .models import Membership, Room
+from .models import Facilitator, Membership, Room
 
 SEATS = "seats"  # session key: {room id: membership id}
 _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
@@ -43,6 +44,14 @@ def owned_room_or_404(code: str) -> Room:
     """A room the signed-in facilitator owns. :raise 404: missing or someone else's (no hint which)."""
     room = room_or_404(code)
     if not is_owner(room):
+        abort(404)
+    return room
+
+
+def room_owned_by_or_404(code: str, owner: Facilitator) -> Room:
+    """A room ``owner`` owns. :raise 404: missing or someone else's (no hint which), as ``owned_room_or_404``."""
+    room = room_or_404(code)
+    if room.owner_id != owner.id:
         abort(404)
     return room
 

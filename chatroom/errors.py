@@ -8,18 +8,21 @@ unexpected error rolls the session back before the 500 page renders, so nothing 
 done is committed by a later flush.
 
 With htmx the answer is a small fragment (htmx 4 swaps 4xx/5xx answers by default),
-without it a full page.
+without it a full page. Under ``/api/`` it is a problem document (RFC 9457, ``chatroom/problems.py``)
+with the same sentence.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template
+from flask import Flask, render_template
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
+from . import problems
 from .extensions import db
 from .htmx import is_htmx
 from .services import Invalid
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: "The request could not be understood. Go back, reload the page and try again.",
+    401: "Sign in first: send a personal access token as Authorization: Bearer (make one on your account page).",
     403: "You do not have access to this page.",
     404: "There is nothing here. Check the link you were given.",
     405: "That action is not available here.",
@@ -38,9 +42,15 @@ MESSAGES = {
 }
 
 
-def render_error(status: int, message: str | None = None) -> tuple[str, int] | Response:
+def render_error(
+    status: int,
+    message: str | None = None,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[str, int] | Response:
     """The error page (or htmx fragment) for ``status``, with ``message`` or the standard sentence for it.
 
+    Under ``/api/`` a problem document instead, with the field ``errors`` and extra ``headers`` if given.
     A request whose ``Host`` header cannot be read (a label over 63 characters, ``a..b``,
     a host outside ``TRUSTED_HOSTS``) has no URL adapter, so no page with links can be
     drawn for it: it gets the sentence as plain text instead, and nothing is logged.
@@ -48,6 +58,8 @@ def render_error(status: int, message: str | None = None) -> tuple[str, int] | R
     text = message or MESSAGES.get(status, "Something went wrong.")
     if request_ctx.url_adapter is None:
         return Response(text + "\n", status, mimetype="text/plain")
+    if problems.wants_problem():
+        return problems.problem(status, text, errors, headers)
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     return render_template(template, status=status, message=text), status
 
@@ -57,15 +69,19 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int] | Response:
+        if problems.wants_problem():  # a signed-in browser calling the API without the token
+            return render_error(400, "Send the CSRF token (X-CSRFToken) with a signed-in browser's request.")
         return render_error(400, "This form has expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(Invalid)
     def refused(error: Invalid) -> tuple[str, int] | Response:
         db.session.rollback()  # the service did already; a view may have changed something since
-        return render_error(error.status, error.message or None)
+        return render_error(error.status, error.message or None, error.errors)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int] | Response:
+        if problems.wants_problem():
+            return _http_problem(error)
         return render_error(error.code or 500)
 
     @app.errorhandler(Exception)
@@ -73,3 +89,18 @@ def init_app(app: Flask) -> None:
         log.exception("unhandled error")
         db.session.rollback()
         return render_error(500)
+
+
+def _http_problem(error: HTTPException) -> Response:
+    """An HTTP error under ``/api/``: its standard sentence, the fields a schema refused, and its headers."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}  # webargs puts the refused fields here (flask-smorest's abort)
+    errors = problems.flatten(data.get("messages") or data.get("errors") or {})
+    if status in (400, 422) and errors:
+        lead = "Some fields are not right" if status == 422 else "The request could not be understood"
+        detail = lead + ": " + "; ".join(f"{name}: {text}" for name, text in errors.items())
+    else:
+        detail = str(data.get("message") or MESSAGES.get(status) or error.description or "Something went wrong.")
+    headers = {k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")}
+    headers.update(data.get("headers") or {})
+    return problems.problem(status, detail, errors, headers)

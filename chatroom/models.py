@@ -86,6 +86,10 @@ class Facilitator(UserMixin, Model):
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token, server_default="")
     totp_secret: Mapped[str | None] = mapped_column(String(64))  # set once two-factor sign-in is confirmed
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Runs the instance: the /admin area (statistics, accounts, sign-up). Set from the CLI only.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A disabled account cannot sign in; its sessions and API tokens stop working at once.
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     rooms: Mapped[list[Room]] = relationship(back_populates="owner", order_by="Room.starts_at.desc()")
     recovery_codes: Mapped[list[RecoveryCode]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
@@ -97,6 +101,11 @@ class Facilitator(UserMixin, Model):
     @property
     def two_factor(self) -> bool:
         return self.totp_secret is not None
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login's flag: a disabled account is not active, so ``login_user`` refuses it."""
+        return self.disabled_at is None
 
 
 class RecoveryCode(Model):
@@ -324,3 +333,57 @@ class AuditEvent(Model):
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ApiToken(Model):
+    """A facilitator's personal access token for the JSON API; only a SHA-256 hash of it is kept.
+
+    The token is 256 random bits, so a plain hash is enough (no password stretching):
+    nobody can guess one to match. ``hint`` is its first characters, to tell tokens apart.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    facilitator: Mapped[Facilitator] = relationship(lazy="joined")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Setting(Model):
+    """One instance-wide setting the admins change (sign-up mode), by name."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class Invitation(Model):
+    """A single-use sign-up link an admin made (sign-up by invitation); only a hash of its token is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(120), default="")  # who it is for, as the admin wrote it
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("facilitators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("facilitators.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    def usable(self, now: datetime | None = None) -> bool:
+        """Not used, not revoked and not expired."""
+        return self.used_at is None and self.revoked_at is None and (now or utcnow()) < self.expires_at

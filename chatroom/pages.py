@@ -1,4 +1,8 @@
-"""The front page, the health probe, and the reader's preferences: colour theme, auto-refresh without JavaScript.
+"""The front page, the health probes, and the reader's preferences: colour theme, auto-refresh without JavaScript.
+
+``/healthz`` says the process answers (liveness: restart it if not); ``/readyz`` says it
+can do its work (readiness: PostgreSQL, and Redis when configured, answer), else 503
+naming what does not, so a platform stops routing to it without restarting it.
 
 Preferences live in cookies set by small POST forms that work without JavaScript
 (post/redirect/get back to the page they were chosen on). They change only the page
@@ -15,6 +19,8 @@ from flask import Blueprint, abort, current_app, has_request_context, redirect, 
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from . import metrics
+from .health import health_checks
 from .htmx import is_htmx, safe_next, see_other
 
 # The blueprint keeps its first name, "views": endpoint names (views.index, views.theme) are part of our URLs' API.
@@ -39,6 +45,37 @@ def index() -> str | Response:
 def health() -> dict[str, str]:
     """A cheap liveness probe for the platform's router."""
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def ready() -> tuple[dict[str, Any], int]:
+    """Readiness: PostgreSQL (or SQLite) and Redis (when configured) answer; else 503 naming which does not.
+
+    ``{"status": "ok", "checks": {"database": "ok", "redis": "ok"}}``; a failed check says
+    ``"unreachable"`` (the reason goes to the log, not to the caller). Redis is ``"not configured"``
+    on the embedded default.
+    """
+    checks = health_checks()
+    ok = all(value in ("ok", "not configured") for value in checks.values())
+    response = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return response, 200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    """Prometheus metrics (``chatroom/metrics.py``), for a scraper sending ``METRICS_TOKEN`` as a bearer token.
+
+    :raise 404: metrics are off (no ``METRICS_TOKEN``). :raise 401: the token is missing or wrong.
+    """
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    if not metrics.authorized(request.headers.get("Authorization"), str(token)):
+        response = Response("Send the metrics token as: Authorization: Bearer <token>\n", 401, mimetype="text/plain")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 @bp.post("/theme")

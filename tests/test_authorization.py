@@ -38,22 +38,12 @@ from flask import Flask
 
 from chatroom.access import SEATS
 from chatroom.extensions import db
-from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room
+from chatroom.models import Facilitator, Membership, Message, Room
 from chatroom.services import moderation
 from support.app import fast_app_fixture
 from support.clients import Client
-from support.policy import EXPECTED, ROLES
+from support.policy import CANARIES, EXPECTED, REFUSALS, ROLES, db_state
 from support.world import BODIES, build_world, client_for, post_token, url_of
-
-# Text only some roles may see. A role sees a canary only if it is listed here.
-CANARIES = {
-    "canary-a-message-7f3e": {"participant", "owner"},  # message 1 of room A (by the participant)
-    "canary-a-held-91bd": {"owner"},  # a message waiting in room A's pre-moderation queue
-    "canary-a-reason-c4a0": {"owner"},  # the reason of a report in room A
-    "canary-b-message-5d21": {"outsider", "other_facilitator"},  # a message of room B
-    "canary-b-held-e8f6": {"other_facilitator"},  # room B's queue
-}
-
 
 # Where a 302 goes, when it is not to the sign-in page.
 REDIRECTS = {"views.index": "/rooms/"}
@@ -72,6 +62,9 @@ def call(client: Client, method: str, url: str, data: dict[str, str] | None = No
     """One request; a streamed answer (the event stream) is closed at once, unread, so it cannot hang."""
     if method == "GET":
         response = client.get(url, buffered=False, **kwargs)
+    elif url.startswith("/api/"):  # the JSON API: a JSON body, the CSRF token in a header (as a script in a page)
+        headers = {"X-CSRFToken": client.csrf(), **kwargs.pop("headers", {})}
+        response = client.open(url, method=method, json=data or {}, headers=headers, buffered=False, **kwargs)
     else:
         response = client.form(url, data or {}, buffered=False, **kwargs)
     try:
@@ -148,29 +141,6 @@ def run_row(app: Flask, endpoint: str, method: str) -> list[str]:
             f"{where}: shows {c!r}" for c, allowed in CANARIES.items() if role not in allowed and c in answer.body
         ]
     return problems
-
-
-REFUSALS = {302, 400, 403, 404, 405, 409, 422, 429}
-
-
-def db_state(app: Flask) -> tuple[Any, ...]:
-    """What a refused request must leave as it was: rooms, seats, messages, reports, accounts, the audit log."""
-    with app.app_context():
-        rows = (
-            db.session.execute(db.select(*columns).order_by(columns[0])).all()
-            for columns in (
-                (Room.id, Room.title, Room.locked, Room.slow_mode_seconds, Room.premoderation, Room.ends_at),
-                (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash),
-                (Membership.id, Membership.left_at, Membership.banned, Membership.alias),
-                (Message.id, Message.seq, Message.status, Message.body, Message.rev, Message.removed_at),
-                (Report.id, Report.resolved_at),
-                (Facilitator.id, Facilitator.password_hash, Facilitator.session_token, Facilitator.totp_secret),
-                (AuditEvent.id,),
-            )
-        )
-        state = tuple(tuple(r) for r in rows)
-        db.session.remove()
-        return state
 
 
 def _gist(html: str) -> str:

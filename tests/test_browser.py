@@ -19,8 +19,8 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from chatroom.extensions import db
-from chatroom.models import Room, utcnow
-from chatroom.services import members, messages
+from chatroom.models import Facilitator, Room, utcnow
+from chatroom.services import admin, members, messages, tokens
 from support.browser import AppServer, Chrome, Nginx, describe, missing_tools
 from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
 from support.factories import fill_room
@@ -394,6 +394,9 @@ def test_every_page_meets_wcag_22_aa_in_both_themes_and_fits_320_px(app, server,
     """axe-core finds no WCAG 2.0, 2.1 or 2.2 A/AA violation on any page, light or dark, and no page
     scrolls sideways at 320 px (a phone, or 1280 px at 400% zoom)."""
     host = make_facilitator(email="axe@example.org", name="Hana Host")
+    with app.app_context():  # an admin, so the /admin pages are checked too
+        admin.set_admin(db.session.get(Facilitator, host.id), True)
+        tokens.create(db.session.get(Facilitator, host.id), "archive script")
     room = make_room(owner=host, title="Accessible room")
     fill_room(app, room, 70)
     scheduled = make_room(owner=host, title="Later", starts_in=timedelta(days=1))
@@ -431,6 +434,10 @@ def test_every_page_meets_wcag_22_aa_in_both_themes_and_fits_320_px(app, server,
         ("host", f"/rooms/{code}/delete", None),
         ("host", f"/rooms/{code}/transcript.html", None),
         ("host", "/account", None),
+        ("host", "/admin/", None),
+        ("host", "/admin/facilitators", None),
+        ("host", "/admin/signup", None),
+        ("anonymous", "/api/docs", None),
         ("host", f"/r/{code}", None),
         ("participant", f"/r/{code}", None),
         ("participant", f"/r/{code}?before=30", None),

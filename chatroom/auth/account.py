@@ -1,4 +1,4 @@
-"""A facilitator's account and its security: password, two-factor sign-in, recovery codes."""
+"""A facilitator's account and its security: password, two-factor sign-in, recovery codes, API tokens."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from werkzeug.wrappers import Response
 from ..extensions import db
 from ..htmx import see_other
 from ..models import Facilitator
-from ..services import Invalid, accounts
+from ..services import Invalid, accounts, tokens
 from .sessions import SHOW_CODES, TOTP_SETUP, bp, sign_in
+
+NEW_TOKEN = "api_token_once"  # noqa: S105 - session: the token just made, until the page that shows it once
 
 
 def _me() -> Facilitator:
@@ -39,6 +41,7 @@ def _account_page(form: dict[str, str], errors: dict[str, str], status: int = 20
         errors=errors,
         codes_left=left,
         codes_total=accounts.RECOVERY_CODE_COUNT,
+        api_tokens=tokens.active_tokens(facilitator),
     )
     return page, status
 
@@ -144,4 +147,42 @@ def two_factor_disable() -> Response | tuple[str, int]:
     except Invalid as invalid:
         return _account_page({}, invalid.errors, invalid.status)
     flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
+    return see_other(url_for("auth.account"))
+
+
+# -- API tokens ----------------------------------------------------------------------------
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token() -> Response | tuple[str, int]:
+    """Make a personal access token for the API, then show it once (303). :raise 409/422: the page with why."""
+    try:
+        token, raw = tokens.create(_me(), request.form.get("token_name", ""))
+    except Invalid as invalid:
+        return _account_page({"token_name": request.form.get("token_name", "")}, invalid.errors, invalid.status)
+    session[NEW_TOKEN] = {"name": token.name, "token": raw}
+    return see_other(url_for("auth.token_created"))
+
+
+@bp.get("/account/tokens/new")
+@login_required
+def token_created() -> Response:
+    """The token just made, shown this once (never cached); afterwards only its name and first characters."""
+    shown = session.pop(NEW_TOKEN, None)
+    if not isinstance(shown, dict):
+        flash(
+            "A token is shown only once, when it is made. If you did not copy it, revoke it and make another.", "info"
+        )
+        return see_other(url_for("auth.account"))
+    page = render_template("auth/token_created.html", name=shown.get("name", ""), token=shown.get("token", ""))
+    return private(make_response(page))
+
+
+@bp.post("/account/tokens/<id:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> Response:
+    """Revoke one of your tokens: the API refuses it from now on. :raise 404: not a token of yours."""
+    token = tokens.revoke(_me(), token_id)
+    flash(f"Token “{token.name}” revoked: the API now refuses it.", "success")
     return see_other(url_for("auth.account"))

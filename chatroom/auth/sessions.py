@@ -38,13 +38,17 @@ def load_user(user_id: str) -> Facilitator | None:
     The cookie carries ``id:token``; signing out (or changing the password)
     gives the account a new token, so a copied cookie stops working. Sessions
     also end after ``SESSION_IDLE_MINUTES`` without a request and
-    ``SESSION_MAX_HOURS`` after sign-in, whatever happens.
+    ``SESSION_MAX_HOURS`` after sign-in, whatever happens, and at once when an
+    admin disables the account.
     """
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit() or not token:
         return None
     facilitator = db.session.get(Facilitator, int(raw_id))
     if facilitator is None or not hmac.compare_digest(facilitator.session_token, token):
+        return None
+    if facilitator.disabled_at is not None:  # an admin disabled the account: every session ends at once
+        session.clear()
         return None
     now = int(time.time())
     config = current_app.config

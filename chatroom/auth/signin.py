@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from .. import mail
 from ..htmx import external_url, safe_next, see_other
-from ..services import Invalid, accounts
+from ..services import Invalid, accounts, admin
 from .sessions import PENDING, await_second_factor, bp, pending_facilitator, sign_in
 
 # created -> (mail template, subject)
@@ -21,26 +21,36 @@ SIGNED_UP = (
     "if that does not work, the mail says what to do."
 )
 
+DISABLED = "This account is disabled. Ask the people who run this Chatroom to enable it again"
+
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> str | Response | tuple[str, int]:
-    """Create a facilitator account; then, whether or not the address had one already, the same answer.
+    """Create a facilitator account, as the sign-up mode allows; the same answer whether or not it is new.
 
     A new address gets its account and a welcome mail; an address with an account gets a
     mail saying someone tried to sign up with it (with links to sign in and to reset the
     password), and no account. Both answers are a 303 to the sign-in page with the same
     message, after the same work (``accounts.register``), so the form cannot be used to
     find out who has an account. Nobody is signed in by signing up: the new user signs in
-    with the password they just chose. :raise 422: a field breaks a rule (the form again).
+    with the password they just chose. ``?invite=<token>`` carries an invitation link's token.
+
+    :raise 403: sign-up is closed, or needs an invitation this request does not have (the page
+        says so, with no form). :raise 422: a field breaks a rule (the form again).
     """
     form = request.form
+    invite = request.values.get("invite") or None
+    mode = admin.signup_mode()
     if request.method == "POST":
         try:
-            facilitator, created = accounts.register(
-                form.get("email", ""), form.get("name", ""), form.get("password", "")
+            facilitator, created = admin.register(
+                form.get("email", ""), form.get("name", ""), form.get("password", ""), invitation=invite
             )
         except Invalid as invalid:
-            return render_template("auth/signup.html", form=form, errors=invalid.errors), invalid.status
+            if invalid.status == 403:
+                return render_template("auth/signup_closed.html", message=invalid.message), 403
+            page = render_template("auth/signup.html", form=form, errors=invalid.errors, invite=invite)
+            return page, invalid.status
         kind, subject = SIGN_UP_MAILS[created]
         links = {
             "name": facilitator.name,
@@ -51,7 +61,12 @@ def signup() -> str | Response | tuple[str, int]:
         mail.send_mail_soon(facilitator.email, subject, text, html)
         flash(SIGNED_UP.format(email=form.get("email", "").strip()), "success")
         return see_other(url_for("auth.login"))
-    return render_template("auth/signup.html", form={}, errors={})
+    if mode == "closed":
+        return render_template("auth/signup_closed.html", message=admin.SIGNUP_CLOSED), 403
+    if mode == "invitation" and admin.invitation_for(invite) is None:
+        message = admin.INVITATION_BAD if invite else admin.INVITATION_NEEDED
+        return render_template("auth/signup_closed.html", message=message), 403
+    return render_template("auth/signup.html", form={}, errors={}, invite=invite)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -62,6 +77,9 @@ def login() -> str | Response | tuple[str, int]:
         facilitator = accounts.authenticate(form.get("email", ""), form.get("password", ""))
         if facilitator is None:
             errors = {"email": "The email or password is not right"}
+            return render_template("auth/login.html", form=form, errors=errors, next=form.get("next")), 403
+        if not facilitator.is_active:
+            errors = {"email": DISABLED}
             return render_template("auth/login.html", form=form, errors=errors, next=form.get("next")), 403
         if facilitator.two_factor:
             await_second_factor(facilitator, form.get("next"))

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events
+from .. import events, metrics
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import Limit, clean_body, problem
@@ -65,6 +65,7 @@ def _check_can_post(membership: Membership, room: Room) -> None:
                 raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
 
 
+@metrics.timed_post
 @refuses_cleanly
 def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     """Store a message and publish it; returns (message, created).

@@ -23,6 +23,9 @@ TABLES = [
     "rooms",
     "recovery_codes",
     "pending_secrets",
+    "api_tokens",
+    "invitations",
+    "settings",
     "facilitators",
 ]
 

@@ -15,7 +15,7 @@ from flask import Flask, url_for
 from chatroom.access import SEATS
 from chatroom.extensions import db
 from chatroom.models import utcnow
-from chatroom.services import accounts, members, messages, moderation, rooms
+from chatroom.services import accounts, members, messages, moderation, rooms, tokens
 
 from .app import empty_database
 from .clients import Client
@@ -44,6 +44,12 @@ class World:
     b_held_id: int
     b_report_id: int
     reset_token: str  # a password reset link's token, for the owner
+    owner_id: int
+    other_id: int
+    owner_token: str  # API tokens (plain): the owner's, the other facilitator's, and one the owner revoked
+    other_token: str
+    revoked_token: str
+    owner_token_id: int
 
 
 def post_token() -> str:
@@ -76,6 +82,10 @@ def build_world(app: Flask) -> World:
         b_held, _ = messages.post(out, "canary-b-held-e8f6", post_token())
         rooms.set_premoderation(room_b, False)
         b_report = moderation.report(lee, b_first, "")
+        owner_token_row, owner_token = tokens.create(owner, "owner's script")
+        _, other_token = tokens.create(other, "other's script")
+        revoked_row, revoked_token = tokens.create(owner, "old script")
+        tokens.revoke(owner, revoked_row.id)
         world = World(
             owner_email=owner.email,
             other_email=other.email,
@@ -99,6 +109,12 @@ def build_world(app: Flask) -> World:
             b_held_id=b_held.id,
             b_report_id=b_report.id,
             reset_token=accounts.password_reset_token(owner),
+            owner_id=owner.id,
+            other_id=other.id,
+            owner_token=owner_token,
+            other_token=other_token,
+            revoked_token=revoked_token,
+            owner_token_id=owner_token_row.id,
         )
         db.session.remove()
     return world
@@ -131,6 +147,10 @@ ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "fmt": lambda w: "csv",
     "name": lambda w: "lock",
     "token": lambda w: w.reset_token,
+    "token_id": lambda w: w.owner_token_id,
+    "facilitator_id": lambda w: w.other_id,
+    "action": lambda w: "disable",
+    "invitation_id": lambda w: 1,
 }
 ARGUMENTS_BY_ENDPOINT: dict[str, dict[str, Callable[[World], Any]]] = {
     "chat.report_message": {"seq": lambda w: w.kim_seq},  # someone else's message
@@ -164,7 +184,28 @@ BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
     ("chat.post", "POST"): lambda w, r: {"body": "hello", "token": post_token()},
     ("chat.edit_message", "POST"): lambda w, r: {"body": "corrected"},
     ("chat.report_message", "POST"): lambda w, r: {"reason": "rude"},
+    ("auth.create_token", "POST"): lambda w, r: {"token_name": f"script of {r}"},
+    ("admin.signup", "POST"): lambda w, r: {"mode": "closed"},
+    ("admin.create_invitation", "POST"): lambda w, r: {"note": "Nia", "days": "7"},
+    # The JSON API's bodies (sent as JSON: see tests/test_authorization.py's call).
+    ("api.create_room", "POST"): lambda w, r: _api_room(f"Room C of {r}"),
+    ("api.update_room", "PATCH"): lambda w, r: {"title": "Room A, renamed"},
+    ("api.post_message", "POST"): lambda w, r: {"body": "hello from the API"},
+    ("api.slow_mode", "POST"): lambda w, r: {"seconds": 5},
+    ("api.extend", "POST"): lambda w, r: {"minutes": 15},
+    ("api.premoderation", "POST"): lambda w, r: {"enabled": True},
 }
+
+
+def _api_room(title: str) -> dict[str, Any]:
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    return {
+        "title": title,
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "timezone": "UTC",
+        "password": ROOM_PASSWORD,
+    }
 
 
 def _room_form(title: str) -> dict[str, str]:

@@ -57,6 +57,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         htmx,
         limits,
         pages,
+        participation,
         presence,
         rooms,
         stream,
@@ -72,6 +73,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(rooms.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(stream.bp)
+    app.register_blueprint(participation.bp)
+    participation.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     headers.init_app(app)
     compression.init_app(app)

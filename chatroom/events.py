@@ -35,7 +35,7 @@ from flask import render_template
 from .sse import frame
 
 if TYPE_CHECKING:
-    from .models import Membership, Message, Report, Room
+    from .models import Membership, Message, Note, Report, Room
 
 
 class EventKind(enum.StrEnum):
@@ -47,11 +47,14 @@ class EventKind(enum.StrEnum):
     TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
     REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned): its streams end
     ROOM = "room"  # the room's settings or schedule changed
-    HOST = "host"  # for the host's streams only (queue, reports)
+    HOST = "host"  # for the host's streams only (queue, reports, questions, private threads)
+    PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
     RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
 
 
-DURABLE_KINDS = frozenset({EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST})
+DURABLE_KINDS = frozenset(
+    {EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST, EventKind.PRIVATE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,36 @@ def host_panels_html(room: Room, pending: Sequence[Message], reports: Sequence[R
 def host_panels_changed(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> Event:
     """The approval queue or the open reports changed: for the host's streams only."""
     return Event(EventKind.HOST, frame(host_panels_html(room, pending, reports)))
+
+
+def host_questions_html(room: Room, questions: Sequence[Message]) -> str:
+    """The host's questions panel (by votes), as an out-of-band fragment."""
+    return render_template("chat/_host_questions.html", room=room, questions=questions, oob=True)
+
+
+def host_questions_changed(room: Room, questions: Sequence[Message]) -> Event:
+    """A question was asked, voted on or answered: the host's streams get the panel again."""
+    return Event(EventKind.HOST, frame(host_questions_html(room, questions)))
+
+
+def host_notes_html(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]]) -> str:
+    """The host's private threads, as an out-of-band fragment."""
+    return render_template("chat/_host_notes.html", room=room, threads=threads, oob=True)
+
+
+def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]]) -> Event:
+    """A private note was written, either way: the host's streams get every thread again."""
+    return Event(EventKind.HOST, frame(host_notes_html(room, threads)))
+
+
+def private_html(room: Room, participant: Membership, notes: Sequence[Note]) -> str:
+    """A participant's private thread with the host, as an out-of-band fragment."""
+    return render_template("chat/_private.html", room=room, notes=notes, oob=True)
+
+
+def private_changed(room: Room, participant: Membership, notes: Sequence[Note]) -> Event:
+    """A private note was written: only ``participant``'s streams get their thread again."""
+    return Event(EventKind.PRIVATE, frame(private_html(room, participant, notes)), target=participant.id)
 
 
 def presence_changed(room: Room, members: Sequence[Membership]) -> Event:

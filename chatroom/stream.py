@@ -55,7 +55,7 @@ from .events import (
 from .extensions import db
 from .models import Room, RoomStatus
 from .presence import Presence
-from .services import messages, moderation
+from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
 from .text import is_number
 
@@ -303,6 +303,9 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     elif event.kind == EventKind.HOST:
         if state.is_host:
             yield event.frame
+    elif event.kind == EventKind.PRIVATE:
+        if event.target == state.membership_id:  # a private thread: its participant's streams only
+            yield event.frame
     elif event.frame:
         yield event.frame  # presence, room notices
 
@@ -326,6 +329,7 @@ def _current_state(state: _StreamState) -> bytes:
         html = room_state_html(room)
         if state.is_host:
             html += moderation.host_panels(room)
+        html += participation.panels(room, state.membership_id, state.is_host)  # questions, private threads
         return frame(html)
     finally:
         db.session.remove()

@@ -13,11 +13,11 @@ import math
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events
+from .. import events, mentions
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import clean_body
-from . import Invalid
+from . import Invalid, participation
 from ._core import next_rev, next_seq, publish, publish_host_panels, refuses_cleanly
 
 BODY_MAX = 2000
@@ -55,9 +55,19 @@ def _check_can_post(membership: Membership, room: Room) -> None:
                 raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
 
 
+def mentions_in(room_id: int, text: str) -> str:
+    """The ``@alias`` mentions of the room's active seats in ``text``, as ``Message.mentions`` keeps them."""
+    if "@" not in text:
+        return ""
+    seats = db.session.execute(
+        select(Membership.alias_key, Membership.id).where(Membership.room_id == room_id, Membership.left_at.is_(None))
+    )
+    return mentions.encode(mentions.find(text, {key: member for key, member in seats}))
+
+
 @refuses_cleanly
-def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
-    """Store a message and publish it; returns (message, created).
+def post(membership: Membership, body: str, token: str, question: bool = False) -> tuple[Message, bool]:
+    """Store a message and publish it; returns (message, created). ``question``: asked as a question (votes).
 
     The room row is locked while the next ``seq`` is taken, so commit order is
     ``seq`` order. A resubmitted form (same ``token``) returns the stored
@@ -76,8 +86,9 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
         return existing, False
     _check_can_post(membership, room)
 
+    marks = {"question": question, "mentions": mentions_in(room.id, text), "search_config": room.search_language}
     if room.premoderation and not membership.is_host:
-        return _hold(membership, room, text, token)
+        return _hold(membership, room, text, token, marks)
 
     seq, rev = next_seq(room.id)
     # Now that we hold the room's row lock, a twin submission has either committed or waits for us.
@@ -94,6 +105,7 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
         client_token=token,
         created_at=now,
         published_at=now,
+        **marks,
     )
     db.session.add(message)
     # Rendered while we hold the lock, so the publish follows the commit at once: the
@@ -101,10 +113,17 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
+    if question:
+        _publish_questions(room)
     return message, True
 
 
-def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Message, bool]:
+def _publish_questions(room: Room) -> None:
+    """The host's questions panel, again (a question appeared or went)."""
+    publish(room, events.host_questions_changed(room, participation.top_questions(room)))
+
+
+def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict[str, object]) -> tuple[Message, bool]:
     """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` until approved."""
     message = Message(
         room_id=room.id,
@@ -113,6 +132,7 @@ def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Me
         body=text,
         client_token=token,
         status=MessageStatus.PENDING.value,
+        **marks,
     )
     db.session.add(message)
     try:
@@ -162,6 +182,7 @@ def edit(membership: Membership, message: Message, body: str) -> Message:
         return message
     rev, seq = next_rev(message.room_id)
     message.body, message.edited_at, message.rev = text, utcnow(), rev
+    message.mentions = mentions_in(message.room_id, text)
     event = events.message_changed(membership.room, message, seq, rev)
     db.session.commit()
     publish(membership.room, event)
@@ -182,9 +203,12 @@ def mark_removed(room: Room, message: Message, by: str) -> Message:
     """Blank a message's text, commit and publish the change (the text is not kept); ``by`` is author or host."""
     rev, seq = next_rev(room.id)
     message.body, message.removed_at, message.removed_by, message.rev = "", utcnow(), by, rev
+    message.mentions = ""
     event = events.message_changed(room, message, seq, rev)
     db.session.commit()
     publish(room, event)
+    if message.question:
+        _publish_questions(room)
     return message
 
 

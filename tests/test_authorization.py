@@ -38,7 +38,7 @@ from flask import Flask
 
 from chatroom.access import SEATS
 from chatroom.extensions import db
-from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room
+from chatroom.models import AuditEvent, Facilitator, Membership, Message, Note, Reaction, Report, Room, Vote
 from chatroom.services import moderation
 from support.app import fast_app_fixture
 from support.clients import Client
@@ -52,6 +52,7 @@ CANARIES = {
     "canary-a-reason-c4a0": {"owner"},  # the reason of a report in room A
     "canary-b-message-5d21": {"outsider", "other_facilitator"},  # a message of room B
     "canary-b-held-e8f6": {"other_facilitator"},  # room B's queue
+    "canary-a-note-3b7a": {"owner"},  # Kim's private word with room A's host
 }
 
 
@@ -163,6 +164,10 @@ def db_state(app: Flask) -> tuple[Any, ...]:
                 (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash),
                 (Membership.id, Membership.left_at, Membership.banned, Membership.alias),
                 (Message.id, Message.seq, Message.status, Message.body, Message.rev, Message.removed_at),
+                (Message.id, Message.question, Message.answered_at, Message.mentions),
+                (Reaction.id, Reaction.message_id, Reaction.membership_id, Reaction.emoji),
+                (Vote.id, Vote.message_id, Vote.membership_id),
+                (Note.id, Note.membership_id, Note.body),
                 (Report.id, Report.resolved_at),
                 (Facilitator.id, Facilitator.password_hash, Facilitator.session_token, Facilitator.totp_secret),
                 (AuditEvent.id,),
@@ -203,6 +208,7 @@ CROSS_ROOM = [
     ("chat.approve", {"message_id": "b_held_id"}),
     ("chat.reject", {"message_id": "b_held_id"}),
     ("chat.dismiss_report", {"report_id": "b_report_id"}),
+    ("participation.reply_note", {"member_id": "b_member_id"}),
 ]
 
 

@@ -88,5 +88,16 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "chat.dismiss_report":     {"POST": _owner_only(303)},
 
     "stream.events":           {"GET": _members(200)},
+
+    "participation.react":          {"POST": _members(303)},
+    "participation.vote":           {"POST": _members(303, host=403)},  # others' questions; the host answers
+    "participation.mark_question":  {"POST": _owner_only(303)},
+    "participation.mark_answered":  {"POST": _owner_only(303)},
+    "participation.questions":      {"GET": _members(200)},
+    "participation.search_room":    {"GET": _members(200)},
+    "participation.seen":           {"POST": _members(204)},
+    "participation.send_note":      {"POST": _members(303, host=403)},  # the host answers in a thread
+    "participation.private_thread": {"GET": _owner_only(200)},
+    "participation.reply_note":     {"POST": _owner_only(303)},
 }
 # fmt: on

@@ -183,9 +183,14 @@ def host_notes_html(room: Room, threads: Sequence[tuple[Membership, Sequence[Not
     return render_template("chat/_host_notes.html", room=room, threads=threads, oob=True)
 
 
-def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]]) -> Event:
-    """A private note was written, either way: the host's streams get every thread again."""
-    return Event(EventKind.HOST, frame(host_notes_html(room, threads)))
+def announcement(text: str) -> str:
+    """``text`` for the page's polite announcer (``#announcer``), as an out-of-band fragment; empty for none."""
+    return render_template("chat/_announce.html", text=text) if text else ""
+
+
+def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]], announce: str = "") -> Event:
+    """A private note was written, either way: the host's streams get every thread again (and ``announce``)."""
+    return Event(EventKind.HOST, frame(host_notes_html(room, threads) + announcement(announce)))
 
 
 def private_html(room: Room, participant: Membership, notes: Sequence[Note]) -> str:
@@ -193,9 +198,10 @@ def private_html(room: Room, participant: Membership, notes: Sequence[Note]) -> 
     return render_template("chat/_private.html", room=room, notes=notes, oob=True)
 
 
-def private_changed(room: Room, participant: Membership, notes: Sequence[Note]) -> Event:
-    """A private note was written: only ``participant``'s streams get their thread again."""
-    return Event(EventKind.PRIVATE, frame(private_html(room, participant, notes)), target=participant.id)
+def private_changed(room: Room, participant: Membership, notes: Sequence[Note], announce: str = "") -> Event:
+    """A private note was written: only ``participant``'s streams get their thread again (and ``announce``)."""
+    html = private_html(room, participant, notes) + announcement(announce)
+    return Event(EventKind.PRIVATE, frame(html), target=participant.id)
 
 
 def presence_changed(room: Room, members: Sequence[Membership]) -> Event:

@@ -101,6 +101,7 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
         room_id=room.id,
         seq=seq,
         author=membership,
+        membership_id=membership.id,  # rendered before the flush (data-author): the relationship alone sets it then
         body=text,
         client_token=token,
         created_at=now,

@@ -66,8 +66,10 @@ def _add(room: Room, participant: Membership, text: str, from_host: bool) -> Not
     note = Note(room_id=room.id, membership_id=participant.id, from_host=from_host, body=text)
     db.session.add(note)
     db.session.flush()
-    private = events.private_changed(room, participant, thread(participant))
-    host = events.host_notes_changed(room, threads(room))
+    to_them = "The host answered you privately." if from_host else ""
+    to_host = "" if from_host else f"{participant.alias} sent you a private message."
+    private = events.private_changed(room, participant, thread(participant), to_them)
+    host = events.host_notes_changed(room, threads(room), to_host)
     db.session.commit()
     publish(room, private)
     publish(room, host)

@@ -1,11 +1,12 @@
 """The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
-``seat_closed``, ``room_changed``, ``host_panels_changed``, ``presence_changed``,
-``typing``) *after* they commit, and hand the result to the broker. Each constructor
-renders the room's own partial and frames it as SSE bytes exactly once; every stream in
-every process sends those bytes unchanged (render once, the same bytes to everyone).
-Per-viewer differences are flags on the event (``kind``, ``target``), never a re-render.
+``seat_closed``, ``room_changed``, ``host_panels_changed``, ``host_questions_changed``,
+``host_notes_changed``, ``private_changed``, ``presence_changed``, ``typing``) *after*
+they commit, and hand the result to the broker. Each constructor renders the room's own
+partial and frames it as SSE bytes exactly once; every stream in every process sends
+those bytes unchanged (render once, the same bytes to everyone). Per-viewer differences
+are flags on the event (``kind``, ``target``), never a re-render.
 
 Cursors. A client's position in a room is ``seq.rev``: the last message number it has
 (``Room.last_seq``, gap-free in room order) and the last change number it has

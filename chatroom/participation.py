@@ -106,9 +106,10 @@ def search_room(code: str) -> tuple[str, int]:
     return render_template("chat/search.html", results=found, **context), 200
 
 
-def _room_member(room: Room, member_id: int) -> Membership | None:
-    member = participant_or_404(room, member_id) if member_id != room.host_seat().id else room.host_seat()
-    return member
+def _room_member(room: Room, member_id: int) -> Membership:
+    """A seat of ``room``, the host's included (mentions link to anyone's messages). :raise 404: not this room's."""
+    host = room.host_seat()
+    return host if member_id == host.id else participant_or_404(room, member_id)
 
 
 @bp.post("/<code>/seen")
@@ -129,7 +130,7 @@ def seen(code: str) -> tuple[str, int]:
 def send_note(code: str) -> Response:
     """A participant's private word to the host (field ``note``): with htmx a fresh form, else back to the room.
 
-    :raise 403: the host, or the room is not open; 422: empty or too long (the room page's form with why).
+    :raise 403: the host, or the room is not open; 422: empty or too long (the error page says why).
     """
     room, seat = member_room_or_403(code)
     notes.send(seat, request.form.get("note", ""))

@@ -20,13 +20,14 @@ back as ``Last-Event-ID`` when it reconnects; a first connection takes the
    the same way. We never send an id that claims more than the client has.
 
 So every message reaches every tab exactly once, in room order, and a tab that
-reconnects converges to the same page as one that never left, whatever happens
-to the connection or to Redis. Presence, typing and host events carry no id (a
-typist's own streams skip their typing events; only host streams forward host
-events). A stream sends its first bytes at once and a comment at least every
-``STREAM_HEARTBEAT_SECONDS``, and ends itself with a ``close`` event when the
-room ends or the participant is removed (the page stops on that event instead
-of retrying).
+reconnects converges to the same page as one that never left, whatever happens to the
+connection or to Redis. Presence, typing, host and private events carry no id (a
+typist's own streams skip their typing events; only host streams forward host events;
+only the streams of a private event's seat forward it). Reactions, votes and answered
+questions are changes like edits: they replay with the message. A stream sends its first
+bytes at once and a comment at least every ``STREAM_HEARTBEAT_SECONDS``, and ends itself
+with a ``close`` event when the room ends or the participant is removed (the page stops
+on that event instead of retrying).
 """
 
 from __future__ import annotations

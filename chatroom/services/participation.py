@@ -209,7 +209,11 @@ def since_left(room: Room, membership: Membership) -> tuple[int, int]:
     )
     if not count:
         return 0, 0
-    first = db.session.scalar(select(func.min(Message.seq)).where(Message.room_id == room.id, Message.seq > last))
+    first = db.session.scalar(
+        select(func.min(Message.seq)).where(
+            Message.room_id == room.id, Message.seq > last, Message.membership_id != membership.id
+        )
+    )
     return int(first or 0), int(count)
 
 

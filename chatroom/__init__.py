@@ -62,6 +62,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         limits,
         metrics,
         pages,
+        participation,
         presence,
         rooms,
         stream,
@@ -79,6 +80,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(chat.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(participation.bp)
+    participation.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     api.init_app(app)  # after the limiter: the API's per-token limits use it
     headers.init_app(app)

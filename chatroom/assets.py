@@ -34,9 +34,12 @@ BUNDLES: dict[str, tuple[str, ...]] = {
         "js/composer.js",
         "js/typing.js",
         "js/live.js",
+        "js/seen.js",
         "vendor/htmx.min.js",
         "vendor/hx-sse.min.js",
     ),
+    # Loaded by seen.js only when a room page needs it (a live reaction or mention, "new since you left", an "@").
+    "participation.js": ("js/participation.js", "js/mentions.js"),
 }
 
 

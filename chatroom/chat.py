@@ -27,7 +27,7 @@ from .events import cursor_id
 from .htmx import is_htmx, page_or_fragment, see_other
 from .models import Membership, Message, Room
 from .passwords import form_token
-from .services import Invalid, members, messages, moderation
+from .services import Invalid, members, messages, moderation, participation
 from .text import is_number
 
 bp = Blueprint("chat", __name__, url_prefix="/r")
@@ -65,6 +65,7 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "present": presence.present_members(room),
         "is_owner": is_owner(room),
         "host_panels": moderation.panels(room) if seat.is_host else {},
+        **participation.aside(room, seat),
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -82,7 +83,12 @@ def room(code: str) -> str | tuple[str, int]:
     seat = seat_for(room)
     if seat is None:
         return render_template("chat/join.html", room=room, status=room.status(), form={}, errors={})
-    return render_template("chat/room.html", **_room_context(room, seat, before=query_cursor("before")))
+    before = query_cursor("before")
+    context = _room_context(room, seat, before=before)
+    if before is None:  # the latest messages: mark where the new ones begin, and remember they were seen
+        context["since_seq"], context["since_count"] = participation.since_left(room, seat)
+        participation.seen(seat, context["last_seq"] or 0)
+    return render_template("chat/room.html", **context)
 
 
 @bp.post("/<code>/join")
@@ -115,10 +121,11 @@ def post(code: str) -> Response | tuple[str, int]:
     """
     room, seat = member_room_or_403(code)
     body = request.form.get("body", "")
+    question = request.form.get("question") == "1"
     try:
-        messages.post(seat, body, request.form.get("token", ""))
+        messages.post(seat, body, request.form.get("token", ""), question=question)
     except Invalid as invalid:
-        context = _room_context(room, seat, form={"body": body}, errors=invalid.errors)
+        context = _room_context(room, seat, form={"body": body, "question": question}, errors=invalid.errors)
         return page_or_fragment("chat/room.html", "chat/_composer.html", invalid.status, **context)
     if is_htmx():
         return make_response(render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}))
@@ -281,6 +288,7 @@ def _newer_page(room: Room, seat: Membership, after: int) -> str:
     if not shown:
         return render_template("chat/room.html", **_room_context(room, seat, newer_view=True, new_count=0))
     first, last = shown[0].seq or 0, shown[-1].seq or 0
+    participation.seen(seat, last)
     context = _room_context(
         room,
         seat,

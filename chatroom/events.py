@@ -1,11 +1,12 @@
 """The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
-``seat_closed``, ``room_changed``, ``host_panel_changed``, ``presence_changed``,
-``typing``) *after* they commit, and hand the result to the broker. Each constructor
-renders the room's own partial and frames it as SSE bytes exactly once; every stream in
-every process sends those bytes unchanged (render once, the same bytes to everyone).
-Per-viewer differences are flags on the event (``kind``, ``target``), never a re-render.
+``seat_closed``, ``room_changed``, ``host_panel_changed``, ``host_questions_changed``,
+``host_notes_changed``, ``private_changed``, ``presence_changed``, ``typing``) *after*
+they commit, and hand the result to the broker. Each constructor renders the room's own
+partial and frames it as SSE bytes exactly once; every stream in every process sends
+those bytes unchanged (render once, the same bytes to everyone). Per-viewer differences
+are flags on the event (``kind``, ``target``), never a re-render.
 
 Cursors. A client's position in a room is ``seq.rev``: the last message number it has
 (``Room.last_seq``, gap-free in room order) and the last change number it has
@@ -35,7 +36,7 @@ from flask import render_template
 from .sse import frame
 
 if TYPE_CHECKING:
-    from .models import Membership, Message, Report, Room
+    from .models import Membership, Message, Note, Report, Room
 
 
 class EventKind(enum.StrEnum):
@@ -47,11 +48,14 @@ class EventKind(enum.StrEnum):
     TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
     REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned): its streams end
     ROOM = "room"  # the room's settings or schedule changed
-    HOST = "host"  # for the host's streams only (queue, reports)
+    HOST = "host"  # for the host's streams only (queue, reports, questions, private threads)
+    PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
     RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
 
 
-DURABLE_KINDS = frozenset({EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST})
+DURABLE_KINDS = frozenset(
+    {EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST, EventKind.PRIVATE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,42 @@ def host_panel_changed(
         "chat/_host_change.html", room=room, panel=panel, added=added, removed=removed, total=total, shown=shown
     )
     return Event(EventKind.HOST, frame(html))
+
+
+def host_questions_html(room: Room, questions: Sequence[Message]) -> str:
+    """The host's questions panel (by votes), as an out-of-band fragment."""
+    return render_template("chat/_host_questions.html", room=room, questions=questions, oob=True)
+
+
+def host_questions_changed(room: Room, questions: Sequence[Message]) -> Event:
+    """A question was asked, voted on or answered: the host's streams get the panel again."""
+    return Event(EventKind.HOST, frame(host_questions_html(room, questions)))
+
+
+def host_notes_html(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]]) -> str:
+    """The host's private threads, as an out-of-band fragment."""
+    return render_template("chat/_host_notes.html", room=room, threads=threads, oob=True)
+
+
+def announcement(text: str) -> str:
+    """``text`` for the page's polite announcer (``#announcer``), as an out-of-band fragment; empty for none."""
+    return render_template("chat/_announce.html", text=text) if text else ""
+
+
+def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]], announce: str = "") -> Event:
+    """A private note was written, either way: the host's streams get every thread again (and ``announce``)."""
+    return Event(EventKind.HOST, frame(host_notes_html(room, threads) + announcement(announce)))
+
+
+def private_html(room: Room, participant: Membership, notes: Sequence[Note]) -> str:
+    """A participant's private thread with the host, as an out-of-band fragment."""
+    return render_template("chat/_private.html", room=room, notes=notes, oob=True)
+
+
+def private_changed(room: Room, participant: Membership, notes: Sequence[Note], announce: str = "") -> Event:
+    """A private note was written: only ``participant``'s streams get their thread again (and ``announce``)."""
+    html = private_html(room, participant, notes) + announcement(announce)
+    return Event(EventKind.PRIVATE, frame(html), target=participant.id)
 
 
 def presence_changed(room: Room, members: Sequence[Membership]) -> Event:

@@ -63,6 +63,12 @@ def _rooms_per_hour() -> str:
 
 Rule = tuple[str | Callable[[], str], Callable[[], str]]
 
+# Limits that several endpoints share, counting together: scope -> (limit, what it counts per).
+SHARED: dict[str, Rule] = {
+    # Posting, reacting, voting and a private word to the host are all "posts" of a seat.
+    "posts": ("20 per 10 seconds;120 per minute", _seat_key),
+}
+
 # endpoint -> the limits that apply, each with what it counts per.
 LIMITS: dict[str, list[Rule]] = {
     "auth.login": [("10 per minute;50 per hour", get_remote_address)],
@@ -75,7 +81,12 @@ LIMITS: dict[str, list[Rule]] = {
     "auth.recovery_codes": [("10 per 15 minutes", get_remote_address), ("10 per 15 minutes", _account_key)],
     "rooms.create": [(_rooms_per_hour, _account_key)],
     "chat.join": [("10 per minute;60 per hour", get_remote_address), ("120 per minute", _room_key)],
-    "chat.post": [("20 per 10 seconds;120 per minute", _seat_key)],
+    "chat.post": [SHARED["posts"]],
+    "participation.react": [SHARED["posts"]],
+    "participation.vote": [SHARED["posts"]],
+    "participation.send_note": [SHARED["posts"]],
+    "participation.reply_note": [("60 per minute", _seat_key)],
+    "participation.seen": [("30 per minute", _seat_key)],
     "chat.typing": [("30 per minute", _seat_key)],
     "chat.report_message": [("10 per minute", _seat_key)],
 }
@@ -104,7 +115,12 @@ def init_app(app: Flask) -> Limiter:
         view: Any = app.view_functions.get(endpoint)
         if view is None:
             continue  # an optional feature that this build does not have
-        for limit, key in rules:
-            view = limiter.limit(limit, key_func=key, methods=["POST"])(view)
+        for rule in rules:
+            limit, key = rule
+            scope = next((name for name, shared in SHARED.items() if shared is rule), None)
+            if scope is None:
+                view = limiter.limit(limit, key_func=key, methods=["POST"])(view)
+            else:  # one counter for every endpoint of the scope
+                view = limiter.shared_limit(limit, scope, key_func=key, methods=["POST"])(view)
         app.view_functions[endpoint] = view
     return limiter

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import Base, db
@@ -161,6 +163,8 @@ class Room(Model):
     slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     premoderation: Mapped[bool] = mapped_column(default=False, server_default=false())
     retention_days: Mapped[int | None] = mapped_column(Integer)
+    # The text search configuration of the room's messages (PostgreSQL; see services/search.py).
+    search_language: Mapped[str] = mapped_column(String(32), default="simple", server_default="simple")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     owner: Mapped[Facilitator] = relationship(back_populates="rooms")
@@ -240,6 +244,8 @@ class Membership(Model):
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     banned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The last message seq this seat has seen: "new since you left" (services/participation.py).
+    last_seen_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     room: Mapped[Room] = relationship(back_populates="memberships")
 
@@ -283,8 +289,20 @@ class Message(Model):
     edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     removed_by: Mapped[str | None] = mapped_column(String(10))  # "author" or "host"
+    question: Mapped[bool] = mapped_column(default=False, server_default=false())  # asked as a question
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the host marked the question answered
+    # Who the text mentions: "member_id:start:end" spans, space-separated (chatroom/mentions.py).
+    mentions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The search configuration its text is indexed with (the room's, when it was written: services/search.py).
+    search_config: Mapped[str] = mapped_column(
+        String(32).with_variant(REGCONFIG(), "postgresql"), default="simple", server_default="simple"
+    )
 
     author: Mapped[Membership] = relationship(lazy="joined")
+    reactions: Mapped[list[Reaction]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="Reaction.id"
+    )
+    votes: Mapped[list[Vote]] = relationship(lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
 
     @property
     def removed(self) -> bool:
@@ -303,6 +321,100 @@ class Message(Model):
     def shown_at(self) -> datetime:
         """When it appeared in the room: its approval time under pre-moderation."""
         return self.published_at or self.created_at
+
+    def reactors(self) -> dict[str, list[int]]:
+        """The seats that gave each reaction it has: {``Reactions`` value: seat ids, in the order given}."""
+        by: dict[str, list[int]] = {}
+        for reaction in self.reactions:
+            by.setdefault(reaction.emoji, []).append(reaction.membership_id)
+        return by
+
+    def reaction_counts(self) -> list[tuple[Reactions, list[int]]]:
+        """The reactions it has, in the fixed order of ``Reactions``: (reaction, the seats that gave it)."""
+        by = self.reactors()
+        return [(kind, by[kind.value]) for kind in Reactions if kind.value in by]
+
+    @property
+    def voters(self) -> list[int]:
+        """The seats that upvoted this question."""
+        return [vote.membership_id for vote in self.votes]
+
+    @property
+    def mentioned(self) -> list[int]:
+        """The seats its text mentions (each once)."""
+        return list(dict.fromkeys(int(span.split(":")[0]) for span in self.mentions.split()))
+
+
+class Reactions(enum.StrEnum):
+    """The fixed set of reactions: the value is stored, ``emoji`` shown, ``label`` read out."""
+
+    THUMBS_UP = "thumbs_up"
+    HEART = "heart"
+    LAUGH = "laugh"
+    PARTY = "party"
+    EYES = "eyes"
+    QUESTION = "question"
+
+    @property
+    def emoji(self) -> str:
+        return _REACTION_EMOJI[self][0]
+
+    @property
+    def label(self) -> str:
+        return _REACTION_EMOJI[self][1]
+
+
+_REACTION_EMOJI = {
+    Reactions.THUMBS_UP: ("\U0001f44d", "thumbs up"),
+    Reactions.HEART: ("\u2764\ufe0f", "heart"),
+    Reactions.LAUGH: ("\U0001f602", "laughing"),
+    Reactions.PARTY: ("\U0001f389", "party"),
+    Reactions.EYES: ("\U0001f440", "eyes"),
+    Reactions.QUESTION: ("\u2753", "question mark"),
+}
+
+
+class Reaction(Model):
+    """One seat's reaction to one message (toggled: at most one of each kind per seat)."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (UniqueConstraint("message_id", "membership_id", "emoji", name="uq_reactions_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    emoji: Mapped[str] = mapped_column(String(16))  # a Reactions value
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Vote(Model):
+    """One seat's upvote of a question (once each)."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("message_id", "membership_id", name="uq_votes_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Note(Model):
+    """A private word between a participant and the host: only the two of them see it.
+
+    ``membership_id`` is the participant whose thread it belongs to, whichever way it goes.
+    """
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    from_host: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    participant: Mapped[Membership] = relationship(lazy="joined")
 
 
 class Report(Model):

@@ -131,14 +131,15 @@ def audit(code: str) -> str:
 
 @bp.get("/<code>/transcript.<fmt>")
 def transcript(code: str, fmt: str) -> Response:
-    """The transcript as CSV, JSON, Markdown or a print-friendly page, streamed.
+    """The transcript as CSV, JSON, Markdown or a print-friendly page, streamed; ``private=1`` adds the private
+    notes between participants and the host (only when the host asks for them).
 
     :raise 404: not the caller's room, or an unknown format.
     """
     room = owned_room_or_404(code)
     if fmt not in export.TRANSCRIPT_FORMATS:
         abort(404)
-    body = stream_with_context(export.transcript(room, fmt))
+    body = stream_with_context(export.transcript(room, fmt, private=request.args.get("private") == "1"))
     response = Response(body, content_type=export.TRANSCRIPT_FORMATS[fmt])
     if fmt != "html":  # named after the room's title as written, with an ASCII fallback (RFC 6266)
         response.headers["Content-Disposition"] = export.content_disposition(*export.download_name(room, fmt))

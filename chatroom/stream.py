@@ -20,13 +20,14 @@ back as ``Last-Event-ID`` when it reconnects; a first connection takes the
    the same way. We never send an id that claims more than the client has.
 
 So every message reaches every tab exactly once, in room order, and a tab that
-reconnects converges to the same page as one that never left, whatever happens
-to the connection or to Redis. Presence, typing and host events carry no id (a
-typist's own streams skip their typing events; only host streams forward host
-events). A stream sends its first bytes at once and a comment at least every
-``STREAM_HEARTBEAT_SECONDS``, and ends itself with a ``close`` event when the
-room ends or the participant is removed (the page stops on that event instead
-of retrying).
+reconnects converges to the same page as one that never left, whatever happens to the
+connection or to Redis. Presence, typing, host and private events carry no id (a
+typist's own streams skip their typing events; only host streams forward host events;
+only the streams of a private event's seat forward it). Reactions, votes and answered
+questions are changes like edits: they replay with the message. A stream sends its first
+bytes at once and a comment at least every ``STREAM_HEARTBEAT_SECONDS``, and ends itself
+with a ``close`` event when the room ends or the participant is removed (the page stops
+on that event instead of retrying).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from .events import (
 from .extensions import db
 from .models import Room, RoomStatus
 from .presence import Presence
-from .services import messages, moderation
+from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
 from .text import is_number
 
@@ -303,6 +304,9 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     elif event.kind == EventKind.HOST:
         if state.is_host:
             yield event.frame
+    elif event.kind == EventKind.PRIVATE:
+        if event.target == state.membership_id:  # a private thread: its participant's streams only
+            yield event.frame
     elif event.frame:
         yield event.frame  # presence, room notices
 
@@ -326,6 +330,7 @@ def _current_state(state: _StreamState) -> bytes:
         html = room_state_html(room)
         if state.is_host:
             html += moderation.host_panels(room)
+        html += participation.panels(room, state.membership_id, state.is_host)  # questions, private threads
         return frame(html)
     finally:
         db.session.remove()

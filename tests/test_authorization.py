@@ -173,6 +173,7 @@ CROSS_ROOM = [
     ("chat.approve", {"message_id": "b_held_id"}),
     ("chat.reject", {"message_id": "b_held_id"}),
     ("chat.dismiss_report", {"report_id": "b_report_id"}),
+    ("participation.reply_note", {"member_id": "b_member_id"}),
 ]
 
 

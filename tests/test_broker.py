@@ -69,7 +69,15 @@ def test_redis_publish_while_down_is_delivered_locally_and_retried(redis_url):
 
 def test_durable_kinds_are_what_changes_a_page():
     """docs/architecture.md says which events a Redis outage re-sends: this is that list."""
-    assert {EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST} == DURABLE_KINDS
+    durable = {
+        EventKind.MESSAGE,
+        EventKind.CHANGE,
+        EventKind.REMOVED,
+        EventKind.ROOM,
+        EventKind.HOST,
+        EventKind.PRIVATE,
+    }
+    assert durable == DURABLE_KINDS
     assert not Event(EventKind.TYPING).durable and not Event(EventKind.PRESENCE).durable
 
 

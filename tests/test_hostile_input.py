@@ -95,8 +95,12 @@ FIELDS = [
     "mode",
     "note",
     "invite",
+    "emoji",
+    "question",
+    "answered",
+    "seq",
 ]
-QUERY = ["before", "after", "rev", "next", "method", "invite"]
+QUERY = ["before", "after", "rev", "next", "method", "invite", "q", "by"]
 TOO_LARGE = MESSAGES[413]
 
 
@@ -366,6 +370,10 @@ def marked_up(crawl_app):
     for client, text in ((participant, MARKUP["body"]), (other, "plain")):
         assert client.form(f"/r/{code}/messages", {"body": text, "token": secrets.token_hex(16)}).status_code == 303
     assert other.form(f"/r/{code}/messages/1/report", {"reason": MARKUP["reason"]}).status_code == 303
+    mention = {"body": f"@{MARKUP['alias']} {MARKUP['body']}", "token": secrets.token_hex(16), "question": "1"}
+    assert other.form(f"/r/{code}/messages", mention).status_code == 303  # a mention of the marked-up alias
+    assert other.form(f"/r/{code}/messages/1/react", {"emoji": "heart"}).status_code == 303
+    assert participant.form(f"/r/{code}/private", {"note": MARKUP["body"]}).status_code == 303
     assert owner_client.form(f"/rooms/{code}/settings/premoderation", {"enabled": "1"}).status_code == 303
     assert (
         participant.form(f"/r/{code}/messages", {"body": MARKUP["held"], "token": secrets.token_hex(16)}).status_code
@@ -390,6 +398,8 @@ def test_hostile_text_is_escaped_in_every_page_and_fragment(marked_up):
         "participant history fragment": (participant, f"/r/{code}/messages?before=99", hx),
         "participant newer fragment": (participant, f"/r/{code}/newer?after=0", hx),
         "participant newer page": (participant, f"/r/{code}/newer?after=0", {}),
+        "participant search": (participant, f"/r/{code}/search?q=alert", {}),
+        "participant questions": (participant, f"/r/{code}/questions", {}),
         "host room": (owner, f"/r/{code}", {}),
         "host message": (owner, f"/r/{code}/messages/1", {}),
         "host console": (owner, f"/rooms/{code}", {}),

@@ -100,6 +100,25 @@ def test_posting_is_limited_per_participant(limited_app, make_room, join):
     assert kim.form(f"/r/{room.code}/messages", {"body": "hi", "token": token}).status_code == 303
 
 
+def test_reactions_and_votes_count_as_posts(limited_app, make_room, join):
+    """One counter for posting, reacting, voting and a private word: 20 of them in 10 s, then 429."""
+    room = make_room()
+    pat = join(room, "Pat", client=limited_app.test_client())
+    kim = join(room, "Kim", client=limited_app.test_client())
+    question = {"body": "Why?", "token": "f" * 32, "question": "1"}
+    assert kim.form(f"/r/{room.code}/messages", question).status_code == 303
+    statuses = [
+        pat.form(f"/r/{room.code}/messages", {"body": f"m{i}", "token": f"{i:032x}"}).status_code for i in range(10)
+    ]
+    statuses += [pat.form(f"/r/{room.code}/messages/1/react", {"emoji": "heart"}).status_code for _ in range(6)]
+    statuses += [pat.form(f"/r/{room.code}/messages/1/vote").status_code for _ in range(3)]
+    statuses.append(pat.form(f"/r/{room.code}/private", {"note": "hello"}).status_code)
+    assert statuses == [303] * 20
+    response = pat.form(f"/r/{room.code}/messages/1/react", {"emoji": "eyes"})
+    assert response.status_code == 429 and "Retry-After" in response.headers
+    assert kim.form(f"/r/{room.code}/messages/1/react", {"emoji": "eyes"}).status_code == 303  # per seat
+
+
 @pytest.mark.services
 @pytest.mark.live
 def test_limits_are_shared_across_two_gunicorn_workers(servers):

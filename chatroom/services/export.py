@@ -16,9 +16,10 @@ from sqlalchemy import CursorResult, delete, select
 from werkzeug.utils import secure_filename
 
 from ..extensions import db
-from ..models import Message, MessageStatus, Report, Room, utcnow
+from ..models import Message, MessageStatus, Note, Report, Room, utcnow
 from ..text import length, truncate
 from ._core import audit
+from .notes import all_notes
 
 # Whole Content-Type values: give them as ``content_type`` (werkzeug appends a second charset to a
 # ``mimetype`` that already has one).
@@ -51,24 +52,56 @@ def _record(room: Room, m: Message) -> dict[str, object]:
         "edited": m.edited_at is not None,
         "removed": m.removed,
         "removed_by": m.removed_by,
+        "reactions": {kind.value: len(by) for kind, by in m.reaction_counts()},
+        "question": m.question,
+        "votes": len(m.votes),
+        "answered": m.answered_at is not None,
     }
 
 
-def _csv(room: Room) -> Iterator[str]:
+def _note(room: Room, note: Note) -> dict[str, object]:
+    return {
+        "participant": note.participant.alias,
+        "from_host": note.from_host,
+        "time": room.local(note.created_at).isoformat(timespec="seconds"),
+        "text": note.body,
+    }
+
+
+def _extras(m: Message) -> str:
+    """Reactions and question state in words, for the Markdown transcript: " (question, 2 votes; 👍 3)"."""
+    parts = []
+    if m.question:
+        votes = len(m.votes)
+        parts.append(f"question, {votes} vote{'' if votes == 1 else 's'}" + (", answered" if m.answered_at else ""))
+    reactions = " ".join(f"{kind.emoji} {len(by)}" for kind, by in m.reaction_counts())
+    if reactions:
+        parts.append(reactions)
+    return f" ({'; '.join(parts)})" if parts and not m.removed else ""
+
+
+def _csv(room: Room, private: bool) -> Iterator[str]:
     """The transcript as CSV, starting with the UTF-8 byte-order mark: without it, spreadsheet programs
     read the file as Windows-1252 and turn "Café" into "CafÃ©"."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
     fields = ["seq", "time", "alias", "host", "text", "edited", "removed", "removed_by"]
+    fields += ["reactions", "question", "votes", "answered"]
     writer.writerow(fields)
     for m in _rows(room):
         record = _record(room, m)
+        reactions = cast(dict[str, int], record["reactions"])
+        record["reactions"] = " ".join(f"{name}:{count}" for name, count in reactions.items())
         writer.writerow([_cell(record[f]) for f in fields])
         if buffer.tell() > 32_768:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+    if private:  # rows of their own: "private" in place of a seq, the participant's alias, who wrote it
+        for note in all_notes(room):
+            who = f"{note.participant.alias} (from the host)" if note.from_host else note.participant.alias
+            writer.writerow(["private", _note(room, note)["time"], _cell(who), note.from_host, _cell(note.body)])
     yield buffer.getvalue()
 
 
@@ -81,17 +114,21 @@ def _cell(value: object) -> object:
     return value
 
 
-def _json(room: Room) -> Iterator[str]:
+def _json(room: Room, private: bool) -> Iterator[str]:
     head = {"room": room.title, "timezone": room.timezone, "starts_at": room.local(room.starts_at).isoformat()}
     yield json.dumps(head)[:-1] + ', "messages": [\n'
     first = True
     for m in _rows(room):
         yield ("" if first else ",\n") + json.dumps(_record(room, m), ensure_ascii=False)
         first = False
-    yield "\n]}\n"
+    if private:
+        notes = [_note(room, note) for note in all_notes(room)]
+        yield '\n], "private": ' + json.dumps(notes, ensure_ascii=False) + "}\n"
+    else:
+        yield "\n]}\n"
 
 
-def _markdown(room: Room) -> Iterator[str]:
+def _markdown(room: Room, private: bool) -> Iterator[str]:
     yield f"# {markdown_text(room.title)}\n\n"
     yield f"{room.local(room.starts_at):%A %d %B %Y, %H:%M} to {room.local(room.ends_at):%H:%M} ({room.timezone})\n\n"
     for m in _rows(room):
@@ -101,11 +138,19 @@ def _markdown(room: Room) -> Iterator[str]:
             host=m.author.is_host,
             body=None if m.removed else m.body,
             edited=m.edited_at is not None,
+            extras=_extras(m),
         )
+    if private:
+        yield "\n## Private messages with the host\n\n"
+        for note in all_notes(room):
+            who = f"host to {note.participant.alias}" if note.from_host else note.participant.alias
+            yield markdown_item(f"{room.local(note.created_at):%H:%M}", who, host=False, body=note.body, edited=False)
 
 
-def markdown_item(time: str, alias: str, *, host: bool, body: str | None, edited: bool) -> str:
+def markdown_item(time: str, alias: str, *, host: bool, body: str | None, edited: bool, extras: str = "") -> str:
     """One message as a Markdown list item: ``- **14:03** Pat: text``; ``body`` None for a removed one.
+
+    ``extras`` (reactions, question state: " (question, 2 votes)") follows the text, escaped like it.
 
     The lines of a message end in a backslash (CommonMark's hard line break) and continue indented under
     the item, so the rendered item reads exactly "14:03 Pat: text" with the message's own line breaks.
@@ -115,7 +160,7 @@ def markdown_item(time: str, alias: str, *, host: bool, body: str | None, edited
         text = "*message removed*"
     else:
         text = "\\\n  ".join(markdown_text(line) for line in body.split("\n")) + (" *(edited)*" if edited else "")
-    return f"- **{time}** {who}: {text}\n"
+    return f"- **{time}** {who}: {text}{markdown_text(extras)}\n"
 
 
 # Punctuation that means something anywhere in a line (CommonMark lets a backslash escape any of it):
@@ -159,18 +204,20 @@ def content_disposition(filename: str, fallback: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def transcript(room: Room, fmt: str) -> Iterator[str]:
+def transcript(room: Room, fmt: str, private: bool = False) -> Iterator[str]:
     """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent.
 
     Every format carries each message's text exactly (CSV: formulas neutralised with a leading quote).
+    ``private``: with the private notes between participants and the host (only when the host asks).
     """
     if fmt == "csv":
-        return _csv(room)
+        return _csv(room, private)
     if fmt == "json":
-        return _json(room)
+        return _json(room, private)
     if fmt == "md":
-        return _markdown(room)
-    return stream_template("rooms/transcript.html", room=room, messages=_rows(room))
+        return _markdown(room, private)
+    notes = all_notes(room) if private else []
+    return stream_template("rooms/transcript.html", room=room, messages=_rows(room), notes=notes)
 
 
 def apply_retention(now: datetime | None = None) -> dict[str, int]:

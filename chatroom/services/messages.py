@@ -14,11 +14,11 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events, metrics
+from .. import events, mentions, metrics
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import Limit, clean_body, problem
-from . import Invalid
+from . import Invalid, participation
 from ._core import next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly
 
 BODY_MAX = 2000
@@ -65,10 +65,20 @@ def _check_can_post(membership: Membership, room: Room) -> None:
                 raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
 
 
+def mentions_in(room_id: int, text: str) -> str:
+    """The ``@alias`` mentions of the room's active seats in ``text``, as ``Message.mentions`` keeps them."""
+    if "@" not in text:
+        return ""
+    seats = db.session.execute(
+        select(Membership.alias_key, Membership.id).where(Membership.room_id == room_id, Membership.left_at.is_(None))
+    )
+    return mentions.encode(mentions.find(text, {key: member for key, member in seats}))
+
+
 @metrics.timed_post
 @refuses_cleanly
-def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
-    """Store a message and publish it; returns (message, created).
+def post(membership: Membership, body: str, token: str, question: bool = False) -> tuple[Message, bool]:
+    """Store a message and publish it; returns (message, created). ``question``: asked as a question (votes).
 
     The room row is locked while the next ``seq`` is taken, so commit order is
     ``seq`` order. A resubmitted form (same ``token``) returns the stored
@@ -88,8 +98,9 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
         return existing, False
     _check_can_post(membership, room)
 
+    marks = {"question": question, "mentions": mentions_in(room.id, text), "search_config": room.search_language}
     if room.premoderation and not membership.is_host:
-        return _hold(membership, room, text, token)
+        return _hold(membership, room, text, token, marks)
 
     seq, rev = next_seq(room.id)
     # Now that we hold the room's row lock, a twin submission has either committed or waits for us.
@@ -102,10 +113,12 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
         room_id=room.id,
         seq=seq,
         author=membership,
+        membership_id=membership.id,  # rendered before the flush (data-author): the relationship alone sets it then
         body=text,
         client_token=token,
         created_at=now,
         published_at=now,
+        **marks,
     )
     db.session.add(message)
     # Rendered while we hold the lock, so the publish follows the commit at once: the
@@ -113,10 +126,17 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
+    if question:
+        _publish_questions(room)
     return message, True
 
 
-def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Message, bool]:
+def _publish_questions(room: Room) -> None:
+    """The host's questions panel, again (a question appeared or went)."""
+    publish(room, events.host_questions_changed(room, participation.top_questions(room)))
+
+
+def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict[str, object]) -> tuple[Message, bool]:
     """Keep a participant's message in the host's queue (pre-moderation); it has no ``seq`` until approved.
 
     :raise Invalid 429: the participant has ``PENDING_PER_PARTICIPANT`` messages waiting already.
@@ -128,11 +148,11 @@ def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Me
         .where(Message.membership_id == membership.id, Message.status == MessageStatus.PENDING.value)
     )
     if (waiting or 0) >= cap:
-        problem = (
+        reason = (
             f"You have {cap} messages waiting for the host's approval. "
             "Wait until the host has approved or rejected some of them, then send again"
         )
-        raise Invalid({"body": problem}, 429)
+        raise Invalid({"body": reason}, 429)
     before = panel_view(room, "queue")
     message = Message(
         room_id=room.id,
@@ -141,6 +161,7 @@ def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Me
         body=text,
         client_token=token,
         status=MessageStatus.PENDING.value,
+        **marks,
     )
     db.session.add(message)
     try:
@@ -190,6 +211,7 @@ def edit(membership: Membership, message: Message, body: str) -> Message:
         return message
     rev, seq = next_rev(message.room_id)
     message.body, message.edited_at, message.rev = text, utcnow(), rev
+    message.mentions = mentions_in(message.room_id, text)
     event = events.message_changed(membership.room, message, seq, rev)
     db.session.commit()
     publish(membership.room, event)
@@ -210,9 +232,12 @@ def mark_removed(room: Room, message: Message, by: str) -> Message:
     """Blank a message's text, commit and publish the change (the text is not kept); ``by`` is author or host."""
     rev, seq = next_rev(room.id)
     message.body, message.removed_at, message.removed_by, message.rev = "", utcnow(), by, rev
+    message.mentions = ""
     event = events.message_changed(room, message, seq, rev)
     db.session.commit()
     publish(room, event)
+    if message.question:
+        _publish_questions(room)
     return message
 
 

@@ -18,6 +18,9 @@ from config import TestConfig
 TABLES = [
     "audit_events",
     "reports",
+    "reactions",
+    "votes",
+    "notes",
     "messages",
     "memberships",
     "rooms",

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from chatroom.extensions import db
-from chatroom.models import AuditEvent, Facilitator, Membership, Message, Report, Room
+from chatroom.models import AuditEvent, Facilitator, Membership, Message, Note, Reaction, Report, Room, Vote
 
 ROLES = ("anonymous", "outsider", "participant", "removed", "banned", "other_facilitator", "owner")
 FACILITATORS = ("other_facilitator", "owner")
@@ -117,6 +117,17 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "chat.dismiss_report":     {"POST": _owner_only(303)},
 
     "stream.events":           {"GET": _members(200)},
+
+    "participation.react":          {"POST": _members(303)},
+    "participation.vote":           {"POST": _members(303, host=403)},  # others' questions; the host answers
+    "participation.mark_question":  {"POST": _owner_only(303)},
+    "participation.mark_answered":  {"POST": _owner_only(303)},
+    "participation.questions":      {"GET": _members(200)},
+    "participation.search_room":    {"GET": _members(200)},
+    "participation.seen":           {"POST": _members(204)},
+    "participation.send_note":      {"POST": _members(303, host=403)},  # the host answers in a thread
+    "participation.private_thread": {"GET": _owner_only(200)},
+    "participation.reply_note":     {"POST": _owner_only(303)},
 }
 # fmt: on
 
@@ -180,6 +191,7 @@ CANARIES = {
     "canary-a-reason-c4a0": {"owner"},  # the reason of a report in room A
     "canary-b-message-5d21": {"outsider", "other_facilitator"},  # a message of room B
     "canary-b-held-e8f6": {"other_facilitator"},  # room B's queue
+    "canary-a-note-3b7a": {"owner"},  # Kim's private word with room A's host
 }
 
 # A refused call must leave the database as it was (db_state).
@@ -196,6 +208,10 @@ def db_state(app: Flask) -> tuple[Any, ...]:
                 (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash),
                 (Membership.id, Membership.left_at, Membership.banned, Membership.alias),
                 (Message.id, Message.seq, Message.status, Message.body, Message.rev, Message.removed_at),
+                (Message.id, Message.question, Message.answered_at, Message.mentions),
+                (Reaction.id, Reaction.message_id, Reaction.membership_id, Reaction.emoji),
+                (Vote.id, Vote.message_id, Vote.membership_id),
+                (Note.id, Note.membership_id, Note.body),
                 (Report.id, Report.resolved_at),
                 (Facilitator.id, Facilitator.password_hash, Facilitator.session_token, Facilitator.totp_secret),
                 (AuditEvent.id,),

@@ -15,7 +15,7 @@ from flask import Flask, url_for
 from chatroom.access import SEATS
 from chatroom.extensions import db
 from chatroom.models import utcnow
-from chatroom.services import accounts, members, messages, moderation, rooms, tokens
+from chatroom.services import accounts, members, messages, moderation, notes, rooms, tokens
 
 from .app import empty_database
 from .clients import Client
@@ -36,7 +36,7 @@ class World:
     room_a_title: str
     seats: dict[str, tuple[int, int]]  # role -> (room id, membership id) its cookie holds
     pat_seq: int  # message 1 of room A, by the participant
-    kim_seq: int  # message 2 of room A, by another participant
+    kim_seq: int  # message 2 of room A, by another participant: a question
     kim_id: int
     held_id: int  # a message held for approval in room A
     report_id: int  # Kim's report of message 1
@@ -70,7 +70,8 @@ def build_world(app: Flask) -> World:
         pat, kim, rem, ban = (members.join(room_a, alias, ROOM_PASSWORD) for alias in ("Pat", "Kim", "Rem", "Ban"))
         out, lee = (members.join(room_b, alias, ROOM_PASSWORD) for alias in ("Out", "Lee"))
         first, _ = messages.post(pat, "canary-a-message-7f3e", post_token())
-        second, _ = messages.post(kim, "Kim's message", post_token())
+        second, _ = messages.post(kim, "Kim's message", post_token(), question=True)
+        notes.send(kim, "canary-a-note-3b7a")
         rooms.set_premoderation(room_a, True)
         held, _ = messages.post(kim, "canary-a-held-91bd", post_token())
         rooms.set_premoderation(room_a, False)
@@ -154,9 +155,11 @@ ARGUMENTS: dict[str, Callable[[World], Any]] = {
 }
 ARGUMENTS_BY_ENDPOINT: dict[str, dict[str, Callable[[World], Any]]] = {
     "chat.report_message": {"seq": lambda w: w.kim_seq},  # someone else's message
+    "participation.vote": {"seq": lambda w: w.kim_seq},  # someone else's question
+    "participation.mark_answered": {"seq": lambda w: w.kim_seq},  # a question
     "views.asset": {"name": lambda w: "room.js"},
 }
-QUERY: dict[str, dict[str, str]] = {"chat.newer": {"after": "0"}}
+QUERY: dict[str, dict[str, str]] = {"chat.newer": {"after": "0"}, "participation.search_room": {"q": "message"}}
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -194,6 +197,12 @@ BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
     ("api.slow_mode", "POST"): lambda w, r: {"seconds": 5},
     ("api.extend", "POST"): lambda w, r: {"minutes": 15},
     ("api.premoderation", "POST"): lambda w, r: {"enabled": True},
+    ("participation.react", "POST"): lambda w, r: {"emoji": "heart"},
+    ("participation.mark_question", "POST"): lambda w, r: {"question": "1"},
+    ("participation.mark_answered", "POST"): lambda w, r: {"answered": "1"},
+    ("participation.seen", "POST"): lambda w, r: {"seq": "1"},
+    ("participation.send_note", "POST"): lambda w, r: {"note": "a word"},
+    ("participation.reply_note", "POST"): lambda w, r: {"note": "an answer"},
 }
 
 

@@ -34,9 +34,13 @@ BUNDLES: dict[str, tuple[str, ...]] = {
         "js/composer.js",
         "js/typing.js",
         "js/live.js",
+        "js/presence.js",
         "vendor/htmx.min.js",
         "vendor/hx-sse.min.js",
     ),
+    # The room form: the browser's time zone (zone.js). The owner page: copying the share link (share.js).
+    "form.js": ("js/core.js", "js/theme.js", "js/zone.js"),
+    "share.js": ("js/core.js", "js/theme.js", "js/share.js"),
 }
 
 

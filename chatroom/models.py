@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     select,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -96,6 +97,17 @@ class Facilitator(UserMixin, Model):
     @property
     def two_factor(self) -> bool:
         return self.totp_secret is not None
+
+
+class LoginSession(Model):
+    """One browser's sign-in: signing out there deletes it; signing out everywhere deletes them all."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # kept in that browser's signed session
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RecoveryCode(Model):
@@ -186,7 +198,18 @@ class Membership(Model):
     """A seat in a room: a participant's alias, or the facilitator's own host seat."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("room_id", "alias_key", name="uq_memberships_room_alias"),)
+    # An alias is held by an active seat only: leaving or removal frees it (a ban keeps the person out, not
+    # the name). A partial unique index, which PostgreSQL and SQLite both have.
+    __table_args__ = (
+        Index(
+            "uq_memberships_room_alias_active",
+            "room_id",
+            "alias_key",
+            unique=True,
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
@@ -197,6 +220,7 @@ class Membership(Model):
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     banned: Mapped[bool] = mapped_column(default=False, server_default=false())
+    removed: Mapped[bool] = mapped_column(default=False, server_default=false())  # closed by the host, not by leaving
 
     room: Mapped[Room] = relationship(back_populates="memberships")
 

@@ -26,6 +26,7 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Sign in to see your rooms."
 login_manager.login_message_category = "info"
 
+LOGIN = "login"  # session: this browser's sign-in token (a LoginSession row; sign-out deletes it)
 PENDING = "two_factor_pending"  # session: {"id", "at", "fp", "next"} between the password and the code
 TOTP_SETUP = "totp_setup"  # session: the secret being set up, until a code confirms it
 SHOW_CODES = "recovery_codes_once"  # session: new recovery codes, until the page that shows them once
@@ -35,16 +36,20 @@ SHOW_CODES = "recovery_codes_once"  # session: new recovery codes, until the pag
 def load_user(user_id: str) -> Facilitator | None:
     """The signed-in facilitator, if the cookie's session token is current and the session has not expired.
 
-    The cookie carries ``id:token``; signing out (or changing the password)
-    gives the account a new token, so a copied cookie stops working. Sessions
-    also end after ``SESSION_IDLE_MINUTES`` without a request and
-    ``SESSION_MAX_HOURS`` after sign-in, whatever happens.
+    The cookie carries ``id:token`` and this browser's sign-in (``LOGIN``): signing out here
+    deletes that sign-in, so this cookie (and any copy of it) stops working while the
+    account's other browsers stay signed in; signing out everywhere (or changing the
+    password) gives the account a new token and deletes every sign-in. Sessions also end
+    after ``SESSION_IDLE_MINUTES`` without a request and ``SESSION_MAX_HOURS`` after
+    sign-in, whatever happens.
     """
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit() or not token:
         return None
     facilitator = db.session.get(Facilitator, int(raw_id))
     if facilitator is None or not hmac.compare_digest(facilitator.session_token, token):
+        return None
+    if not accounts.session_is_current(facilitator, str(session.get(LOGIN, ""))):
         return None
     now = int(time.time())
     config = current_app.config
@@ -66,6 +71,7 @@ def sign_in(facilitator: Facilitator) -> None:
     if not facilitator.session_token:
         accounts.end_sessions(facilitator)
     session["login_at"] = session["seen_at"] = int(time.time())
+    session[LOGIN] = accounts.start_session(facilitator)
     login_user(facilitator)
 
 

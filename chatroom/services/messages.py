@@ -9,6 +9,7 @@ can replay them in order after a reconnect (see ``chatroom/stream.py``).
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +53,8 @@ def _check_can_post(membership: Membership, room: Room) -> None:
         if last is not None:
             wait = room.slow_mode_seconds - (utcnow() - last).total_seconds()
             if wait > 0:
-                raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
+                seconds = math.ceil(wait)
+                raise Invalid({"body": f"Slow mode is on: you can post again in {seconds} s"}, 429, seconds)
 
 
 @refuses_cleanly
@@ -124,6 +126,26 @@ def _hold(membership: Membership, room: Room, text: str, token: str) -> tuple[Me
         return existing, False
     publish_host_panels(room)
     return message, True
+
+
+HELD_NOTE = timedelta(hours=1)  # how long the author's page still says a held message was declined
+
+
+def held_for(membership: Membership) -> list[Message]:
+    """The author's own messages held for the host (pre-moderation), and those declined in the last hour,
+    oldest first: shown to the author alone, beside their composer."""
+    since = utcnow() - HELD_NOTE
+    return list(
+        db.session.scalars(
+            select(Message)
+            .where(
+                Message.membership_id == membership.id,
+                (Message.status == MessageStatus.PENDING.value)
+                | ((Message.status == MessageStatus.REJECTED.value) & (Message.created_at >= since)),
+            )
+            .order_by(Message.created_at, Message.id)
+        )
+    )
 
 
 def _message_by_token(room_id: int, token: str) -> Message | None:

@@ -65,6 +65,7 @@ def approve(room: Room, message_id: int) -> Message:
     event = events.message_posted(room, message, rev)
     db.session.commit()
     publish(room, event)
+    publish(room, events.held_decided(message, approved=True))
     publish_host_panels(room)
     return message
 
@@ -79,6 +80,7 @@ def reject(room: Room, message_id: int) -> Message:
     message.status, message.body = MessageStatus.REJECTED.value, ""
     audit(room, host_name(room), "message rejected", f"by {message.author.alias}")
     db.session.commit()
+    publish(room, events.held_decided(message, approved=False))
     publish_host_panels(room)
     return message
 

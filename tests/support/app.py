@@ -15,7 +15,16 @@ from chatroom.extensions import db
 from config import TestConfig
 
 # Every table, children first (SQLite deletes in this order; PostgreSQL truncates them together).
-TABLES = ["audit_events", "reports", "messages", "memberships", "rooms", "recovery_codes", "facilitators"]
+TABLES = [
+    "audit_events",
+    "reports",
+    "messages",
+    "memberships",
+    "rooms",
+    "recovery_codes",
+    "login_sessions",
+    "facilitators",
+]
 
 
 def make_config(database_url: str, redis_url: str | None, **overrides: Any) -> type[TestConfig]:

@@ -316,10 +316,11 @@ def message_seqs(events: list[SseEvent]) -> list[int]:
 
 
 def presence_aliases(events: list[SseEvent]) -> list[str] | None:
-    """Aliases in the newest presence list among ``events`` (None if there was none)."""
+    """Aliases here now (online or away) in the newest presence list among ``events`` (None if there was none)."""
     for event in reversed(events):
         if 'id="presence"' in event.data:
-            return re.findall(r"<li>([^<]+?)(?: <span|</li>)", event.data)
+            here = r'<li data-member="\d+" data-state="(?:online|away)">([^<]+?)(?: <span|</li>)'
+            return re.findall(here, event.data)
     return None
 
 

@@ -164,6 +164,7 @@ BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
     ("chat.post", "POST"): lambda w, r: {"body": "hello", "token": post_token()},
     ("chat.edit_message", "POST"): lambda w, r: {"body": "corrected"},
     ("chat.report_message", "POST"): lambda w, r: {"reason": "rude"},
+    ("chat.here", "POST"): lambda w, r: {"tab": "tab0123456789", "state": "away"},
 }
 
 

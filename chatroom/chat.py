@@ -187,6 +187,7 @@ def post(code: str) -> Response | tuple[str, int]:
         response = page_or_fragment("chat/room.html", "chat/_composer.html", invalid.status, **context)
         if invalid.retry_after:
             response.headers["Retry-After"] = str(invalid.retry_after)
+            limits.wait_at_least(invalid.retry_after)
         return response
     if is_htmx():
         held = messages.held_for(seat) if message.seq is None else None

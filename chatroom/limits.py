@@ -135,6 +135,14 @@ LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
 }
 
 
+def wait_at_least(seconds: int) -> None:
+    """The view's own 429 (a room's slow mode) says when: ``Retry-After`` is at least ``seconds``.
+
+    Flask-Limiter rewrites the header on the way out (rounding down), so the view says it here.
+    """
+    g.retry_after = seconds
+
+
 def count_failure() -> None:
     """Mark this request as a failed attempt: the endpoint's ``failures_only`` limits count it."""
     g.limit_failure = True
@@ -155,6 +163,11 @@ def retry_after() -> int:
     refused it: waiting for the shortest window while a longer one is full would only
     earn another refusal.
     """
+    return max(1, _limits_wait())
+
+
+def _limits_wait() -> int:
+    """Whole seconds until every exhausted limit of this request has room (0: none is exhausted)."""
     limiter = limiter_of(current_app)
     now = time.time()
     wait = 0.0
@@ -164,16 +177,20 @@ def retry_after() -> int:
         except Exception:  # storage away: the fallback's next window is as good a guess as any
             reset, remaining = now + current.limit.get_expiry(), 0
         if remaining <= 0 or current.breached:
-            wait = max(wait, reset - now)
-    return max(1, math.ceil(wait))
+            wait = max(wait, reset - now, 1)
+    return math.ceil(wait)
 
 
 def _truthful_headers(response: Response) -> Response:
-    """Replace Flask-Limiter's rounded-down ``Retry-After`` (0 in a window's last second) with ``retry_after``."""
-    if response.status_code == 429 and request.endpoint in LIMITS and limiter_of(current_app).current_limits:
-        seconds = retry_after()
-        response.headers["Retry-After"] = str(seconds)
-        response.headers["X-RateLimit-Reset"] = str(math.ceil(time.time()) + seconds)
+    """Replace Flask-Limiter's rounded-down ``Retry-After`` (0 in a window's last second) with ``retry_after``.
+
+    A 429 of the view's own (a room's slow mode) keeps its ``Retry-After`` unless a limit asks for longer.
+    """
+    if response.status_code != 429 or request.endpoint not in LIMITS or not limiter_of(current_app).current_limits:
+        return response
+    seconds = max(_limits_wait(), int(g.get("retry_after", 0)), 1)
+    response.headers["Retry-After"] = str(seconds)
+    response.headers["X-RateLimit-Reset"] = str(math.ceil(time.time()) + seconds)
     return response
 
 

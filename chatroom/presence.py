@@ -89,6 +89,7 @@ class Presence:
             self._dirty.add(room_id)
         self._ensure_refresher()
         self._add(room_id, [(membership_id, conn_id)])
+        self._remove(room_id, membership_id, PAGE)  # the page that opened this stream is counted by it now
         return conn_id
 
     def leave(self, room_id: int, membership_id: int, conn_id: str) -> None:

@@ -91,6 +91,7 @@ def post(membership: Membership, body: str, token: str) -> tuple[Message, bool]:
     message = Message(
         room_id=room.id,
         seq=seq,
+        membership_id=membership.id,  # set now: the partial is rendered before the flush (data-author)
         author=membership,
         body=text,
         client_token=token,

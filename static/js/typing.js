@@ -4,7 +4,7 @@
 // reader was removed) nobody is shown typing any more.
 (() => {
   "use strict";
-  const d = document, box = d.getElementById("typing"), me = d.body.dataset.member, typists = {};
+  const d = document, box = d.getElementById("typing"), me = d.body.dataset.member, typists = {}, posted = {};
   if (!box) return;
   function render() {
     const names = Object.keys(typists).map((k) => typists[k].alias);
@@ -21,6 +21,7 @@
     let data;
     try { data = JSON.parse(evt.detail.data); } catch (e) { return; }
     if (String(data.member) === me) return;
+    if (Date.now() - (posted[data.member] || 0) < 2000) return; // a signal sent with the message it typed
     if (typists[data.member]) clearTimeout(typists[data.member].timer);
     typists[data.member] = { alias: data.alias, timer: setTimeout(() => done(data.member), (data.ttl || 5) * 1000) };
     render();
@@ -28,7 +29,9 @@
   // Their message arrived: they are not typing it any more.
   const log = d.getElementById("log");
   if (log) new MutationObserver((records) => records.forEach((record) => record.addedNodes.forEach((node) => {
-    if (node.nodeType === 1 && node.classList.contains("message") && !node.hasAttribute("hx-swap-oob")) done(node.dataset.author);
+    if (node.nodeType !== 1 || !node.classList.contains("message") || node.hasAttribute("hx-swap-oob")) return;
+    posted[node.dataset.author] = Date.now();
+    done(node.dataset.author);
   }))).observe(log, { childList: true });
   d.addEventListener("chatroom:closed", () => Object.keys(typists).forEach(done));
 })();

@@ -65,6 +65,7 @@ class Server:
             "WEB_CONCURRENCY": str(workers),
             "STREAM_HEARTBEAT_SECONDS": "1",
             "PRESENCE_TTL_SECONDS": "3",
+            "PRESENCE_PAGE_SECONDS": "3",  # a page load's presence, gone before the next test reuses its ids
             "GUNICORN_TIMEOUT": "30",
             **env,
         }

@@ -60,7 +60,7 @@ def downgrade():
 
     # Going back to one alias per room for good: rename the inactive duplicates out of the way first.
     op.execute(
-        "UPDATE memberships SET alias_key = alias_key || '#' || id WHERE left_at IS NOT NULL AND EXISTS ("
+        "UPDATE memberships SET alias_key = substr(alias_key, 1, 50) || '#' || id WHERE left_at IS NOT NULL AND EXISTS ("
         "SELECT 1 FROM memberships AS other WHERE other.room_id = memberships.room_id"
         " AND other.alias_key = memberships.alias_key AND other.id <> memberships.id)"
     )

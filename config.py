@@ -106,7 +106,11 @@ class Config:
     STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "15"))
     STREAM_RETRY_MS = _int("STREAM_RETRY_MS", 2000)
     PRESENCE_TTL_SECONDS = float(os.environ.get("PRESENCE_TTL_SECONDS", "40"))
-    TYPING_TTL_SECONDS = 6
+    # A room page load counts its reader as here this long (a reader without JavaScript has no stream):
+    # longer than the page's auto-refresh (30 s), so a reader who keeps it on stays in "Here now".
+    PRESENCE_PAGE_SECONDS = float(os.environ.get("PRESENCE_PAGE_SECONDS", "75"))
+    # "... is typing" lasts this long after the typist's last signal (sent at most every 3 s while typing).
+    TYPING_TTL_SECONDS = 5
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50

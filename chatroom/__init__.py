@@ -60,6 +60,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         host,  # noqa: F401 - its routes attach to the chat and rooms blueprints
         htmx,
         limits,
+        links,
         metrics,
         pages,
         participation,
@@ -73,6 +74,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     metrics.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    links.init_app(app)
     # host.py and assets.py attach their routes to the chat, rooms and views blueprints: imported above.
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)

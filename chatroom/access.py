@@ -24,6 +24,8 @@ from .extensions import db
 from .models import Facilitator, Membership, Room
 
 SEATS = "seats"  # session key: {room id: membership id}
+# Session key: the facilitator whose password was right, waiting for the second factor (auth/sessions.py).
+PENDING_SIGN_IN = "two_factor_pending"
 _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
 
 

@@ -2,7 +2,8 @@
 
 One response instead of ten (each carries some 850 bytes of headers), brotli across all the
 files, and no revalidation on later visits: the URL names the content's hash, so the file can
-be cached for a year. The sources stay as they are in ``static/`` (``vendor/`` unmodified):
+be cached for a year. The sources stay as they are in ``static/`` (``vendor/`` unmodified; ours lose
+their comments and indentation on the way, ``_without_comments``):
 one small file per behaviour in ``static/js/`` (``core.js`` says how they talk), then htmx, then
 its SSE extension. Ours come first so that their listeners are in place before htmx starts (it
 opens the stream as soon as it runs); among them ``copy.js`` precedes ``log.js`` so a new
@@ -14,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -35,11 +37,15 @@ BUNDLES: dict[str, tuple[str, ...]] = {
         "js/typing.js",
         "js/live.js",
         "js/seen.js",
+        "js/presence.js",
         "vendor/htmx.min.js",
         "vendor/hx-sse.min.js",
     ),
     # Loaded by seen.js only when a room page needs it (a live reaction or mention, "new since you left", an "@").
     "participation.js": ("js/participation.js", "js/mentions.js"),
+    # The room form: the browser's time zone (zone.js). The owner page: copying the share link (share.js).
+    "form.js": ("js/core.js", "js/theme.js", "js/zone.js"),
+    "share.js": ("js/core.js", "js/theme.js", "js/share.js"),
 }
 
 
@@ -59,12 +65,28 @@ def bundle(name: str) -> Bundle:
     return _build(tuple((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in paths))
 
 
+_TRAILING_COMMENT = re.compile(rb"\s+// .*$")
+
+
+def _without_comments(source: bytes) -> bytes:
+    """Our own scripts without their comments and indentation (the documentation stays in ``static/``).
+
+    Whole-line ``//`` comments go, and a trailing `` // comment`` after code: our scripts never put
+    `` // `` inside a string, and use no template literals, so no line is cut where it matters.
+    """
+    lines = (line.strip() for line in source.split(b"\n"))
+    return b"\n".join(_TRAILING_COMMENT.sub(b"", line) for line in lines if line and not line.startswith(b"//"))
+
+
 @lru_cache(maxsize=8)
 def _build(sources: tuple[tuple[str, int, int], ...]) -> Bundle:
     parts = []
     for path, _mtime, _size in sources:
         with open(path, "rb") as file:
-            parts.append(file.read().rstrip() + b"\n;\n")  # each file ends its own statements
+            source = file.read()
+        if f"{os.sep}vendor{os.sep}" not in path:
+            source = _without_comments(source)
+        parts.append(source.rstrip() + b"\n;\n")  # each file ends its own statements
     plain = b"".join(parts)
     encoded = {"br": brotli.compress(plain, quality=11), "gzip": gzip.compress(plain, 9, mtime=0)}
     return Bundle(plain, encoded, hashlib.sha256(plain).hexdigest()[:16])

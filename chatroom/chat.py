@@ -7,15 +7,15 @@ through the caller's own seat in it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import presence
+from . import limits, presence
 from .access import (
-    forget_seat,
     is_owner,
     member_room_or_403,
     previous_seat,
@@ -23,9 +23,11 @@ from .access import (
     room_or_404,
     seat_for,
 )
+from .errors import render_error
 from .events import cursor_id
+from .extensions import db
 from .htmx import is_htmx, page_or_fragment, see_other
-from .models import Membership, Message, Room
+from .models import Membership, Message, Room, RoomStatus
 from .passwords import form_token
 from .services import Invalid, members, messages, moderation, participation
 from .text import is_number
@@ -62,10 +64,11 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "before": before,
         "last_seq": shown[-1].seq if shown and before is None else room.last_seq,
         "last_rev": rev,
-        "present": presence.present_members(room),
+        "present": presence.roster(room),
         "is_owner": is_owner(room),
         "host_panels": moderation.panels(room) if seat.is_host else {},
         **participation.aside(room, seat),
+        "held": None if seat.is_host else messages.held_for(seat),
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -73,17 +76,37 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
     }
 
 
+def _previous(room: Room) -> Membership | None:
+    """The closed seat this browser held in ``room`` (it left, or the host removed it), if any."""
+    seat_id = previous_seat(room)
+    seat = db.session.get(Membership, seat_id) if seat_id is not None else None
+    return seat if seat is not None and seat.room_id == room.id and not seat.active else None
+
+
+def _join_page(room: Room, form: dict[str, str], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    """The join form; a browser that held a seat here is welcomed back under its alias (or told it is banned)."""
+    before = _previous(room)
+    if before is not None and "alias" not in form:
+        form = {**form, "alias": before.alias}
+    page = render_template("chat/join.html", room=room, status=room.status(), form=form, errors=errors, before=before)
+    return page, status
+
+
 @bp.get("/<code>")
 def room(code: str) -> str | tuple[str, int]:
     """The room for members; for everyone else the join form, or when it opens or that it ended.
+
+    A member's page load counts them as here for a while (``presence.page_seen``), so a reader
+    without JavaScript, who has no live stream, is in "Here now" too.
 
     :raise 404: no such room. :raise 400: a malformed ``before`` cursor.
     """
     room = room_or_404(code)
     seat = seat_for(room)
     if seat is None:
-        return render_template("chat/join.html", room=room, status=room.status(), form={}, errors={})
+        return _join_page(room, {}, {})
     before = query_cursor("before")
+    presence.page_seen(room, seat)
     context = _room_context(room, seat, before=before)
     if before is None:  # the latest messages: mark where the new ones begin, and remember they were seen
         context["since_seq"], context["since_count"] = participation.since_left(room, seat)
@@ -95,6 +118,7 @@ def room(code: str) -> str | tuple[str, int]:
 def join(code: str) -> Response | tuple[str, int]:
     """Join with an alias and the room password, then see the room (303).
 
+    A wrong password counts against the join limits (``limits.count_failure``); nothing else does.
     :raise 403/409/422: the join form again, with the reason beside the field.
     """
     room = room_or_404(code)
@@ -105,31 +129,96 @@ def join(code: str) -> Response | tuple[str, int]:
             room, request.form.get("alias", ""), request.form.get("password", ""), previous_seat(room)
         )
     except Invalid as invalid:
-        form = {"alias": request.form.get("alias", "")}
-        page = render_template("chat/join.html", room=room, status=room.status(), form=form, errors=invalid.errors)
-        return page, invalid.status
+        if "password" in invalid.errors:
+            limits.count_failure()
+        return _join_page(room, {"alias": request.form.get("alias", "")}, invalid.errors, invalid.status)
     remember_seat(room, membership)
     return see_other(url_for("chat.room", code=code))
+
+
+def _closed_reason(room: Room) -> str:
+    """Why this browser has no seat in ``room`` to post from, in words."""
+    if room.status() is RoomStatus.ENDED:
+        return "This room has ended, so your message was not sent"
+    before = _previous(room)
+    if before is not None and before.banned:
+        return "The host removed you from this room, so your message was not sent"
+    if before is not None and before.removed:
+        return "The host removed you from this room, so your message was not sent. You can join again"
+    if before is not None:
+        return "You left this room, so your message was not sent. Join again to post"
+    return "You are not in this room, so your message was not sent. Join it to post"
+
+
+def _unsent(room: Room, body: str, reason: str, status: int) -> Response:
+    """A post that cannot be sent from this seat: the text comes back with the reason, never lost.
+
+    htmx: the composer with the text kept, closed, and the reason beside it. Without JavaScript:
+    a page that shows the text to copy and says what to do.
+    """
+    errors = {"body": reason}
+    if is_htmx():
+        html = render_template(
+            "chat/_composer.html", room=room, token=form_token(), form={"body": body}, errors=errors, closed=True
+        )
+    else:
+        html = render_template("chat/unsent.html", room=room, body=body, errors=errors)
+    return make_response(html, status)
 
 
 @bp.post("/<code>/messages")
 def post(code: str) -> Response | tuple[str, int]:
     """Post a message. The stream, not this response, shows it, in the sender's tab too.
 
-    With htmx the answer is a fresh composer; without, a 303 back to the room.
-    :raise 403: not a member, or the room is not open; 422: empty or too long; 429: slow mode.
+    With htmx the answer is a fresh composer (and, under pre-moderation, the author's own list of
+    held messages, out of band); without, a 303 back to the room. A refused post always gives the
+    text back, beside the reason: the composer again (htmx), or the room page or ``chat/unsent.html``.
+
+    :raise 403: no seat here (removed, left, ended: the text comes back), the room is not open or locked;
+    :raise 422: empty or too long; 429: slow mode or the flood limit (with ``Retry-After``).
     """
-    room, seat = member_room_or_403(code)
+    room = room_or_404(code)
+    seat = seat_for(room)
     body = request.form.get("body", "")
+    if seat is None:
+        return _unsent(room, body, _closed_reason(room), 403)
     question = request.form.get("question") == "1"
     try:
-        messages.post(seat, body, request.form.get("token", ""), question=question)
+        message, _ = messages.post(seat, body, request.form.get("token", ""), question=question)
     except Invalid as invalid:
+        if room.status() is not RoomStatus.OPEN:
+            return _unsent(room, body, invalid.errors.get("body", invalid.message), invalid.status)
         context = _room_context(room, seat, form={"body": body, "question": question}, errors=invalid.errors)
-        return page_or_fragment("chat/room.html", "chat/_composer.html", invalid.status, **context)
+        response = page_or_fragment("chat/room.html", "chat/_composer.html", invalid.status, **context)
+        if invalid.retry_after:
+            response.headers["Retry-After"] = str(invalid.retry_after)
+            limits.wait_at_least(invalid.retry_after)
+        return response
     if is_htmx():
-        return make_response(render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}))
+        held = messages.held_for(seat) if message.seq is None else None
+        html = render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}, held=held)
+        return make_response(html)
     return see_other(url_for("chat.room", code=code, _anchor="composer"))
+
+
+@bp.errorhandler(429)
+def too_many(error: Exception) -> Response | tuple[str, int]:
+    """Over a rate limit (``chatroom/limits.py``): the form again with what was typed and when to try again.
+
+    The ``Retry-After`` header is set on the way out (``limits._truthful_headers``).
+    """
+    seconds = limits.retry_after()
+    code = str((request.view_args or {}).get("code", ""))
+    if request.endpoint == "chat.join":
+        room = room_or_404(code)
+        problem = f"Too many wrong passwords from this browser or network. Wait {seconds} s, then try again"
+        return _join_page(room, {"alias": request.form.get("alias", "")}, {"password": problem}, 429)
+    if request.endpoint == "chat.post":
+        room, seat = member_room_or_403(code)
+        problem = f"You are sending faster than the room allows. Wait {seconds} s, then send again"
+        context = _room_context(room, seat, form={"body": request.form.get("body", "")}, errors={"body": problem})
+        return page_or_fragment("chat/room.html", "chat/_composer.html", 429, **context)
+    return render_error(429, f"Too many attempts. Wait {seconds} s and try again.")
 
 
 @bp.get("/<code>/messages")
@@ -156,14 +245,38 @@ def typing(code: str) -> tuple[str, int]:
     return "", 204
 
 
+TAB = re.compile(r"[A-Za-z0-9]{8,32}")
+
+
+@bp.post("/<code>/presence")
+def here(code: str) -> tuple[str, int]:
+    """A tab's presence from its page (Page Visibility API, and a beacon on pagehide): 204 either way.
+
+    ``tab`` is the page's name for itself; ``state`` is ``away`` (hidden), ``online`` (shown again)
+    or ``gone`` (the page is going away: it leaves "Here now" at once).
+    :raise 403: not a member. :raise 400: no valid tab or state.
+    """
+    _, seat = member_room_or_403(code)
+    tab, state = request.form.get("tab", ""), request.form.get("state", "")
+    if not TAB.fullmatch(tab) or state not in ("away", "online", "gone"):
+        abort(400)
+    if state == "gone":
+        members.depart(seat, tab)
+    else:
+        members.set_away(seat, tab, state == "away")
+    return "", 204
+
+
 @bp.post("/<code>/leave")
 def leave(code: str) -> Response:
-    """Leave the room: the seat closes, its streams end and this browser forgets it (303 to the room's page)."""
+    """Leave the room: the seat closes and its streams end (303 to the room's page).
+
+    The browser keeps the closed seat in its session, so the join page welcomes it back under its alias.
+    """
     room = room_or_404(code)
     seat = seat_for(room)
     if seat is not None and not seat.is_host:
         members.leave(seat)
-        forget_seat(room)
         flash(f"You left “{room.title}”.", "success")
         return see_other(url_for("chat.room", code=code))
     return see_other(url_for("rooms.show", code=code) if is_owner(room) else url_for("chat.room", code=code))
@@ -261,6 +374,7 @@ def newer(code: str) -> str | Response:
     if not is_htmx():
         if after is None:
             return see_other(url_for("chat.room", code=code))
+        presence.page_seen(room, seat)
         return _newer_page(room, seat, after)
     if after is None:
         abort(400)
@@ -271,7 +385,7 @@ def newer(code: str) -> str | Response:
     if len(changes) >= 500:  # changes_after's page: claim only what we send
         claimed = changes[-1].rev
     html = render_template(
-        "chat/_newer.html", room=room, messages=fresh, changes=changes, present=presence.present_members(room)
+        "chat/_newer.html", room=room, messages=fresh, changes=changes, present=presence.roster(room)
     )
     response = make_response(html)
     response.headers["Chatroom-Cursor"] = cursor_id((fresh[-1].seq or after) if fresh else after, claimed)

@@ -50,6 +50,8 @@ class EventKind(enum.StrEnum):
     ROOM = "room"  # the room's settings or schedule changed
     HOST = "host"  # for the host's streams only (queue, reports, questions, private threads)
     PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
+    HELD = "held"  # the host decided on a held message: for its author's streams only (``target``)
+    DEPART = "depart"  # local only, never sent: the tab ``frame`` of seat ``target`` said goodbye (pagehide)
     RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
 
 
@@ -226,8 +228,8 @@ def private_changed(room: Room, participant: Membership, notes: Sequence[Note], 
     return Event(EventKind.PRIVATE, frame(html), target=participant.id)
 
 
-def presence_changed(room: Room, members: Sequence[Membership]) -> Event:
-    """The "here now" list, rendered once for everyone."""
+def presence_changed(room: Room, members: Sequence[object]) -> Event:
+    """The "here now" list, rendered once for everyone (``members``: ``presence.Here`` entries, or memberships)."""
     html = render_template("chat/_presence.html", room=room, members=members, oob=True)
     return Event(EventKind.PRESENCE, frame(html))
 
@@ -236,6 +238,21 @@ def typing(membership: Membership, ttl_seconds: float) -> Event:
     """``membership`` is typing; the page shows it for ``ttl_seconds`` unless told again."""
     data = json.dumps({"member": membership.id, "alias": membership.alias, "ttl": ttl_seconds})
     return Event(EventKind.TYPING, frame(data, event="typing"), target=membership.id)
+
+
+def held_decided(message: Message, approved: bool) -> Event:
+    """The host approved or declined a held message: a named ``held`` event for its author's streams only.
+
+    Approved, the message itself follows for everyone (``message_posted``); the author's page
+    drops it from their "waiting for the host" list. Declined, that list says so.
+    """
+    data = json.dumps({"id": message.id, "outcome": "approved" if approved else "declined"})
+    return Event(EventKind.HELD, frame(data, event="held"), target=message.membership_id)
+
+
+def tab_departed(membership_id: int, tab: str) -> Event:
+    """A tab of seat ``membership_id`` is closing (its page said so): that tab's stream ends at once."""
+    return Event(EventKind.DEPART, tab.encode(), target=membership_id)
 
 
 def closing(notice: str) -> bytes:

@@ -3,55 +3,114 @@
 Counters live in Redis when ``REDIS_URL`` is set, so every worker and instance
 shares them; on the embedded default they live in the process. If Redis goes
 away, each process falls back to counting in memory (``in_memory_fallback``)
-rather than letting everything through or refusing everything, and logs it; a Redis
-that hangs instead costs one ``REDIS_TIMEOUT_SECONDS`` wait, then the same fallback, and
-Flask-Limiter retries the storage after 1, 2, 4... seconds (its own circuit breaker).
+rather than letting everything through or refusing everything, and logs it.
 
-A request over a limit gets 429, a human sentence, and ``Retry-After``. Limits
-are checked before the view runs, so a flood of join attempts never reaches
-bcrypt.
+A request over a limit gets 429, a human sentence, and a ``Retry-After`` that
+tells the truth: the whole seconds (rounded up) until every limit this request
+is over has room again, so a client that waits that long is let through
+(``retry_after``). Limits are checked before the view runs, so a flood of
+join attempts never reaches bcrypt. Client addresses come from the socket
+unless ``TRUSTED_PROXY_HOPS`` says how many proxies in front of us append to
+``X-Forwarded-For`` (see ``chatroom/headers.py``); a forged header from a
+client changes nothing.
 
-Second factors and password re-checks are limited per *account* as well as per
-address (``_account_key``): an attacker who has the password can spread guesses at
+A shared address is normal for our users: a class behind one school NAT, a
+workshop on one conference Wi-Fi. So the password endpoints count *failures*
+only (a view calls ``count_failure`` when a password was wrong), per browser and
+per address, and a right password never spends anything. A browser is its
+session's CSRF secret (every form post carries one): a fresh browser costs an
+attacker one page load, which is why every per-browser limit has a per-address
+one behind it. Second factors and password re-checks are limited per *account* as
+well (``_signed_in_account``): someone who has the password can spread guesses at
 the 6-digit code over many addresses, but not over many accounts. Creating rooms is
-limited per account too (``ROOMS_PER_HOUR``). Client addresses come from the socket unless ``TRUSTED_PROXY_HOPS``
-says how many proxies in front of us append to ``X-Forwarded-For`` (see
-``chatroom/headers.py``); a forged header from a client changes nothing.
+limited per account (``ROOMS_PER_HOUR``). Posting, reacting, voting and a private
+word to the host share one counter per seat (the ``posts`` scope). What each limit
+is for is in ``docs/limits.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from flask import Flask, current_app, request, session
+from flask import Flask, Response, current_app, g, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from sqlalchemy import select
 
-from .access import SEATS
-from .auth.sessions import PENDING
+from .access import PENDING_SIGN_IN, SEATS
+from .extensions import db
+from .models import Room
+from .text import key_of
+
+
+def _code() -> str:
+    return str((request.view_args or {}).get("code", ""))
 
 
 def _room_key() -> str:
-    return "room:" + str((request.view_args or {}).get("code", ""))
+    return "room:" + _code()
 
 
 def _seat_key() -> str:
     """The participant (their seat in this room), or the client address when there is none."""
-    code = str((request.view_args or {}).get("code", ""))
     seats = session.get(SEATS, {})
-    return f"seat:{code}:{sorted(seats.items())}" if seats else "addr:" + get_remote_address()
+    return f"seat:{_code()}:{sorted(seats.items())}" if seats else "addr:" + get_remote_address()
+
+
+def _browser() -> str:
+    """This browser: a digest of its session's CSRF secret (every form post has one)."""
+    secret = str(session.get("csrf_token", ""))
+    return hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else "none"
+
+
+def _join_address_key() -> str:
+    return f"join:{_code()}:{get_remote_address()}"
+
+
+def _join_browser_key() -> str:
+    return f"join:{_code()}:{get_remote_address()}:{_browser()}"
+
+
+def _returning_participant() -> bool:
+    """A browser that has held a seat in this room (left or removed) has shown it knows the password.
+
+    It is spared the per-address count (its own per-browser count still applies), so a
+    returning participant is never kept out by someone else's failures on their network.
+    """
+    seats = session.get(SEATS, {})
+    if not seats:
+        return False
+    room_id = db.session.scalar(select(Room.id).where(Room.code == _code()))
+    return room_id is not None and str(room_id) in seats
 
 
 def _account_key() -> str:
+    return f"login:{get_remote_address()}:{key_of(request.form.get('email', ''))}"
+
+
+def _pending_key() -> str:
+    pending = session.get(PENDING_SIGN_IN)
+    account = pending.get("id") if isinstance(pending, dict) else None
+    return f"code:{get_remote_address()}:{account}"
+
+
+def _browser_key() -> str:
+    return f"{get_remote_address()}:{_browser()}"
+
+
+def _signed_in_account() -> str:
     """The account being checked: the signed-in facilitator, or the one waiting for its second factor.
 
     Without either (the view will refuse anyway), the client address.
     """
     if current_user.is_authenticated:
         return f"account:{current_user.id}"
-    pending = session.get(PENDING)
+    pending = session.get(PENDING_SIGN_IN)
     if isinstance(pending, dict) and isinstance(pending.get("id"), int):
         return f"account:{pending['id']}"
     return "addr:" + get_remote_address()
@@ -61,35 +120,116 @@ def _rooms_per_hour() -> str:
     return f"{int(current_app.config.get('ROOMS_PER_HOUR', 20))} per hour"
 
 
-Rule = tuple[str | Callable[[], str], Callable[[], str]]
+class Rule(NamedTuple):
+    """One limit: its windows, what it counts per, whether only failures count, who is spared it, and
+    the ``scope`` whose endpoints share one counter (None: this endpoint's own)."""
 
-# Limits that several endpoints share, counting together: scope -> (limit, what it counts per).
-SHARED: dict[str, Rule] = {
-    # Posting, reacting, voting and a private word to the host are all "posts" of a seat.
-    "posts": ("20 per 10 seconds;120 per minute", _seat_key),
-}
+    limit: str | Callable[[], str]
+    key: Callable[[], str]
+    failures_only: bool = False  # count only requests the view marked with count_failure()
+    exempt: Callable[[], bool] | None = None
+    scope: str | None = None
 
-# endpoint -> the limits that apply, each with what it counts per.
-LIMITS: dict[str, list[Rule]] = {
-    "auth.login": [("10 per minute;50 per hour", get_remote_address)],
-    "auth.login_code": [("10 per minute;50 per hour", get_remote_address), ("6 per minute;30 per hour", _account_key)],
-    "auth.signup": [("5 per minute;20 per hour", get_remote_address)],
+
+# Posting, reacting, voting and a private word to the host are all "posts" of a seat.
+POSTS = Rule("20 per 10 seconds;120 per minute", _seat_key, scope="posts")
+RECHECK = "10 per 15 minutes"  # a password asked again on the account pages
+
+# endpoint -> the limits that apply (a plain (limit, key) pair counts every POST).
+LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
+    # Guessing an account's password: per address and account, and per address across accounts.
+    "auth.login": [
+        Rule("10 per minute;50 per hour", _account_key, failures_only=True),
+        Rule("30 per minute;300 per hour", get_remote_address, failures_only=True),
+    ],
+    "auth.login_code": [
+        Rule("10 per minute;50 per hour", _pending_key, failures_only=True),
+        Rule("30 per minute;300 per hour", get_remote_address, failures_only=True),
+        Rule("6 per minute;30 per hour", _signed_in_account, failures_only=True),  # across addresses
+    ],
+    # Accounts are made rarely: a handful per browser, and a workshop's worth per address.
+    "auth.signup": [Rule("10 per minute;30 per hour", _browser_key), Rule("60 per hour", get_remote_address)],
     "auth.forgot_password": [("5 per 15 minutes", get_remote_address)],
     "auth.reset_password": [("10 per 15 minutes", get_remote_address)],
-    "auth.change_password": [("10 per 15 minutes", get_remote_address), ("10 per 15 minutes", _account_key)],
-    "auth.two_factor_disable": [("10 per 15 minutes", get_remote_address), ("10 per 15 minutes", _account_key)],
-    "auth.recovery_codes": [("10 per 15 minutes", get_remote_address), ("10 per 15 minutes", _account_key)],
-    "rooms.create": [(_rooms_per_hour, _account_key)],
-    "chat.join": [("10 per minute;60 per hour", get_remote_address), ("120 per minute", _room_key)],
-    "chat.post": [SHARED["posts"]],
-    "participation.react": [SHARED["posts"]],
-    "participation.vote": [SHARED["posts"]],
-    "participation.send_note": [SHARED["posts"]],
+    "auth.change_password": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
+    "auth.two_factor_disable": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
+    "auth.recovery_codes": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
+    "rooms.create": [Rule(_rooms_per_hour, _signed_in_account)],
+    # Guessing a room's password: per browser, and per address (a returning participant is spared that one).
+    # A class of 60 behind one address joins freely: right passwords never count.
+    "chat.join": [
+        Rule("10 per minute;50 per hour", _join_browser_key, failures_only=True),
+        Rule("30 per minute;200 per hour", _join_address_key, failures_only=True, exempt=_returning_participant),
+    ],
+    "chat.post": [POSTS],
+    "participation.react": [POSTS],
+    "participation.vote": [POSTS],
+    "participation.send_note": [POSTS],
     "participation.reply_note": [("60 per minute", _seat_key)],
     "participation.seen": [("30 per minute", _seat_key)],
     "chat.typing": [("30 per minute", _seat_key)],
+    "chat.here": [("120 per minute", _seat_key)],  # a tab hidden and shown, and its goodbye
     "chat.report_message": [("10 per minute", _seat_key)],
 }
+
+
+def wait_at_least(seconds: int) -> None:
+    """The view's own 429 (a room's slow mode) says when: ``Retry-After`` is at least ``seconds``.
+
+    Flask-Limiter rewrites the header on the way out (rounding down), so the view says it here.
+    """
+    g.retry_after = seconds
+
+
+def count_failure() -> None:
+    """Mark this request as a failed attempt: the endpoint's ``failures_only`` limits count it."""
+    g.limit_failure = True
+
+
+def _failed(response: Response) -> bool:
+    return bool(g.get("limit_failure", False))
+
+
+def limiter_of(app: Flask) -> Limiter:
+    return app.extensions["chatroom.limiter"]
+
+
+def retry_after() -> int:
+    """Whole seconds until the same request would pass every limit it is over now (at least 1).
+
+    Every limit of this request that has nothing left counts, not only the one that
+    refused it: waiting for the shortest window while a longer one is full would only
+    earn another refusal.
+    """
+    return max(1, _limits_wait())
+
+
+def _limits_wait() -> int:
+    """Whole seconds until every exhausted limit of this request has room (0: none is exhausted)."""
+    limiter = limiter_of(current_app)
+    now = time.time()
+    wait = 0.0
+    for current in limiter.current_limits:
+        try:
+            reset, remaining = limiter.limiter.get_window_stats(current.limit, *current.request_args)
+        except Exception:  # storage away: the fallback's next window is as good a guess as any
+            reset, remaining = now + current.limit.get_expiry(), 0
+        if remaining <= 0 or current.breached:
+            wait = max(wait, reset - now, 1)
+    return math.ceil(wait)
+
+
+def _truthful_headers(response: Response) -> Response:
+    """Replace Flask-Limiter's rounded-down ``Retry-After`` (0 in a window's last second) with ``retry_after``.
+
+    A 429 of the view's own (a room's slow mode) keeps its ``Retry-After`` unless a limit asks for longer.
+    """
+    if response.status_code != 429 or request.endpoint not in LIMITS or not limiter_of(current_app).current_limits:
+        return response
+    seconds = max(_limits_wait(), int(g.get("retry_after", 0)), 1)
+    response.headers["Retry-After"] = str(seconds)
+    response.headers["X-RateLimit-Reset"] = str(math.ceil(time.time()) + seconds)
+    return response
 
 
 def init_app(app: Flask) -> Limiter:
@@ -106,6 +246,8 @@ def init_app(app: Flask) -> Limiter:
             "RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         )
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "chatroom-limits")
+    # Registered before the limiter's own: after_request functions run in reverse, so this one has the last word.
+    app.after_request(_truthful_headers)
     # One limiter per app, not a module singleton: Flask-Limiter keeps its settings on the
     # instance, so a second app (tests build many) would switch the first one's limits.
     limiter = Limiter(key_func=get_remote_address, headers_enabled=True, in_memory_fallback_enabled=True)
@@ -115,12 +257,17 @@ def init_app(app: Flask) -> Limiter:
         view: Any = app.view_functions.get(endpoint)
         if view is None:
             continue  # an optional feature that this build does not have
-        for rule in rules:
-            limit, key = rule
-            scope = next((name for name, shared in SHARED.items() if shared is rule), None)
-            if scope is None:
-                view = limiter.limit(limit, key_func=key, methods=["POST"])(view)
+        for raw in rules:
+            rule = Rule(*raw)
+            options: dict[str, Any] = {
+                "key_func": rule.key,
+                "methods": ["POST"],
+                "deduct_when": _failed if rule.failures_only else None,
+                "exempt_when": rule.exempt,
+            }
+            if rule.scope is None:
+                view = limiter.limit(rule.limit, **options)(view)
             else:  # one counter for every endpoint of the scope
-                view = limiter.shared_limit(limit, scope, key_func=key, methods=["POST"])(view)
+                view = limiter.shared_limit(rule.limit, rule.scope, **options)(view)
         app.view_functions[endpoint] = view
     return limiter

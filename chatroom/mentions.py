@@ -9,7 +9,7 @@ needs no lookup and every reader gets the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from markupsafe import Markup, escape
 
@@ -62,11 +62,12 @@ def decode(stored: str) -> Iterator[tuple[int, int, int]]:
             yield member, start, end
 
 
-def render(body: str, stored: str, link: str = "") -> Markup:
+def render(body: str, stored: str, link: str = "", plain: Callable[[str], Markup] = escape) -> Markup:
     """``body`` as HTML with each mention marked: ``<a class="mention" data-member=…>@Pat</a>``.
 
     ``link`` is the address a mention points to, with ``{member}`` for the seat (their messages
-    in the room's search); escaping is complete, whatever the body holds.
+    in the room's search); ``plain`` turns the text between mentions into HTML (escaping it
+    completely: ``escape``, or ``links.linkify``, which also makes its addresses links).
     """
     out: list[Markup] = []
     last = 0
@@ -74,8 +75,8 @@ def render(body: str, stored: str, link: str = "") -> Markup:
     for member, start, end in sorted(decode(stored), key=lambda span: span[1]):
         if start < last or end > len(body) or body[start : start + 1] != "@":
             continue  # out of date (should not happen: spans are rewritten with the text)
-        out.append(escape(body[last:start]))
+        out.append(plain(body[last:start]))
         out.append(tag.format(member, link.replace("{member}", str(member)), body[start:end]))  # format escapes
         last = end
-    out.append(escape(body[last:]))
+    out.append(plain(body[last:]))
     return Markup("").join(out)

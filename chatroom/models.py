@@ -26,6 +26,7 @@ from sqlalchemy import (
     false,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -108,6 +109,17 @@ class Facilitator(UserMixin, Model):
     def is_active(self) -> bool:
         """Flask-Login's flag: a disabled account is not active, so ``login_user`` refuses it."""
         return self.disabled_at is None
+
+
+class LoginSession(Model):
+    """One browser's sign-in: signing out there deletes it; signing out everywhere deletes them all."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facilitator_id: Mapped[int] = mapped_column(ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # kept in that browser's signed session
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RecoveryCode(Model):
@@ -233,7 +245,18 @@ class Membership(Model):
     """A seat in a room: a participant's alias, or the facilitator's own host seat."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("room_id", "alias_key", name="uq_memberships_room_alias"),)
+    # An alias is held by an active seat only: leaving or removal frees it (a ban keeps the person out, not
+    # the name). A partial unique index, which PostgreSQL and SQLite both have.
+    __table_args__ = (
+        Index(
+            "uq_memberships_room_alias_active",
+            "room_id",
+            "alias_key",
+            unique=True,
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
@@ -246,6 +269,7 @@ class Membership(Model):
     banned: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The last message seq this seat has seen: "new since you left" (services/participation.py).
     last_seen_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    removed: Mapped[bool] = mapped_column(default=False, server_default=false())  # closed by the host, not by leaving
 
     room: Mapped[Room] = relationship(back_populates="memberships")
 

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from . import mentions
 from .access import member_room_or_403, owned_room_or_404, participant_or_404
 from .htmx import is_htmx, see_other
+from .links import linkify
 from .models import Membership, Message, Reactions, Room
 from .services import Invalid, messages, notes, participation, search
 from .text import is_number
@@ -165,9 +166,10 @@ def reply_note(code: str, member_id: int) -> Response:
 
 
 def message_html(message: Message, room: Room) -> Markup:
-    """A message's text with its mentions linked to the person's messages in the room's search."""
+    """A message's text, escaped, with its http(s) addresses as links (``links.linkify``) and its mentions
+    linked to the person's messages in the room's search."""
     link = url_for("participation.search_room", code=room.code, by="MEMBER").replace("MEMBER", "{member}")
-    return mentions.render(message.body, message.mentions, link)
+    return mentions.render(message.body, message.mentions, link, plain=linkify)
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,19 @@ announcement is ``events.presence_changed``, published through the broker.
 ``claim`` is the small throttle the typing signal uses: true once per interval per key,
 across every process.
 
+What makes the list true (the room's "Here now"):
+
+- A tab names itself (``tab``, random per page load) when it opens its stream, and says goodbye
+  with a beacon when it closes (``depart``): its entries go at once, and the stream that still holds
+  its socket is told to end (``events.tab_departed``). The server cannot see a closed socket until
+  it writes to it, so without the goodbye a closed tab would linger until the next heartbeat.
+- A reader without JavaScript has no stream: each room page they load counts them as here for
+  ``PRESENCE_PAGE_SECONDS`` (``page_seen``, an entry named ``page``).
+- A tab whose page is hidden says so (Page Visibility API): a seat whose every tab is hidden is
+  *away* (``set_away``, ``states``).
+- Every entry written or removed notes when its seat was last seen (``last_seen``), so the list can
+  show someone offline since 14:05.
+
 A Redis that hangs instead of failing (paused, overloaded) must not hold requests: every
 Redis call here has a sub-second socket timeout (``REDIS_TIMEOUT_SECONDS``), and after one
 failure a circuit breaker (``chatroom/breaker.py``) skips Redis for a few seconds
@@ -30,6 +43,8 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from flask import Flask, current_app
@@ -47,6 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "chatroom:"
+PAGE = "page"  # the connection name of a page load: a reader without a live stream
+AWAY_SECONDS = 6 * 3600  # an away mark outlives any hidden tab; a goodbye or a visible page removes it
+OFFLINE_SHOWN = 10  # how many people who were here lately the list still shows, offline, with when
 
 
 class Presence:
@@ -63,16 +81,21 @@ class Presence:
         self._closed = False
         self._dirty: set[int] = set()  # rooms whose presence may have changed
         self._announced: dict[int, frozenset[int]] = {}  # what this process last announced
+        self._announced_states: dict[int, frozenset[tuple[int, str]]] = {}  # and who of them was away
         self.on_change: Callable[[int], None] | None = None
 
-    def enter(self, room_id: int, membership_id: int) -> str:
-        """Record an open stream of ``membership_id`` in ``room_id``; returns its connection id."""
-        conn_id = uuid.uuid4().hex[:12]
+    def enter(self, room_id: int, membership_id: int, tab: str | None = None) -> str:
+        """Record an open stream of ``membership_id`` in ``room_id``; returns its connection id.
+
+        ``tab`` is the page's own name for itself (``depart`` and ``set_away`` find its entries by it).
+        """
+        conn_id = f"{tab}.{uuid.uuid4().hex[:6]}" if tab else uuid.uuid4().hex[:12]
         with self._lock:
             self._local_conns.add((room_id, membership_id, conn_id))
             self._dirty.add(room_id)
         self._ensure_refresher()
         self._add(room_id, [(membership_id, conn_id)])
+        self._remove(room_id, membership_id, PAGE)  # the page that opened this stream is counted by it now
         return conn_id
 
     def leave(self, room_id: int, membership_id: int, conn_id: str) -> None:
@@ -85,6 +108,57 @@ class Presence:
     def present(self, room_id: int) -> set[int]:
         """Membership ids with at least one live stream in the room, on any instance."""
         return {int(entry.split(":", 1)[0]) for entry in self._entries(room_id)}
+
+    def page_seen(self, room_id: int, membership_id: int, ttl: float) -> None:
+        """A room page was loaded: the seat counts as here for ``ttl`` seconds (a reader without JavaScript)."""
+        self._add(room_id, [(membership_id, PAGE)], ttl)
+        with self._lock:
+            self._dirty.add(room_id)
+        self._ensure_refresher()
+
+    def depart(self, room_id: int, membership_id: int, tab: str) -> None:
+        """Tab ``tab`` of the seat is closing: forget its entries now (and the page load's, which it made)."""
+        prefix = f"{membership_id}:{tab}."
+        gone = [entry.split(":", 1)[1] for entry in self._entries(room_id) if entry.startswith(prefix)]
+        with self._lock:
+            self._local_conns = {
+                c for c in self._local_conns if not (c[0] == room_id and c[1] == membership_id and c[2] in gone)
+            }
+            self._dirty.add(room_id)
+        for conn_id in [*gone, PAGE]:
+            self._remove(room_id, membership_id, conn_id)
+        self._mark_away(room_id, f"{membership_id}:{tab}", False)
+
+    def set_away(self, room_id: int, membership_id: int, tab: str, away: bool) -> None:
+        """Tab ``tab`` of the seat was hidden (``away``) or shown again."""
+        self._mark_away(room_id, f"{membership_id}:{tab}", away)
+        with self._lock:
+            self._dirty.add(room_id)
+
+    def states(self, room_id: int) -> dict[int, str]:
+        """Present membership ids -> "online", or "away" when every one of their tabs is hidden.
+
+        A page load (a reader without JavaScript) counts as online.
+        """
+        away = self._away_tabs(room_id)
+        states: dict[int, str] = {}
+        for entry in self._entries(room_id):
+            member, _, conn = entry.partition(":")
+            tab = conn.split(".", 1)[0]
+            online = conn == PAGE or f"{member}:{tab}" not in away
+            if online or int(member) not in states:
+                states[int(member)] = "online" if online else "away"
+        return states
+
+    def last_seen(self, room_id: int) -> dict[int, float]:
+        """Membership id -> when (Unix time) an entry of theirs was last written or removed."""
+        raise NotImplementedError
+
+    def _mark_away(self, room_id: int, tab_key: str, away: bool) -> None:
+        raise NotImplementedError
+
+    def _away_tabs(self, room_id: int) -> set[str]:
+        raise NotImplementedError
 
     def _ensure_refresher(self) -> None:
         with self._lock:
@@ -125,12 +199,15 @@ class Presence:
             dirty, self._dirty = self._dirty, set()
         changed = []
         for room_id in dirty:
-            members = frozenset(self.present(room_id))
-            if self._announced.get(room_id) == members:
+            states = self.states(room_id)
+            members, with_states = frozenset(states), frozenset(states.items())
+            if self._announced.get(room_id) == members and self._announced_states.get(room_id) == with_states:
                 continue
             self._announced[room_id] = members
+            self._announced_states[room_id] = with_states
             if not members:
                 self._announced.pop(room_id, None)
+                self._announced_states.pop(room_id, None)
             changed.append(room_id)
             if self.on_change is not None:
                 self.on_change(room_id)
@@ -147,7 +224,7 @@ class Presence:
     def _entries(self, room_id: int) -> list[str]:
         raise NotImplementedError
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
         raise NotImplementedError
 
     def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
@@ -165,21 +242,42 @@ class MemoryPresence(Presence):
         super().__init__(ttl)
         self._rooms: dict[int, dict[str, float]] = defaultdict(dict)
         self._claims: dict[str, float] = {}
+        self._away: dict[int, dict[str, float]] = defaultdict(dict)
+        self._seen: dict[int, dict[int, float]] = defaultdict(dict)
 
     def _entries(self, room_id: int) -> list[str]:
         now = time.monotonic()
         with self._lock:
             return [e for e, exp in self._rooms.get(room_id, {}).items() if exp > now]
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
-        expiry = time.monotonic() + self.ttl
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
+        expiry = time.monotonic() + (ttl or self.ttl)
+        now = time.time()
         with self._lock:
             for membership_id, conn_id in entries:
                 self._rooms[room_id][f"{membership_id}:{conn_id}"] = expiry
+                self._seen[room_id][membership_id] = now
 
     def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
         with self._lock:
-            self._rooms.get(room_id, {}).pop(f"{membership_id}:{conn_id}", None)
+            if self._rooms.get(room_id, {}).pop(f"{membership_id}:{conn_id}", None) is not None:
+                self._seen[room_id][membership_id] = time.time()
+
+    def last_seen(self, room_id: int) -> dict[int, float]:
+        with self._lock:
+            return dict(self._seen.get(room_id, {}))
+
+    def _mark_away(self, room_id: int, tab_key: str, away: bool) -> None:
+        with self._lock:
+            if away:
+                self._away[room_id][tab_key] = time.monotonic() + AWAY_SECONDS
+            else:
+                self._away.get(room_id, {}).pop(tab_key, None)
+
+    def _away_tabs(self, room_id: int) -> set[str]:
+        now = time.monotonic()
+        with self._lock:
+            return {key for key, expiry in self._away.get(room_id, {}).items() if expiry > now}
 
     def _expire(self) -> list[int]:
         now = time.monotonic()
@@ -239,15 +337,19 @@ class RedisPresence(Presence):
         self.breaker.succeeded()
         return [e.decode() for e in cast(list[bytes], raw)]
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]]) -> None:
-        expiry = time.time() + self.ttl
-        mapping: dict[str, float] = {f"{m}:{c}": expiry for m, c in entries}
+    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
+        now = time.time()
+        expiry = now + (ttl or self.ttl)
+        pairs = list(entries)
+        mapping: dict[str, float] = {f"{m}:{c}": expiry for m, c in pairs}
         if not mapping or self.breaker.open:
             return  # the refresher adds this process's entries again every third of the TTL
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zadd(self._key(room_id), mapping)
             pipe.sadd(f"{KEY_PREFIX}presence-rooms", room_id)
+            pipe.hset(self._seen_key(room_id), mapping={str(m): now for m, _ in pairs})
+            pipe.expire(self._seen_key(room_id), 86400)
             pipe.execute()
         except self._error:
             self.breaker.failed()
@@ -259,10 +361,52 @@ class RedisPresence(Presence):
         if self.breaker.open:
             return  # the entry expires on its own
         try:
-            self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}")
+            if self.redis.zrem(self._key(room_id), f"{membership_id}:{conn_id}"):
+                self.redis.hset(self._seen_key(room_id), str(membership_id), time.time())
         except self._error:
             self.breaker.failed()
             log.warning("presence not removed: redis is unreachable (the entry expires)")
+
+    def _seen_key(self, room_id: int) -> str:
+        return f"{KEY_PREFIX}presence-seen:{room_id}"
+
+    def _away_key(self, room_id: int) -> str:
+        return f"{KEY_PREFIX}presence-away:{room_id}"
+
+    def last_seen(self, room_id: int) -> dict[int, float]:
+        if self.breaker.open:
+            return {}
+        try:
+            raw = cast(dict[bytes, bytes], self.redis.hgetall(self._seen_key(room_id)))
+        except self._error:
+            self.breaker.failed()
+            return {}
+        return {int(k): float(v) for k, v in raw.items()}
+
+    def _mark_away(self, room_id: int, tab_key: str, away: bool) -> None:
+        if self.breaker.open:
+            return  # best effort: the tab says it again when it is shown or hidden next
+        try:
+            if away:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.zadd(self._away_key(room_id), {tab_key: time.time() + AWAY_SECONDS})
+                pipe.expire(self._away_key(room_id), AWAY_SECONDS)
+                pipe.execute()
+            else:
+                self.redis.zrem(self._away_key(room_id), tab_key)
+        except self._error:
+            self.breaker.failed()
+            log.warning("away mark not recorded: redis is unreachable")
+
+    def _away_tabs(self, room_id: int) -> set[str]:
+        if self.breaker.open:
+            return set()
+        try:
+            raw = self.redis.zrangebyscore(self._away_key(room_id), time.time(), "+inf")
+        except self._error:
+            self.breaker.failed()
+            return set()
+        return {e.decode() for e in cast(list[bytes], raw)}
 
     def _expire(self) -> list[int]:
         if self.breaker.open:
@@ -276,6 +420,7 @@ class RedisPresence(Presence):
                 key = self._key(room_id)
                 if self.redis.zremrangebyscore(key, "-inf", now):
                     changed.append(room_id)
+                self.redis.zremrangebyscore(self._away_key(room_id), "-inf", now)
                 if not self.redis.exists(key):
                     self.redis.srem(rooms_key, room_id)
         except self._error:
@@ -311,6 +456,77 @@ def claim(key: str, ttl: float) -> bool:
     return current_presence().claim(key, ttl)
 
 
+@dataclass(frozen=True)
+class Here:
+    """One person in a room's "Here now" list: online, away (every tab hidden) or offline, and when last seen."""
+
+    member: Membership
+    state: str  # "online", "away" or "offline"
+    last_seen: datetime | None
+
+    @property
+    def id(self) -> int:
+        return self.member.id
+
+    @property
+    def alias(self) -> str:
+        return self.member.alias
+
+    @property
+    def is_host(self) -> bool:
+        return self.member.is_host
+
+
+def roster(room: Room) -> list[Here]:
+    """The room's "Here now": every active seat with a live tab or a recent page load (the host first, then by
+    alias), then up to ``OFFLINE_SHOWN`` others who were here lately, most recent first, offline."""
+    tracker = current_presence()
+    states = tracker.states(room.id)
+    seen = tracker.last_seen(room.id)
+    recent = sorted((t, m) for m, t in seen.items() if m not in states)[-OFFLINE_SHOWN:]
+    ids = set(states) | {m for _, m in recent}
+    if not ids:
+        return []
+    rows = {
+        m.id: m
+        for m in db.session.scalars(
+            select(Membership).where(
+                Membership.room_id == room.id, Membership.id.in_(ids), Membership.left_at.is_(None)
+            )
+        )
+    }
+    when = {m: datetime.fromtimestamp(t, UTC) for m, t in seen.items()}
+    here = sorted(
+        (Here(rows[m], state, when.get(m)) for m, state in states.items() if m in rows),
+        key=lambda h: (not h.is_host, h.member.alias_key),
+    )
+    gone = [Here(rows[m], "offline", when.get(m)) for _, m in reversed(recent) if m in rows]
+    return here + gone
+
+
+def seat_states(room: Room) -> dict[int, Here]:
+    """Every seat the tracker knows in ``room`` -> online, away or offline with when it was last seen (for the
+    host's participant list); a seat never seen is absent."""
+    tracker = current_presence()
+    states, seen = tracker.states(room.id), tracker.last_seen(room.id)
+    ids = set(states) | set(seen)
+    if not ids:
+        return {}
+    rows = db.session.scalars(select(Membership).where(Membership.room_id == room.id, Membership.id.in_(ids)))
+    return {
+        m.id: Here(m, states.get(m.id, "offline"), datetime.fromtimestamp(seen[m.id], UTC) if m.id in seen else None)
+        for m in rows
+    }
+
+
+def page_seen(room: Room, membership: Membership) -> None:
+    """A member loaded a room page: they count as here for ``PRESENCE_PAGE_SECONDS`` (best effort)."""
+    try:
+        current_presence().page_seen(room.id, membership.id, current_app.config["PRESENCE_PAGE_SECONDS"])
+    except Exception:  # presence never fails a page
+        log.warning("page presence not recorded", exc_info=True)
+
+
 def present_members(room: Room) -> list[Membership]:
     """Members with a live stream in the room now (any instance), the host first, then by alias."""
     ids = current_presence().present(room.id)
@@ -325,7 +541,7 @@ def announce(room_id: int, broker: Broker) -> None:
     try:
         room = db.session.get(Room, room_id)
         if room is not None:
-            broker.publish(events.channel(room.id), events.presence_changed(room, present_members(room)))
+            broker.publish(events.channel(room.id), events.presence_changed(room, roster(room)))
     finally:
         db.session.remove()
 

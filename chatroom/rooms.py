@@ -8,6 +8,7 @@ settings) is in ``chatroom/host.py``.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from datetime import timedelta
 
 import segno
@@ -34,12 +35,39 @@ def _signed_in() -> None:
 
 def _local_input(room: Room) -> dict[str, str]:
     fmt = "%Y-%m-%dT%H:%M"
-    return {
+    start, end = room.local(room.starts_at), room.local(room.ends_at)
+    form = {
         "title": room.title,
-        "starts_at": room.local(room.starts_at).strftime(fmt),
-        "ends_at": room.local(room.ends_at).strftime(fmt),
+        "starts_at": start.strftime(fmt),
+        "ends_at": end.strftime(fmt),
         "timezone": room.timezone,
     }
+    for name, moment in (("starts_at", start), ("ends_at", end)):
+        if rooms.fold_choices(form[name], room.timezone):
+            form[f"{name}_fold"] = str(moment.fold)  # a time that happens twice: keep which one it is
+    return form
+
+
+def _form_page(
+    form: Mapping[str, str], errors: dict[str, str], room: Room | None, status: int = 200, suggest: bool = False
+) -> tuple[str, int]:
+    """The room form: the zones to choose from, and for a time that happens twice (autumn), which one.
+
+    ``suggest``: the times are only a suggestion (a new form), which the page's script may move to the
+    browser's own zone (static/js/zone.js).
+    """
+    tz_name = form.get("timezone", "UTC")
+    folds = {name: rooms.fold_choices(form.get(name, ""), tz_name) for name in ("starts_at", "ends_at")}
+    page = render_template(
+        "rooms/form.html",
+        form=form,
+        errors=errors,
+        room=room,
+        zones=rooms.zone_names(),
+        folds=folds,
+        suggest=suggest,
+    )
+    return page, status
 
 
 def _dashboard_rows() -> list[dict[str, object]]:
@@ -69,17 +97,29 @@ def new() -> str:
         "ends_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
         "timezone": "UTC",
     }
-    return render_template("rooms/form.html", form=form, errors={}, room=None)
+    return _form_page(form, {}, None, suggest=True)[0]
 
 
 @bp.post("/")
 def create() -> BaseResponse | tuple[str, int]:
-    """Create a room, then show its owner page (303). :raise 409/422: the form again with the reasons."""
+    """Create a room, then show its owner page (303). :raise 409/422: the form again with the reasons.
+
+    A start already past is allowed (a room that opens at once), and said plainly, with when it ends.
+    """
     try:
         room = rooms.create(current_user, rooms.parse_form(request.form, editing=False))
     except Invalid as invalid:
-        return render_template("rooms/form.html", form=request.form, errors=invalid.errors, room=None), invalid.status
+        return _form_page(request.form, invalid.errors, None, invalid.status)
     flash(f"Room “{room.title}” created. Share its link with your participants.", "success")
+    now = utcnow()
+    if room.starts_at < now - timedelta(minutes=1):
+        left = max(1, int((room.ends_at - now).total_seconds() // 60))
+        flash(
+            f"Its start, {room.local(room.starts_at):%H:%M on %A %-d %B} ({room.timezone}), had already passed, so "
+            f"it is open now. It ends at {room.local(room.ends_at):%H:%M on %A %-d %B}, in {left} minute"
+            f"{'' if left == 1 else 's'}. Edit the times if that is not what you meant.",
+            "info",
+        )
     return see_other(url_for("rooms.show", code=room.code))
 
 
@@ -90,6 +130,7 @@ def console(room: Room, status: int = 200, errors: dict[str, str] | None = None)
         "now": utcnow(),
         "messages": messages.count(room.id),
         "present": presence.present_members(room),
+        "states": presence.seat_states(room),
         **moderation.panels(room),
         "errors": errors or {},
         "form": request.form,
@@ -160,7 +201,7 @@ def qr(code: str) -> Response:
 def edit(code: str) -> str:
     """The room form, filled in. :raise 404: not the caller's room."""
     room = owned_room_or_404(code)
-    return render_template("rooms/form.html", form=_local_input(room), errors={}, room=room)
+    return _form_page(_local_input(room), {}, room)[0]
 
 
 @bp.post("/<code>")
@@ -170,6 +211,6 @@ def update(code: str) -> BaseResponse | tuple[str, int]:
     try:
         rooms.update(room, rooms.parse_form(request.form, editing=True))
     except Invalid as invalid:
-        return render_template("rooms/form.html", form=request.form, errors=invalid.errors, room=room), invalid.status
+        return _form_page(request.form, invalid.errors, room, invalid.status)
     flash("Room saved.", "success")
     return see_other(url_for("rooms.show", code=room.code))

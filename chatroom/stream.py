@@ -33,6 +33,7 @@ on that event instead of retrying).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +87,7 @@ class _StreamState:
     last: int  # the last message seq this client has
     rev: int  # the last change number this client has
     ends_at: float
+    tab: str = ""  # the page's name for itself (?tab=): its goodbye beacon ends this stream
     subscribed_at: float = 0.0  # monotonic
     held: dict[int, Event] = field(default_factory=dict)  # early messages, by seq
     hold_until: float = 0.0  # monotonic; 0 when nothing is held
@@ -145,7 +147,9 @@ def events(code: str) -> Response:
         # A 200 with a close event: an error status would only make the client retry.
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
     last, rev = _cursor(room)
-    state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp())
+    tab = request.args.get("tab", "")
+    tab = tab if _TAB.fullmatch(tab) else ""
+    state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
     db.session.remove()
     return Response(stream_with_context(_run(state)), headers=HEADERS)
 
@@ -261,6 +265,9 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                 if event.kind == EventKind.REMOVED and event.target == state.membership_id:
                     yield b"".join(out) + closing("removed")
                     return
+                if _departed(state, event):
+                    yield b"".join(out)
+                    return  # the tab said goodbye: its socket is closed or closing
                 if event.kind == EventKind.ROOM:
                     state.ends_at = _ends_at(state)
                 out.extend(_forward(state, event))
@@ -307,8 +314,26 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     elif event.kind == EventKind.PRIVATE:
         if event.target == state.membership_id:  # a private thread: its participant's streams only
             yield event.frame
+    elif event.kind == EventKind.HELD:
+        if event.target == state.membership_id:  # the author's own streams only
+            yield event.frame
+    elif event.kind == EventKind.DEPART:
+        return  # handled in _run (it ends this stream when it names this tab); never sent
     elif event.frame:
         yield event.frame  # presence, room notices
+
+
+_TAB = re.compile(r"[A-Za-z0-9]{8,32}")
+
+
+def _departed(state: _StreamState, event: Event) -> bool:
+    """Whether ``event`` is this stream's own tab saying goodbye (``events.tab_departed``)."""
+    return (
+        event.kind == EventKind.DEPART
+        and bool(state.tab)
+        and event.target == state.membership_id
+        and event.frame.decode() == state.tab
+    )
 
 
 def _send_message(state: _StreamState, event: Event) -> Iterator[bytes]:
@@ -346,7 +371,7 @@ def _ends_at(state: _StreamState) -> float:
 
 def _enter(tracker: Presence, state: _StreamState) -> str | None:
     try:
-        return tracker.enter(state.room_id, state.membership_id)  # the tracker announces, batched
+        return tracker.enter(state.room_id, state.membership_id, state.tab or None)  # it announces, batched
     except Exception:  # presence is best effort; the messages must keep flowing
         log.warning("presence enter failed", exc_info=True)
         return None

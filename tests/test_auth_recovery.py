@@ -215,7 +215,7 @@ def test_tampered_reset_links_are_refused(caplog, app, client, make_facilitator)
 def test_signing_out_everywhere_kills_an_unused_link(caplog, client, signed_in):
     signed, facilitator = signed_in()
     _, link = reset_link(caplog, client, facilitator.email)
-    signed.form("/logout")  # a new session token: the fingerprint changes
+    signed.form("/account/sign-out-everywhere")  # a new session token: the fingerprint changes
     assert client.get(link).status_code == 400
 
 

@@ -49,12 +49,13 @@ def test_sign_in_is_limited_with_a_message_and_retry_after(limited_app):
 
 
 def test_join_is_limited_per_address_before_any_bcrypt(limited_app, make_room, monkeypatch):
+    """Ten wrong passwords from one browser: the eleventh try is refused before the password is looked at."""
     from chatroom import passwords
 
     room = make_room()
     client = limited_app.test_client()
     for _ in range(10):
-        client.form(f"/r/{room.code}/join", {"alias": "", "password": "nope"})
+        assert client.form(f"/r/{room.code}/join", {"alias": "Mallory", "password": "nope"}).status_code == 403
     calls = []
     monkeypatch.setattr(passwords, "check", lambda *a: calls.append(a) or False)
     response = client.form(f"/r/{room.code}/join", {"alias": "Pat", "password": ROOM_PASSWORD})

@@ -310,7 +310,7 @@ def test_typing_reaches_others_not_the_typist_and_is_throttled(servers, make_roo
         time.sleep(1)
         typing = [e for e in pat_view.stream.events if e.event == "typing"]
         assert len(typing) == 1
-        assert '"alias": "Kim"' in typing[0].data and '"ttl": 6' in typing[0].data
+        assert '"alias": "Kim"' in typing[0].data and '"ttl": 5' in typing[0].data
         assert typing[0].id is None
         assert not any(e.event == "typing" for e in kim_view.stream.events)
 

@@ -16,6 +16,7 @@ import time
 from flask import Blueprint, current_app, session
 from flask_login import login_user
 
+from ..access import PENDING_SIGN_IN
 from ..extensions import db, login_manager
 from ..models import Facilitator
 from ..services import accounts
@@ -26,7 +27,8 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Sign in to see your rooms."
 login_manager.login_message_category = "info"
 
-PENDING = "two_factor_pending"  # session: {"id", "at", "fp", "next"} between the password and the code
+LOGIN = "login"  # session: this browser's sign-in token (a LoginSession row; sign-out deletes it)
+PENDING = PENDING_SIGN_IN  # session: {"id", "at", "fp", "next"} between the password and the code
 TOTP_SETUP = "totp_setup"  # session: the key to the secret being set up (accounts.keep_secret), not the secret
 SHOW_CODES = "recovery_codes_once"  # session: the key to new recovery codes, until the page shows them once
 
@@ -35,11 +37,12 @@ SHOW_CODES = "recovery_codes_once"  # session: the key to new recovery codes, un
 def load_user(user_id: str) -> Facilitator | None:
     """The signed-in facilitator, if the cookie's session token is current and the session has not expired.
 
-    The cookie carries ``id:token``; signing out (or changing the password)
-    gives the account a new token, so a copied cookie stops working. Sessions
-    also end after ``SESSION_IDLE_MINUTES`` without a request and
-    ``SESSION_MAX_HOURS`` after sign-in, whatever happens, and at once when an
-    admin disables the account.
+    The cookie carries ``id:token`` and this browser's sign-in (``LOGIN``): signing out here
+    deletes that sign-in, so this cookie (and any copy of it) stops working while the
+    account's other browsers stay signed in; signing out everywhere (or changing the
+    password) gives the account a new token and deletes every sign-in. Sessions also end
+    after ``SESSION_IDLE_MINUTES`` without a request and ``SESSION_MAX_HOURS`` after
+    sign-in, whatever happens, and at once when an admin disables the account.
     """
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit() or not token:
@@ -49,6 +52,8 @@ def load_user(user_id: str) -> Facilitator | None:
         return None
     if facilitator.disabled_at is not None:  # an admin disabled the account: every session ends at once
         session.clear()
+        return None
+    if not accounts.session_is_current(facilitator, str(session.get(LOGIN, ""))):
         return None
     now = int(time.time())
     config = current_app.config
@@ -70,6 +75,7 @@ def sign_in(facilitator: Facilitator) -> None:
     if not facilitator.session_token:
         accounts.end_sessions(facilitator)
     session["login_at"] = session["seen_at"] = int(time.time())
+    session[LOGIN] = accounts.start_session(facilitator)
     login_user(facilitator)
 
 

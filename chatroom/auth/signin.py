@@ -6,10 +6,11 @@ from flask import flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
-from .. import mail
+from .. import limits, mail
+from ..errors import render_error
 from ..htmx import external_url, safe_next, see_other
 from ..services import Invalid, accounts, admin
-from .sessions import PENDING, await_second_factor, bp, pending_facilitator, sign_in
+from .sessions import LOGIN, PENDING, await_second_factor, bp, pending_facilitator, sign_in
 
 # created -> (mail template, subject)
 SIGN_UP_MAILS = {
@@ -76,6 +77,7 @@ def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         facilitator = accounts.authenticate(form.get("email", ""), form.get("password", ""))
         if facilitator is None:
+            limits.count_failure()  # only failures count against the sign-in limits
             errors = {"email": "The email or password is not right"}
             return render_template("auth/login.html", form=form, errors=errors, next=form.get("next")), 403
         if not facilitator.is_active:
@@ -92,11 +94,25 @@ def login() -> str | Response | tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Sign out: the account's session token changes, so this cookie (and any copy of it) is worthless."""
+    """Sign out this browser: its sign-in is deleted, so this cookie (and any copy of it) is worthless.
+
+    The account's other browsers stay signed in; ``logout_everywhere`` ends them all.
+    """
+    accounts.end_session(current_user, str(session.get(LOGIN, "")))
+    logout_user()
+    session.clear()
+    flash("You are signed out on this device.", "success")
+    return see_other(url_for("views.index"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def logout_everywhere() -> Response:
+    """Sign out on every browser and device, this one included (the account's session token changes)."""
     accounts.end_sessions(current_user)
     logout_user()
     session.clear()
-    flash("You are signed out.", "success")
+    flash("You are signed out everywhere, on this device too.", "success")
     return see_other(url_for("views.index"))
 
 
@@ -124,6 +140,7 @@ def login_code() -> str | Response | tuple[str, int]:
             problem = "That code is not right, or it was used already. Enter the 6-digit code your app shows now"
             errors = {} if ok else {"code": problem}
         if errors:
+            limits.count_failure()
             return render_template("auth/login_code.html", errors=errors, recovery=recovery), 403
         next_url = session[PENDING].get("next")
         sign_in(facilitator)
@@ -136,3 +153,21 @@ def login_code() -> str | Response | tuple[str, int]:
             )
         return see_other(safe_next(next_url))
     return render_template("auth/login_code.html", errors={}, recovery=recovery)
+
+
+@bp.errorhandler(429)
+def too_many(error: Exception) -> tuple[str, int] | Response:
+    """Over a sign-in or sign-up limit (``chatroom/limits.py``): the form again, with what was typed and when to
+    try again (``Retry-After`` is set on the way out)."""
+    seconds = limits.retry_after()
+    problem = f"Too many attempts from this browser or network. Wait {seconds} s, then try again"
+    form = {k: v for k, v in request.form.items() if k in ("email", "name")}
+    if request.endpoint == "auth.login":
+        page = render_template("auth/login.html", form=form, errors={"email": problem}, next=request.form.get("next"))
+        return page, 429
+    if request.endpoint == "auth.signup":
+        page = render_template(
+            "auth/signup.html", form=form, errors={"email": problem}, invite=request.values.get("invite")
+        )
+        return page, 429
+    return render_error(429, f"Too many attempts. Wait {seconds} s and try again.")

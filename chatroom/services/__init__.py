@@ -26,6 +26,7 @@ class Invalid(Exception):
 
     errors: dict[str, str] = field(default_factory=dict)
     status: int = 422
+    retry_after: int | None = None  # for a 429: whole seconds after which the same request is accepted
 
     def __str__(self) -> str:
         return "; ".join(self.errors.values())

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import passwords
 from ..extensions import db
-from ..models import Facilitator, PendingSecret, RecoveryCode, new_session_token, utcnow
+from ..models import Facilitator, LoginSession, PendingSecret, RecoveryCode, new_session_token, utcnow
 from ..presence import claim
 from ..text import Limit, clean_email, clean_line, problem, valid_email
 from . import Invalid
@@ -117,9 +117,41 @@ def authenticate(email: str, password: str) -> Facilitator | None:
     return facilitator if passwords.check(password, facilitator.password_hash) else None
 
 
+def start_session(facilitator: Facilitator) -> str:
+    """A new sign-in on one browser: returns its token, which that browser keeps in its signed session.
+
+    Sign-ins older than ``SESSION_MAX_HOURS`` (which no cookie can use any more) are dropped on the way.
+    """
+    token = secrets.token_hex(16)
+    cutoff = utcnow() - timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    db.session.execute(
+        delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id, LoginSession.created_at < cutoff)
+    )
+    db.session.add(LoginSession(facilitator_id=facilitator.id, token=token))
+    db.session.commit()
+    return token
+
+
+def session_is_current(facilitator: Facilitator, token: str) -> bool:
+    """Whether ``token`` is one of this account's sign-ins that has not been signed out."""
+    if not token:
+        return False
+    found = select(LoginSession.id).where(LoginSession.facilitator_id == facilitator.id, LoginSession.token == token)
+    return db.session.scalar(found) is not None
+
+
+def end_session(facilitator: Facilitator, token: str) -> None:
+    """Sign out one browser: its sign-in is deleted, so its cookie (and any copy of it) stops working."""
+    db.session.execute(
+        delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id, LoginSession.token == token)
+    )
+    db.session.commit()
+
+
 def end_sessions(facilitator: Facilitator) -> None:
-    """Invalidate every login cookie of this account (sign-out, password change)."""
+    """Invalidate every login cookie of this account (sign out everywhere, password change)."""
     facilitator.session_token = new_session_token()
+    db.session.execute(delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id))
     db.session.commit()
 
 

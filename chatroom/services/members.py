@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import events, passwords
 from ..extensions import db
 from ..models import Membership, Room, RoomStatus, utcnow
-from ..presence import claim
+from ..presence import claim, current_presence
 from ..text import Limit, clean_line, key_of, name_skeleton, problem
 from . import Invalid
 from ._core import audit, host_name, publish, refuses_cleanly
@@ -43,12 +43,14 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     """Give a participant a seat in an open room.
 
     ``previous_seat`` is the membership this browser held before, if any: a ban
-    on it keeps the browser out.
+    on it keeps the browser out. An alias is held by an active seat only, so one that
+    left or was removed frees its alias (its messages keep showing it), and whoever
+    comes back may take it again.
 
     :raise Invalid 403: the room is not open, the browser is banned, the room is full
         (``MEMBERS_PER_ROOM`` open seats, the host's included), or the password is wrong.
     :raise Invalid 422: the alias breaks a rule (``ALIAS``: visible, at most 32 characters as seen).
-    :raise Invalid 409: the alias is taken, or looks the same as an active member's (``text.skeleton``).
+    :raise Invalid 409: an active seat holds the alias, or looks the same as an active member's (``text.skeleton``).
     """
     status = room.status()
     if status is RoomStatus.SCHEDULED:
@@ -67,7 +69,9 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     if not password or not passwords.check(password, room.password_hash):
         raise Invalid({"password": "The room password is not right: check it with your facilitator"}, 403)
     _check_room_has_space(room)
-    taken = select(Membership.id).where(Membership.room_id == room.id, Membership.alias_key == key)
+    taken = select(Membership.id).where(
+        Membership.room_id == room.id, Membership.alias_key == key, Membership.left_at.is_(None)
+    )
     if db.session.scalar(taken):
         raise Invalid({"alias": TAKEN}, 409)
     _check_not_look_alike(room, alias)
@@ -98,15 +102,16 @@ def _check_room_has_space(room: Room) -> None:
 
 @refuses_cleanly
 def leave(membership: Membership) -> None:
-    """A participant leaves: their seat is closed and their streams end."""
-    membership.left_at = utcnow()
+    """A participant leaves: their seat is closed (its alias is free again) and their streams end."""
+    membership.left_at = membership.left_at or utcnow()
     db.session.commit()
     publish(membership.room_id, events.seat_closed(membership.id))
 
 
 @refuses_cleanly
 def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
-    """The host removes a participant: their streams end at once. Unless banned, they may join again.
+    """The host removes a participant: their streams end at once and the alias is free. Unless banned, they may join
+    again (under that alias too).
 
     :raise Invalid 404: not a participant of this room.
     """
@@ -114,6 +119,7 @@ def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
         raise Invalid({"member": "That person is not a participant of this room"}, 404)
     membership.left_at = membership.left_at or utcnow()
     membership.banned = membership.banned or ban
+    membership.removed = True
     audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
     publish(room, events.seat_closed(membership.id))
@@ -139,3 +145,17 @@ def signal_typing(membership: Membership) -> bool:
         return False
     publish(membership.room, events.typing(membership, config["TYPING_TTL_SECONDS"]))
     return True
+
+
+def depart(membership: Membership, tab: str) -> None:
+    """A tab of this seat is closing (its page's beacon): it leaves "Here now" now, and its stream ends.
+
+    Nothing is stored; the presence tracker announces the new list (batched).
+    """
+    current_presence().depart(membership.room_id, membership.id, tab)
+    publish(membership.room_id, events.tab_departed(membership.id, tab))
+
+
+def set_away(membership: Membership, tab: str, away: bool) -> None:
+    """A tab of this seat was hidden (away) or shown again; nothing is stored."""
+    current_presence().set_away(membership.room_id, membership.id, tab, away)

@@ -9,6 +9,7 @@ can replay them in order after a reconnect (see ``chatroom/stream.py``).
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -62,7 +63,8 @@ def _check_can_post(membership: Membership, room: Room) -> None:
         if last is not None:
             wait = room.slow_mode_seconds - (utcnow() - last).total_seconds()
             if wait > 0:
-                raise Invalid({"body": f"Slow mode is on: you can post again in {math.ceil(wait)} s"}, 429)
+                seconds = math.ceil(wait)
+                raise Invalid({"body": f"Slow mode is on: you can post again in {seconds} s"}, 429, seconds)
 
 
 def mentions_in(room_id: int, text: str) -> str:
@@ -112,8 +114,8 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     message = Message(
         room_id=room.id,
         seq=seq,
+        membership_id=membership.id,  # set now: the partial is rendered before the flush (data-author)
         author=membership,
-        membership_id=membership.id,  # rendered before the flush (data-author): the relationship alone sets it then
         body=text,
         client_token=token,
         created_at=now,
@@ -173,6 +175,26 @@ def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict
         return existing, False
     publish_panel_change(room, "queue", before)
     return message, True
+
+
+HELD_NOTE = timedelta(hours=1)  # how long the author's page still says a held message was declined
+
+
+def held_for(membership: Membership) -> list[Message]:
+    """The author's own messages held for the host (pre-moderation), and those declined in the last hour,
+    oldest first: shown to the author alone, beside their composer."""
+    since = utcnow() - HELD_NOTE
+    return list(
+        db.session.scalars(
+            select(Message)
+            .where(
+                Message.membership_id == membership.id,
+                (Message.status == MessageStatus.PENDING.value)
+                | ((Message.status == MessageStatus.REJECTED.value) & (Message.created_at >= since)),
+            )
+            .order_by(Message.created_at, Message.id)
+        )
+    )
 
 
 def _message_by_token(room_id: int, token: str) -> Message | None:

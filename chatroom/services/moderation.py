@@ -92,6 +92,7 @@ def approve(room: Room, message_id: int) -> Message:
     db.session.commit()
     publish(room, event)
     publish_panel_change(room, "queue", before)
+    publish(room, events.held_decided(message, approved=True))
     return message
 
 
@@ -107,6 +108,7 @@ def reject(room: Room, message_id: int) -> Message:
     audit(room, host_name(room), "message rejected", f"by {message.author.alias}")
     db.session.commit()
     publish_panel_change(room, "queue", before)
+    publish(room, events.held_decided(message, approved=False))
     return message
 
 

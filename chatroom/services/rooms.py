@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select
@@ -41,8 +42,114 @@ class RoomInput:
     password: str | None  # None on edit: keep the current password
 
 
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    """The IANA zones to offer (``Area/Location`` names and UTC), sorted; every IANA name is accepted."""
+    legacy = ("Etc/", "SystemV/", "US/", "Canada/", "Mexico/", "Brazil/", "Chile/", "posix", "right/")
+    names = {n for n in available_timezones() if "/" in n and not n.startswith(legacy)}
+    return ("UTC", *sorted(names))
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    if name != "UTC" and name not in available_timezones():
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    """``moment`` as a naive wall-clock time in ``tz``."""
+    return moment.astimezone(tz).replace(tzinfo=None)
+
+
+def _transition(naive: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Around a gap or an overlap at ``naive``: the wall-clock times just before and just after the change."""
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    low, high = min(first, second), max(first, second)
+    offset = low.astimezone(tz).utcoffset()
+    moment = low
+    while moment <= high and moment.astimezone(tz).utcoffset() == offset:  # minutes: a gap is at most a day
+        moment += timedelta(minutes=1)
+    return _wall(moment - timedelta(minutes=1), tz) + timedelta(minutes=1), _wall(moment, tz)
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%H:%M")
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%A %-d %B %Y")
+
+
+def _offset_name(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta(0)
+    sign, minutes = ("+" if offset >= timedelta(0) else "-"), abs(int(offset.total_seconds())) // 60
+    return f"{moment.tzname()}, UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def fold_choices(raw: str, tz_name: str) -> list[tuple[str, str]]:
+    """For a wall-clock time that happens twice in ``tz_name`` (the autumn overlap): the two meanings, as
+    (fold value, label) pairs for the form to ask which; empty for any other time."""
+    tz = _zone(tz_name.strip() or "UTC")
+    try:
+        naive = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return []
+    if tz is None or naive.tzinfo is not None or not YEARS[0] <= naive.year <= YEARS[1]:
+        return []
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset() or _wall(first.astimezone(UTC), tz) != naive:
+        return []  # one meaning, or none (the spring gap)
+    return [
+        ("0", f"The first {_clock(naive)} ({_offset_name(first)}), before the clocks go back"),
+        ("1", f"The second {_clock(naive)} ({_offset_name(second)}), after the clocks go back"),
+    ]
+
+
+def local_moment(naive: datetime, tz: ZoneInfo, tz_name: str, fold: str | None, field: str) -> datetime:
+    """The instant a wall-clock time in ``tz`` means, refusing one that does not exist or that needs a choice.
+
+    A time in the spring gap never shows on a clock there: refused, with what it would otherwise mean.
+    A time in the autumn overlap shows twice: ``fold`` ("0" the first, "1" the second) says which.
+
+    :raise Invalid 422: the time falls in a gap, or in an overlap with no ``fold``.
+    """
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    before, after = _transition(naive, tz)
+    if _wall(first.astimezone(UTC), tz) != naive:  # not on any clock: the spring gap
+        meant = _wall(first.astimezone(UTC), tz)
+        raise Invalid(
+            {
+                field: (
+                    f"{_clock(naive)} does not exist on {_day(naive)} in {tz_name}: the clocks go forward from "
+                    f"{_clock(before)} to {_clock(after)}. It would mean {_clock(meant)}; choose a time before "
+                    f"{_clock(before)} or from {_clock(after)}"
+                )
+            }
+        )
+    if fold not in ("0", "1"):
+        raise Invalid(
+            {
+                f"{field}_fold": (
+                    f"{_clock(naive)} happens twice on {_day(naive)} in {tz_name}: the clocks go back from "
+                    f"{_clock(before)} to {_clock(after)}. Choose which {_clock(naive)} you mean"
+                )
+            }
+        )
+    return second if fold == "1" else first
+
+
 def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
-    """Read and check the room form; times are read in the room's time zone.
+    """Read and check the room form; times are read in the room's time zone and compared as instants.
+
+    A time that does not exist in the zone (the spring gap) is refused with what it would mean; one that
+    happens twice (the autumn overlap) needs ``starts_at_fold``/``ends_at_fold`` ("0" the first, "1" the
+    second). A new room may not end in the past.
 
     :raise Invalid 422: with a message per field that is wrong.
     """
@@ -53,14 +160,9 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
     if wrong_title:
         errors["title"] = wrong_title
     tz_name = form.get("timezone", "").strip() or "UTC"
-    tz: ZoneInfo | None = None
-    if tz_name in available_timezones() or tz_name == "UTC":
-        try:
-            tz = ZoneInfo(tz_name)
-        except ZoneInfoNotFoundError:
-            tz = None
+    tz = _zone(tz_name)
     if tz is None:
-        errors["timezone"] = "Enter a time zone name like Europe/Paris or America/New_York"
+        errors["timezone"] = "Choose a time zone name like Europe/Paris or America/New_York from the list"
     times: dict[str, datetime] = {}
     for name, label in (("starts_at", "start"), ("ends_at", "end")):
         raw = form.get(name, "").strip()
@@ -68,11 +170,26 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
             naive = datetime.fromisoformat(raw)
             if naive.tzinfo is not None or not YEARS[0] <= naive.year <= YEARS[1]:
                 raise ValueError
-            times[name] = naive.replace(tzinfo=tz or ZoneInfo("UTC"))
         except ValueError:
             errors[name] = f"Enter the {label} date and time, like 2026-12-01 14:30"
-    if "starts_at" in times and "ends_at" in times and times["ends_at"] <= times["starts_at"]:
-        errors["ends_at"] = "The end must be after the start"
+            continue
+        if tz is None:
+            continue
+        try:
+            times[name] = local_moment(naive, tz, tz_name, form.get(f"{name}_fold"), name)
+        except Invalid as invalid:
+            errors.update(invalid.errors)
+    if "starts_at" in times and "ends_at" in times:
+        start, end = times["starts_at"].astimezone(UTC), times["ends_at"].astimezone(UTC)
+        if end <= start:
+            errors["ends_at"] = "The end must be after the start"
+        elif not editing and end <= utcnow():
+            assert tz is not None
+            now = utcnow().astimezone(tz)
+            errors["ends_at"] = (
+                f"That end, {_clock(_wall(end, tz))} on {_day(_wall(end, tz))} in {tz_name}, has already passed: "
+                f"it is {_clock(now)} on {_day(now)} there now. Check the time zone and the times"
+            )
     password = form.get("password", "")
     room_password: str | None = None
     if editing and not password:
@@ -83,7 +200,9 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
         room_password = password
     if errors:
         raise Invalid(errors)
-    return RoomInput(title, times["starts_at"], times["ends_at"], tz_name, room_password)
+    return RoomInput(
+        title, times["starts_at"].astimezone(UTC), times["ends_at"].astimezone(UTC), tz_name, room_password
+    )
 
 
 def _check_title_free(owner_id: int, key: str, room_id: int | None = None) -> None:

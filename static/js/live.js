@@ -14,11 +14,22 @@
 // cleanup makes the extension close that stream. The cursor is the SSE id of the last event
 // (htmx:sse:before:message). A message may arrive twice (a new stream resumes from the cursor, a poll
 // overlaps it): its message-<seq> id dedupes it.
+//
+// The page names itself (a random tab id, in every stream URL and on <body data-tab>), so presence.js can say
+// goodbye for it when it closes. The state shown is the truth as far as the page can know it: offline when the
+// browser says so or a send found no network (chatroom:unreachable from composer.js), then reconnecting. When
+// the server ends the stream (the room ended, the host removed this reader) the other scripts are told
+// (chatroom:closed {why}): the composer shuts, "Here now" and typing are cleared.
 (() => {
   "use strict";
   const d = document, log = d.getElementById("log"), status = d.getElementById("connection");
   let slot = d.getElementById("live");
   if (!log || !slot || !status || !window.fetch || !window.ReadableStream) return;
+  const TAB = [...crypto.getRandomValues(new Uint8Array(10))].map((b) => (b % 36).toString(36)).join("");
+  d.body.dataset.tab = TAB;
+  const firstUrl = new URL(slot.getAttribute("hx-sse:connect"), location.href);
+  firstUrl.searchParams.set("tab", TAB);
+  slot.setAttribute("hx-sse:connect", firstUrl.pathname + firstUrl.search); // before htmx opens it
   const model = slot.cloneNode(false), cfg = slot.dataset, home = slot.parentNode, typing = d.getElementById("typing");
   const ms = (value, fallback) => { const n = parseInt(value, 10); return n > 0 ? n : fallback; };
   const STALL = ms(cfg.stallMs, 10000), POLL = ms(cfg.pollMs, 5000), RETRY = ms(cfg.retryMs, 30000);
@@ -31,6 +42,7 @@
       Math.round(POLL / 1000) + " seconds.",
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
+    offline: "Offline: no network. Messages you write are kept until you can send them.",
   };
   TEXT.ended = status.dataset.endedText || TEXT.gone; // the page's words (chat/_ended.html)
   const streamUrl = new URL(slot.getAttribute("hx-sse:connect"), location.href);
@@ -117,7 +129,7 @@
   }, 2000);
 
   function fallback() {
-    if (state === "closed") return;
+    if (state === "closed" || state === "offline") return;
     stopStream();
     setState("fallback", TEXT.fallback);
     startPolling();
@@ -128,7 +140,7 @@
   // The stream ended or broke (the server went away, a proxy cut it): a fresh one after a pause, backing off
   // as the extension would (0.5 s doubling to a minute, ±30%), while the watchdog decides on falling back.
   function lost() {
-    if (state === "closed") return;
+    if (state === "closed" || state === "offline") return;
     if (state === "live") setState("reconnecting", TEXT.reconnecting);
     arm();
     clearTimeout(reconnectTimer);
@@ -138,23 +150,49 @@
   // A stream's request failed: refused, or the server unreachable.
   function failed(code) {
     if (code === 401 || code === 403 || code === 404) close(TEXT.gone);
+    else if (navigator.onLine === false) offline();
     else if (again) lost();
     else fallback();
   }
-  function close(text) {
+  function close(text, why) {
     clearTimeout(watchdog);
     watchdog = 0;
     clearTimeout(retryTimer);
     stopPolling();
     stopStream();
     setState("closed", text);
+    d.dispatchEvent(new CustomEvent("chatroom:closed", { detail: { why: why || "gone" } }));
   }
+  // The network went away (the browser says so, or a send found none): say so, and try again once it is back.
+  function offline() {
+    if (state === "closed") return;
+    stopStream();
+    stopPolling();
+    clearTimeout(watchdog);
+    watchdog = 0;
+    clearTimeout(retryTimer);
+    setState("offline", TEXT.offline);
+  }
+  window.addEventListener("offline", offline);
+  window.addEventListener("online", () => {
+    if (state !== "offline") return;
+    setState("reconnecting", TEXT.reconnecting);
+    attempts = 0;
+    startStream(true);
+  });
+  d.addEventListener("chatroom:unreachable", () => {
+    if (state === "closed" || state === "offline") return;
+    if (navigator.onLine === false) { offline(); return; }
+    setState("reconnecting", TEXT.reconnecting); // the stream may well be dead too: check with a fresh one
+    startStream(true);
+  });
 
   function startStream(reconnecting) {
     stopStream();
     const c = cursor(), el = model.cloneNode(false);
     streamUrl.searchParams.set("after", c.seq);
     streamUrl.searchParams.set("rev", c.rev);
+    streamUrl.searchParams.set("tab", TAB);
     el.setAttribute("hx-sse:connect", streamUrl.pathname + streamUrl.search);
     home.insertBefore(el, typing && typing.parentNode === home ? typing : null);
     slot = el;
@@ -185,7 +223,7 @@
   d.addEventListener("close", (evt) => {
     if (!ours(evt)) return;
     const why = evt.detail && evt.detail.data;
-    close(why === "ended" ? TEXT.ended : why === "removed" ? TEXT.removed : TEXT.gone);
+    close(why === "ended" ? TEXT.ended : why === "removed" ? TEXT.removed : TEXT.gone, why);
   });
   d.addEventListener("htmx:sse:before:message", (evt) => {
     if (!ours(evt)) return;
@@ -222,6 +260,7 @@
     evt.preventDefault();
     if (code === 401 || code === 403 || code === 404) close(TEXT.gone);
   });
+  d.addEventListener("htmx:error", (evt) => { if (polled(evt) && navigator.onLine === false) offline(); });
   d.addEventListener("htmx:after:request", (evt) => {
     if (!polled(evt)) return;
     const ctx = evt.detail.ctx, answer = dedupe(ctx.text);
@@ -234,7 +273,7 @@
     const ctx = evt.detail.ctx, source = ctx && ctx.sourceElement;
     if (source === status) {
       if (ctx.cursor) fromPoll = ctx.cursor;
-      if (ctx.ended) close(TEXT.ended);
+      if (ctx.ended) close(TEXT.ended, "ended");
     } else if (source && source.id === "composer" && state === "fallback") {
       setTimeout(poll, 300); // one's own message, soon
     }

@@ -29,6 +29,7 @@ TABLES = [
     "api_tokens",
     "invitations",
     "settings",
+    "login_sessions",
     "facilitators",
 ]
 

@@ -65,6 +65,7 @@ class Server:
             "WEB_CONCURRENCY": str(workers),
             "STREAM_HEARTBEAT_SECONDS": "1",
             "PRESENCE_TTL_SECONDS": "3",
+            "PRESENCE_PAGE_SECONDS": "3",  # a page load's presence, gone before the next test reuses its ids
             "GUNICORN_TIMEOUT": "30",
             **env,
         }
@@ -317,10 +318,11 @@ def message_seqs(events: list[SseEvent]) -> list[int]:
 
 
 def presence_aliases(events: list[SseEvent]) -> list[str] | None:
-    """Aliases in the newest presence list among ``events`` (None if there was none)."""
+    """Aliases here now (online or away) in the newest presence list among ``events`` (None if there was none)."""
     for event in reversed(events):
         if 'id="presence"' in event.data:
-            return re.findall(r"<li>([^<]+?)(?: <span|</li>)", event.data)
+            here = r'<li data-member="\d+" data-state="(?:online|away)">([^<]+?)(?: <span|</li>)'
+            return re.findall(here, event.data)
     return None
 
 

@@ -67,6 +67,7 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "auth.login":              {"GET": _same(200), "POST": _same(303)},  # POST: the owner's credentials
     "auth.signup":             {"GET": _same(200), "POST": _same(303)},  # POST: a new account
     "auth.logout":             {"POST": _signed_in(303)},
+    "auth.logout_everywhere":  {"POST": _signed_in(303)},
     "auth.login_code":         {"GET": _same(303), "POST": _same(303)},  # no password step pending: to sign in
     "auth.account":            {"GET": _signed_in(200)},
     "auth.change_password":    {"GET": _signed_in(200), "POST": _signed_in(303)},
@@ -104,6 +105,7 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "chat.history":            {"GET": _members(303)},  # without htmx: to the room page at that point
     "chat.newer":              {"GET": _members(200)},
     "chat.typing":             {"POST": _members(204)},
+    "chat.here":               {"POST": _members(204)},  # a tab's presence: away, back, or gone
     "chat.leave":              {"POST": _same(303)},  # only a participant's own seat closes
     "chat.message":            {"GET": _members(200)},
     "chat.edit_message":       {"POST": _members(303, host=403)},  # authors only, even for the host

@@ -203,6 +203,7 @@ BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
     ("participation.seen", "POST"): lambda w, r: {"seq": "1"},
     ("participation.send_note", "POST"): lambda w, r: {"note": "a word"},
     ("participation.reply_note", "POST"): lambda w, r: {"note": "an answer"},
+    ("chat.here", "POST"): lambda w, r: {"tab": "tab0123456789", "state": "away"},
 }
 
 

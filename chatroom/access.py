@@ -30,7 +30,8 @@ _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anythin
 
 
 def room_or_404(code: str) -> Room:
-    """The room with this public code. :raise 404: no such room."""
+    """The room with this public code, typed in any case (codes are lower case). :raise 404: no such room."""
+    code = code.lower()
     room = db.session.scalar(select(Room).where(Room.code == code)) if _CODE.fullmatch(code) else None
     if room is None:
         abort(404)

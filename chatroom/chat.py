@@ -30,7 +30,7 @@ from .htmx import is_htmx, page_or_fragment, see_other
 from .models import Membership, Message, Room, RoomStatus
 from .passwords import form_token
 from .services import Invalid, members, messages, moderation, participation
-from .text import is_number
+from .text import is_number, seconds_phrase
 
 bp = Blueprint("chat", __name__, url_prefix="/r")
 
@@ -211,14 +211,16 @@ def too_many(error: Exception) -> Response | tuple[str, int]:
     code = str((request.view_args or {}).get("code", ""))
     if request.endpoint == "chat.join":
         room = room_or_404(code)
-        problem = f"Too many wrong passwords from this browser or network. Wait {seconds} s, then try again"
+        problem = (
+            f"Too many wrong passwords from this browser or network. Wait {seconds_phrase(seconds)}, then try again"
+        )
         return _join_page(room, {"alias": request.form.get("alias", "")}, {"password": problem}, 429)
     if request.endpoint == "chat.post":
         room, seat = member_room_or_403(code)
-        problem = f"You are sending faster than the room allows. Wait {seconds} s, then send again"
+        problem = f"You are sending faster than the room allows. Wait {seconds_phrase(seconds)}, then send again"
         context = _room_context(room, seat, form={"body": request.form.get("body", "")}, errors={"body": problem})
         return page_or_fragment("chat/room.html", "chat/_composer.html", 429, **context)
-    return render_error(429, f"Too many attempts. Wait {seconds} s and try again.")
+    return render_error(429, f"Too many attempts. Wait {seconds_phrase(seconds)} and try again.")
 
 
 @bp.get("/<code>/messages")

@@ -129,6 +129,7 @@ class Rule(NamedTuple):
     failures_only: bool = False  # count only requests the view marked with count_failure()
     exempt: Callable[[], bool] | None = None
     scope: str | None = None
+    successes_only: bool = False  # count only requests that were not refused (a form sent back with errors)
 
 
 # Posting, reacting, voting and a private word to the host are all "posts" of a seat.
@@ -154,7 +155,7 @@ LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
     "auth.change_password": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
     "auth.two_factor_disable": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
     "auth.recovery_codes": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
-    "rooms.create": [Rule(_rooms_per_hour, _signed_in_account)],
+    "rooms.create": [Rule(_rooms_per_hour, _signed_in_account, successes_only=True)],
     # Guessing a room's password: per browser, and per address (a returning participant is spared that one).
     # A class of 60 behind one address joins freely: right passwords never count.
     "chat.join": [
@@ -188,6 +189,10 @@ def count_failure() -> None:
 
 def _failed(response: Response) -> bool:
     return bool(g.get("limit_failure", False))
+
+
+def _succeeded(response: Response) -> bool:
+    return response.status_code < 400
 
 
 def limiter_of(app: Flask) -> Limiter:
@@ -262,7 +267,7 @@ def init_app(app: Flask) -> Limiter:
             options: dict[str, Any] = {
                 "key_func": rule.key,
                 "methods": ["POST"],
-                "deduct_when": _failed if rule.failures_only else None,
+                "deduct_when": _failed if rule.failures_only else (_succeeded if rule.successes_only else None),
                 "exempt_when": rule.exempt,
             }
             if rule.scope is None:

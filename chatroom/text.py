@@ -233,3 +233,8 @@ def valid_email(value: str) -> bool:
     return (
         bool(re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", value)) and len(value) <= 254 and not _CONTROL.search(value)
     )
+
+
+def seconds_phrase(seconds: int) -> str:
+    """``seconds`` in words, as a screen reader says them well: "1 second", "42 seconds" (not "42 s")."""
+    return f"{seconds} second{'' if seconds == 1 else 's'}"

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, available_timezones
 import marshmallow as ma
 from flask import Response, stream_with_context, url_for
 from webargs.flaskparser import abort
-from werkzeug.utils import secure_filename
 
 from .. import presence
 from ..access import participant_or_404
@@ -258,8 +257,7 @@ def transcript(code: str, format: str) -> Response:
     room = owned_room(code)
     body = stream_with_context(export.transcript(room, format))
     response = Response(body, content_type=export.TRANSCRIPT_FORMATS[format])
-    filename = f"{secure_filename(room.title) or 'transcript'}-{room.code}.{format}"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = export.content_disposition(*export.download_name(room, format))
     return response
 
 

@@ -7,9 +7,11 @@ from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
 from .. import limits, mail
+from ..access import SEATS
 from ..errors import render_error
 from ..htmx import external_url, safe_next, see_other
 from ..services import Invalid, accounts, admin
+from ..text import seconds_phrase
 from .sessions import LOGIN, PENDING, await_second_factor, bp, pending_facilitator, sign_in
 
 # created -> (mail template, subject)
@@ -100,7 +102,10 @@ def logout() -> Response:
     """
     accounts.end_session(current_user, str(session.get(LOGIN, "")))
     logout_user()
+    seats = session.get(SEATS)
     session.clear()
+    if seats:  # a participant's seats in rooms are this browser's, not the facilitator's: they stay
+        session[SEATS] = seats
     flash("You are signed out on this device.", "success")
     return see_other(url_for("views.index"))
 
@@ -160,7 +165,7 @@ def too_many(error: Exception) -> tuple[str, int] | Response:
     """Over a sign-in or sign-up limit (``chatroom/limits.py``): the form again, with what was typed and when to
     try again (``Retry-After`` is set on the way out)."""
     seconds = limits.retry_after()
-    problem = f"Too many attempts from this browser or network. Wait {seconds} s, then try again"
+    problem = f"Too many attempts from this browser or network. Wait {seconds_phrase(seconds)}, then try again"
     form = {k: v for k, v in request.form.items() if k in ("email", "name")}
     if request.endpoint == "auth.login":
         page = render_template("auth/login.html", form=form, errors={"email": problem}, next=request.form.get("next"))
@@ -170,4 +175,4 @@ def too_many(error: Exception) -> tuple[str, int] | Response:
             "auth/signup.html", form=form, errors={"email": problem}, invite=request.values.get("invite")
         )
         return page, 429
-    return render_error(429, f"Too many attempts. Wait {seconds} s and try again.")
+    return render_error(429, f"Too many attempts. Wait {seconds_phrase(seconds)} and try again.")

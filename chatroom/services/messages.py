@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import events, mentions, metrics
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
-from ..text import Limit, clean_body, problem
+from ..text import Limit, clean_body, problem, seconds_phrase
 from . import Invalid, participation
 from ._core import next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly
 
@@ -64,7 +64,9 @@ def _check_can_post(membership: Membership, room: Room) -> None:
             wait = room.slow_mode_seconds - (utcnow() - last).total_seconds()
             if wait > 0:
                 seconds = math.ceil(wait)
-                raise Invalid({"body": f"Slow mode is on: you can post again in {seconds} s"}, 429, seconds)
+                raise Invalid(
+                    {"body": f"Slow mode is on: you can post again in {seconds_phrase(seconds)}"}, 429, seconds
+                )
 
 
 def mentions_in(room_id: int, text: str) -> str:

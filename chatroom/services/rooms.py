@@ -50,8 +50,13 @@ def zone_names() -> tuple[str, ...]:
     return ("UTC", *sorted(names))
 
 
+# In the tz database but not places: the server's own zone, and a placeholder meaning "no zone set".
+NOT_PLACES = frozenset({"localtime", "Factory"})
+
+
 def _zone(name: str) -> ZoneInfo | None:
-    if name != "UTC" and name not in available_timezones():
+    """The IANA zone ``name`` (a place, or UTC); None for anything else, ``localtime`` and ``Factory`` too."""
+    if name in NOT_PLACES or (name != "UTC" and name not in available_timezones()):
         return None
     try:
         return ZoneInfo(name)

@@ -17,6 +17,8 @@ monkey.patch_all()
 
 from psycogreen.gevent import patch_psycopg  # noqa: E402
 
+from config import Config  # noqa: E402
+
 patch_psycopg()
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # noqa: S104 - a PaaS routes to $PORT
@@ -29,7 +31,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 10
 keepalive = 75
 accesslog = os.environ.get("ACCESS_LOG") or None
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Forwarded headers are read by the app's ProxyFix alone, for TRUSTED_PROXY_HOPS proxies: gunicorn trusts no peer.
+forwarded_allow_ips = Config.FORWARDED_ALLOW_IPS
 # gunicorn's control socket lives at one fixed path per user: off, so several instances can share a host.
 control_socket_disable = True
 

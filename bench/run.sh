@@ -70,6 +70,7 @@ SECRET_KEY=$("$bin/python" -c 'import secrets; print(secrets.token_hex(32))')
 export SECRET_KEY
 export SESSION_COOKIE_SECURE=0 WTF_CSRF_SSL_STRICT=0 BCRYPT_ROUNDS=4
 export RATELIMIT_ENABLED=0  # K joins and R posts a second from one address are the point here, not abuse
+export PUBLIC_URL="http://127.0.0.1:$port"  # production refuses to start without it (links are built on it)
 export HOST=127.0.0.1 PORT="$port" WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} FLASK_APP=wsgi
 unset ACCESS_LOG
 

@@ -392,6 +392,9 @@ async def create_room(host: str, port: int, nonce: str) -> str:
             "/signup",
             {"email": f"bench-{nonce}@example.org", "name": f"Bench {nonce}", "password": PASSWORD},
         )
+        # Signing up does not sign in (the answer must not tell whether the address was new): sign in.
+        await facilitator.expect(200, "GET", "/login")
+        await facilitator.expect(303, "POST", "/login", {"email": f"bench-{nonce}@example.org", "password": PASSWORD})
         await facilitator.expect(200, "GET", "/rooms/new")  # signing in starts a new session: a new token
         start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
         created = await facilitator.expect(

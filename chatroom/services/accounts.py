@@ -9,6 +9,10 @@ limits it to ``PASSWORD_RESET_MAX_AGE`` seconds.
 Two-factor sign-in uses TOTP (RFC 6238, 30-second steps, one step of clock drift
 either way) and ten single-use recovery codes, of which only SHA-256 hashes are
 stored. See ``check_totp`` for how a code is kept from being used twice.
+
+Longer than our ~400-line guide on purpose: it is one account's security (passwords,
+reset tokens, sign-ins per browser, second factors, secrets on their way to the user),
+and those rules check each other's fingerprints.
 """
 
 from __future__ import annotations

@@ -211,3 +211,19 @@ def servers(database_url, redis_url):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def browsers() -> Iterator[Any]:
+    """Start headless Chromium browsers (``browsers()``); all of them quit when the test ends."""
+    from support.browser import Chrome
+
+    started: list[Any] = []
+
+    def start(**kwargs: Any) -> Any:
+        started.append(Chrome(**kwargs))
+        return started[-1]
+
+    yield start
+    for chrome in started:
+        chrome.quit()

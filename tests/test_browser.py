@@ -21,7 +21,7 @@ from selenium.webdriver.common.keys import Keys
 from chatroom.extensions import db
 from chatroom.models import Facilitator, Room, utcnow
 from chatroom.services import admin, members, messages, tokens
-from support.browser import AppServer, Chrome, Nginx, describe, missing_tools
+from support.browser import AppServer, Chrome, Nginx, connection_state, describe, join_room, missing_tools, sign_in
 from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
 from support.factories import fill_room
 from support.live import Browser
@@ -51,42 +51,11 @@ def server(_tools: None, _schema: None, database_url: str, redis_url: str | None
     app_server.stop()
 
 
-@pytest.fixture
-def browsers() -> Iterator[Any]:
-    started: list[Chrome] = []
-
-    def start(**kwargs: Any) -> Chrome:
-        started.append(Chrome(**kwargs))
-        return started[-1]
-
-    yield start
-    for chrome in started:
-        chrome.quit()
-
-
 def _room_row(app: Any, code: str) -> Room:
     with app.app_context():
         room = db.session.query(Room).filter_by(code=code).one()
         db.session.expunge(room)
         return room
-
-
-def _join(chrome: Chrome, base: str, code: str, alias: str) -> None:
-    chrome.get(f"{base}/r/{code}")
-    chrome.fill({"alias": alias, "password": ROOM_PASSWORD})
-    chrome.css("form[action$='/join'] button[type=submit]").click()
-    chrome.wait(lambda: chrome.all("#log"), message=f"{alias} in the room")
-
-
-def _sign_in(chrome: Chrome, base: str, email: str) -> None:
-    chrome.get(f"{base}/login")
-    chrome.fill({"email": email, "password": PASSWORD})
-    chrome.css("form[action='/login'] button[type=submit]").click()
-    chrome.wait(lambda: chrome.current_url.endswith("/rooms/"), message=f"{email} signed in")
-
-
-def _state(chrome: Chrome) -> str:
-    return str(chrome.execute_script("var c = document.getElementById('connection'); return c && c.dataset.state"))
 
 
 def _log_text(chrome: Chrome) -> str:
@@ -132,10 +101,10 @@ def test_two_participants_chat_live(app, server, browsers):
     host.quit()
 
     pat, kim = browsers(), browsers()
-    _join(pat, server.url, code, "Pat")
-    _join(kim, server.url, code, "Kim")
+    join_room(pat, server.url, code, "Pat")
+    join_room(kim, server.url, code, "Kim")
     for chrome in (pat, kim):
-        chrome.wait(lambda c=chrome: _state(c) == "live", message="live")
+        chrome.wait(lambda c=chrome: connection_state(c) == "live", message="live")
         chrome.wait(lambda c=chrome: {"Pat", "Kim"} <= set(c.text_of("#presence").split()), message="here now")
 
     kim.css("#field-body").send_keys("Hel")  # typing is signalled at once, then at most every 3 s
@@ -180,8 +149,8 @@ def test_reading_older_and_newer_messages_with_javascript(app, server, browsers,
     fill_room(app, room, 120)
     poster = Browser(server.port).join(room.code, "Poster", ROOM_PASSWORD)
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Reader")
-    chrome.wait(lambda: _state(chrome) == "live", message="live")
+    join_room(chrome, server.url, room.code, "Reader")
+    chrome.wait(lambda: connection_state(chrome) == "live", message="live")
     log = "document.getElementById('messages')"  # the live region, which scrolls
     assert chrome.execute_script(f"var l = {log}; return l.scrollHeight - l.scrollTop - l.clientHeight < 48")
     assert _seqs(chrome) == list(range(71, 121))
@@ -264,7 +233,7 @@ def test_everything_but_live_updates_works_without_javascript(app, server, brows
     chrome.wait(lambda: "signed out" in chrome.text_of(".flashes"))
 
     fill_room(app, _room_row(app, code), 60)
-    _join(chrome, server.url, code, "Quiet")
+    join_room(chrome, server.url, code, "Quiet")
     assert chrome.all("#log .copy") == [] and not chrome.css("#mute").is_displayed()
     chrome.fill({"body": "Posted without JavaScript"})
     chrome.css("#composer button[type=submit]").click()
@@ -312,8 +281,10 @@ def test_falls_back_to_polling_behind_a_middlebox(app, server, browsers, make_ro
     proxy = Nginx(server.port, mode).start()
     try:
         chrome = browsers()
-        _join(chrome, proxy.url, room.code, "Pat")
-        chrome.wait(lambda: _state(chrome) == "fallback", timeout=LIVE["LIVE_STALL_SECONDS"] + 6, message="fallback")
+        join_room(chrome, proxy.url, room.code, "Pat")
+        chrome.wait(
+            lambda: connection_state(chrome) == "fallback", timeout=LIVE["LIVE_STALL_SECONDS"] + 6, message="fallback"
+        )
         assert "cannot get through" in chrome.text_of("#connection")
         assert chrome.css("#connection").get_attribute("role") == "status"
 
@@ -323,10 +294,10 @@ def test_falls_back_to_polling_behind_a_middlebox(app, server, browsers, make_ro
         chrome.wait(lambda: "Loud and clear" in _log_text(chrome), timeout=8, message="own message, polled")
         seqs = _seqs(chrome)
         assert seqs == sorted(set(seqs)) == list(range(1, 6))  # each once, in order
-        assert _state(chrome) == "fallback"
+        assert connection_state(chrome) == "fallback"
         # It tries the stream again later (the proxy logs a request when it ends).
         chrome.wait(lambda: len(proxy.requests("/events")) >= 2, timeout=2 * LIVE["LIVE_STALL_SECONDS"] + 12)
-        assert _state(chrome) == "fallback"
+        assert connection_state(chrome) == "fallback"
         assert not [e for e in chrome.errors() if "/events" not in e]  # only the refused streams
     finally:
         proxy.stop()
@@ -338,12 +309,12 @@ def test_a_proxy_that_passes_the_stream_stays_live(app, server, browsers, make_r
     proxy = Nginx(server.port, "plain").start()
     try:
         chrome = browsers()
-        _join(chrome, proxy.url, room.code, "Pat")
-        chrome.wait(lambda: _state(chrome) == "live", message="live through the proxy")
+        join_room(chrome, proxy.url, room.code, "Pat")
+        chrome.wait(lambda: connection_state(chrome) == "live", message="live through the proxy")
         Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD).say(room.code, "Streamed")
         chrome.wait(lambda: "Streamed" in _log_text(chrome), timeout=5)
         time.sleep(LIVE["LIVE_STALL_SECONDS"] + 1)  # heartbeats keep it live
-        assert _state(chrome) == "live"
+        assert connection_state(chrome) == "live"
     finally:
         proxy.stop()
 
@@ -359,9 +330,9 @@ def test_the_hosts_queue_changes_one_item_at_a_time_in_the_page(app, server, bro
 
         rooms.set_premoderation(db.session.get(Room, room.id), True)
     host = browsers()
-    _sign_in(host, server.url, facilitator.email)
+    sign_in(host, server.url, facilitator.email)
     host.get(f"{server.url}/r/{room.code}")
-    host.wait(lambda: _state(host) == "live", message="the host's page live")
+    host.wait(lambda: connection_state(host) == "live", message="the host's page live")
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     for text in ("first held", "second held", "third held"):
         pat.say(room.code, text)
@@ -403,8 +374,8 @@ def test_every_page_meets_wcag_22_aa_in_both_themes_and_fits_320_px(app, server,
     ended = make_room(owner=host, title="Earlier", starts_in=timedelta(days=-2))
     code = room.code
     who = {"anonymous": browsers(), "host": browsers(), "participant": browsers()}
-    _sign_in(who["host"], server.url, host.email)
-    _join(who["participant"], server.url, code, "Pat")
+    sign_in(who["host"], server.url, host.email)
+    join_room(who["participant"], server.url, code, "Pat")
     _type_and_enter(who["participant"], "A message of my own")
     mine = 71
     who["participant"].wait(lambda: _seqs(who["participant"])[-1] == mine)
@@ -412,7 +383,7 @@ def test_every_page_meets_wcag_22_aa_in_both_themes_and_fits_320_px(app, server,
     no_script = browsers()
     no_script.execute_cdp_cmd("Network.enable", {})
     no_script.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*.js", "*/assets/*"]})
-    _join(no_script, server.url, code, "Quiet")
+    join_room(no_script, server.url, code, "Quiet")
     pages: list[tuple[str, str, Any]] = [
         ("anonymous", "/", None),
         ("anonymous", "/login", None),
@@ -459,7 +430,7 @@ def test_every_page_meets_wcag_22_aa_in_both_themes_and_fits_320_px(app, server,
             if action:
                 action(chrome)
             if chrome.all("#connection") and person != "no script":
-                chrome.wait(lambda c=chrome: _state(c) in ("live", "static"), message=f"{path} settled")
+                chrome.wait(lambda c=chrome: connection_state(c) in ("live", "static"), message=f"{path} settled")
             label = f"{theme} {person} {path}{' (' + action.__name__ + ')' if action else ''}"
             if chrome.all(".theme-switch"):  # the printable transcript is black on white, always
                 assert chrome.css("html").get_attribute("data-theme") == theme, label
@@ -487,12 +458,12 @@ def test_room_page_weight_on_the_wire(app, server, browsers, make_room):
     totals = {}
     for javascript in (True, False):
         chrome = browsers(javascript=javascript)
-        _join(chrome, server.url, room.code, "Pat" if javascript else "Quiet")
+        join_room(chrome, server.url, room.code, "Pat" if javascript else "Quiet")
         chrome.execute_cdp_cmd("Network.clearBrowserCache", {})
         chrome.bytes_received()
         chrome.get(f"{server.url}/r/{room.code}")
         if javascript:
-            chrome.wait(lambda c=chrome: _state(c) == "live", message="live")
+            chrome.wait(lambda c=chrome: connection_state(c) == "live", message="live")
         assert len(chrome.all("#log .message")) == 50
         sizes = {url: n for url, n in chrome.bytes_received().items() if "/events" not in url}
         assert all(url.startswith(server.url) for url in sizes), sizes
@@ -524,14 +495,14 @@ def test_reconnecting_is_shown_and_the_catch_up_is_announced_as_a_count(
     own = AppServer(database_url, redis_url, {**LIVE, "LIVE_STALL_SECONDS": 20}).start()
     try:
         chrome = browsers()
-        _join(chrome, own.url, room.code, "Pat")
-        chrome.wait(lambda: _state(chrome) == "live")
+        join_room(chrome, own.url, room.code, "Pat")
+        chrome.wait(lambda: connection_state(chrome) == "live")
         own.stop()
-        chrome.wait(lambda: _state(chrome) == "reconnecting", message="reconnecting")
+        chrome.wait(lambda: connection_state(chrome) == "reconnecting", message="reconnecting")
         assert chrome.text_of("#connection") == "Connection lost. Reconnecting…"
         _post_directly(app, room.code, ["one", "two", "three"])
         own.start()
-        chrome.wait(lambda: _state(chrome) == "live", timeout=20, message="live again")
+        chrome.wait(lambda: connection_state(chrome) == "live", timeout=20, message="live again")
         chrome.wait(lambda: chrome.text_of("#announcer") == "3 new messages", message="the burst, as a count")
         assert _seqs(chrome) == [1, 2, 3]
         chrome.wait(lambda: chrome.css("#messages").get_attribute("aria-live") == "polite", message="log speaks again")
@@ -551,10 +522,10 @@ def test_keyboard_skip_link_and_live_regions(app, server, browsers, make_room):
     room = make_room(title="Keys")
     fill_room(app, room, 5)
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Pat")
-    chrome.wait(lambda: _state(chrome) == "live")
+    join_room(chrome, server.url, room.code, "Pat")
+    chrome.wait(lambda: connection_state(chrome) == "live")
     chrome.refresh()
-    chrome.wait(lambda: _state(chrome) == "live")
+    chrome.wait(lambda: connection_state(chrome) == "live")
     chrome.css("body").send_keys(Keys.TAB)
     skip = chrome.switch_to.active_element
     assert skip.get_attribute("class") == "skip-link" and skip.text == "Skip to the message box"

@@ -9,7 +9,6 @@ Backend-independent (the stream itself is tested in both passes elsewhere): thes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +17,8 @@ from selenium.webdriver.common.keys import Keys
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
 from chatroom.services import messages, notes, participation
-from support.browser import AppServer, Chrome, describe, missing_tools
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome, connection_state, describe, join_room, missing_tools, sign_in
+from support.constants import REQUIRE
 from support.factories import fill_room
 
 pytestmark = [pytest.mark.live, pytest.mark.once]
@@ -37,40 +36,9 @@ def _tools() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture
-def browsers(_tools: None) -> Iterator[Any]:
-    started: list[Chrome] = []
-
-    def start(**kwargs: Any) -> Chrome:
-        started.append(Chrome(**kwargs))
-        return started[-1]
-
-    yield start
-    for chrome in started:
-        chrome.quit()
-
-
-def _join(chrome: Chrome, base: str, code: str, alias: str) -> None:
-    chrome.get(f"{base}/r/{code}")
-    chrome.fill({"alias": alias, "password": ROOM_PASSWORD})
-    chrome.css("form[action$='/join'] button[type=submit]").click()
-    chrome.wait(lambda: chrome.all("#log"), message=f"{alias} in the room")
-
-
-def _sign_in(chrome: Chrome, base: str, email: str) -> None:
-    chrome.get(f"{base}/login")
-    chrome.fill({"email": email, "password": PASSWORD})
-    chrome.css("form[action='/login'] button[type=submit]").click()
-    chrome.wait(lambda: chrome.current_url.endswith("/rooms/"), message=f"{email} signed in")
-
-
-def _state(chrome: Chrome) -> str:
-    return str(chrome.execute_script("var c = document.getElementById('connection'); return c && c.dataset.state"))
-
-
 def _live(*chromes: Chrome) -> None:
     for chrome in chromes:
-        chrome.wait(lambda c=chrome: _state(c) == "live", timeout=20, message="live")
+        chrome.wait(lambda c=chrome: connection_state(c) == "live", timeout=20, message="live")
 
 
 def _message_text(chrome: Chrome, seq: int) -> str:
@@ -106,10 +74,10 @@ def test_a_host_and_two_participants_take_part_live_and_after_a_reconnect(
     server = AppServer(database_url, redis_url, LIVE).start()
     try:
         host, pat, kim = browsers(), browsers(), browsers()
-        _sign_in(host, server.url, host_account.email)
+        sign_in(host, server.url, host_account.email)
         host.get(f"{server.url}/r/{code}")
-        _join(pat, server.url, code, "Pat")
-        _join(kim, server.url, code, "Kim")
+        join_room(pat, server.url, code, "Pat")
+        join_room(kim, server.url, code, "Kim")
         _live(host, pat, kim)
         kim.wait(lambda: "Pat" in kim.text_of("#presence"), message="Pat here, for Kim's picker")
 
@@ -175,7 +143,7 @@ def test_a_host_and_two_participants_take_part_live_and_after_a_reconnect(
         assert kim.css("#field-note").get_attribute("value") == ""
         assert "the audio is bad" not in pat.page_source
         answer = browsers()
-        _sign_in(answer, server.url, host_account.email)
+        sign_in(answer, server.url, host_account.email)
         answer.get(host.css("#host-notes a").get_attribute("href"))
         answer.fill({"note": "Thanks, fixing it"})
         answer.css("main form button[type=submit]").click()
@@ -187,7 +155,7 @@ def test_a_host_and_two_participants_take_part_live_and_after_a_reconnect(
         for chrome in (host, pat, kim):
             assert chrome.errors() == []
         server.stop()
-        kim.wait(lambda: _state(kim) == "reconnecting", message="reconnecting")
+        kim.wait(lambda: connection_state(kim) == "reconnecting", message="reconnecting")
         with app.test_request_context():
             row, pat_seat = _seat(app, code, "Pat")
             _, kim_seat = _seat(app, code, "Kim")
@@ -240,8 +208,8 @@ def test_taking_part_without_javascript(app, browsers, make_room, make_facilitat
     server = AppServer(database_url, redis_url, LIVE).start()
     try:
         pat, kim, host = browsers(javascript=False), browsers(javascript=False), browsers(javascript=False)
-        _join(pat, server.url, room.code, "Pat")
-        _join(kim, server.url, room.code, "Kim")
+        join_room(pat, server.url, room.code, "Pat")
+        join_room(kim, server.url, room.code, "Kim")
         pat.fill({"body": "Who has the agenda? @Kim"})
         pat.css("#field-question").click()
         pat.css("#composer button[type=submit]").click()
@@ -261,7 +229,7 @@ def test_taking_part_without_javascript(app, browsers, make_room, make_facilitat
         kim.fill({"note": "Can I leave early?"})
         kim.css("#private-form button").click()
         kim.wait(lambda: "Can I leave early?" in kim.text_of("#private"))
-        _sign_in(host, server.url, host_account.email)
+        sign_in(host, server.url, host_account.email)
         host.get(f"{server.url}/r/{room.code}")
         host.css("#host-notes a").click()
         host.fill({"note": "Yes, of course"})
@@ -302,8 +270,8 @@ def test_the_new_pages_and_controls_meet_wcag_22_aa(
     server = AppServer(database_url, redis_url, LIVE).start()
     try:
         host, pat = browsers(), browsers()
-        _sign_in(host, server.url, host_account.email)
-        _join(pat, server.url, room.code, "Pat")
+        sign_in(host, server.url, host_account.email)
+        join_room(pat, server.url, room.code, "Pat")
         with app.test_request_context():
             row, pat_seat = _seat(app, room.code, "Pat")
             _, ana = _seat(app, room.code, "Ana")
@@ -335,7 +303,7 @@ def test_the_new_pages_and_controls_meet_wcag_22_aa(
             for chrome, path in pages:
                 chrome.get(server.url + path)
                 if chrome.all("#connection"):
-                    chrome.wait(lambda c=chrome: _state(c) in ("live", "static"))
+                    chrome.wait(lambda c=chrome: connection_state(c) in ("live", "static"))
                 if path == f"/r/{room.code}" and chrome is pat:
                     chrome.css("#field-body").send_keys("@")  # the name picker, open
                     time.sleep(0.5)

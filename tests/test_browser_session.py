@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message
-from support.browser import AppServer, Chrome, missing_tools
+from support.browser import AppServer, Chrome, connection_state, join_room, missing_tools
 from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
 from support.live import Browser
 
@@ -46,38 +46,14 @@ def server(_schema: None, database_url: str, redis_url: str | None) -> Iterator[
 
 
 @pytest.fixture
-def browsers() -> Iterator[Any]:
-    started: list[Chrome] = []
-
-    def start(**kwargs: Any) -> Chrome:
-        started.append(Chrome(**kwargs))
-        return started[-1]
-
-    yield start
-    for chrome in started:
-        chrome.quit()
-
-
-@pytest.fixture
 def host(server, make_facilitator):
     """The room's facilitator, signed in over plain HTTP (their actions are not what is under test here)."""
     facilitator = make_facilitator(name="Hana Host")
     return facilitator, Browser(server.port).sign_in(facilitator.email, PASSWORD)
 
 
-def _join(chrome: Chrome, base: str, code: str, alias: str) -> None:
-    chrome.get(f"{base}/r/{code}")
-    chrome.fill({"alias": alias, "password": ROOM_PASSWORD})
-    chrome.css("form[action$='/join'] button[type=submit]").click()
-    chrome.wait(lambda: chrome.all("#log"), message=f"{alias} in the room")
-
-
 def _live(chrome: Chrome) -> None:
-    chrome.wait(lambda: _state(chrome) == "live", message="live")
-
-
-def _state(chrome: Chrome) -> str:
-    return str(chrome.execute_script("var c = document.getElementById('connection'); return c && c.dataset.state"))
+    chrome.wait(lambda: connection_state(chrome) == "live", message="live")
 
 
 def _box(chrome: Chrome) -> str:
@@ -119,7 +95,7 @@ def test_a_class_of_60_joins_one_room_from_one_address_with_limits_on(app, serve
         assert student.post(f"/r/{room.code}/join", {"alias": f"Student {n}", "password": ROOM_PASSWORD}) == 303
         assert student.get(f"/r/{room.code}")[0] == 200
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Last one in")
+    join_room(chrome, server.url, room.code, "Last one in")
     _live(chrome)
     chrome.wait(lambda: "and 10 more" in chrome.text_of("#presence"), message="60 here now")
     assert chrome.errors() == []
@@ -132,11 +108,11 @@ def test_removed_while_typing_the_text_is_given_back(app, server, browsers, host
     facilitator, hana = host
     room = make_room(owner=facilitator, title="Removal")
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Pat")
+    join_room(chrome, server.url, room.code, "Pat")
     _live(chrome)
     chrome.css("#field-body").send_keys("my long careful answer")
     assert hana.post(f"/r/{room.code}/members/{_seat(app, room.code, 'Pat')}/remove", {}) == 303
-    chrome.wait(lambda: _state(chrome) == "closed", message="the stream closed")
+    chrome.wait(lambda: connection_state(chrome) == "closed", message="the stream closed")
     chrome.wait(lambda: chrome.css("#field-body").get_attribute("readonly") is not None, message="composer shut")
     assert _box(chrome) == "my long careful answer"
     assert "The host removed you" in chrome.text_of("#composer")
@@ -162,7 +138,7 @@ def test_locked_while_typing_the_composer_waits_with_the_text(app, server, brows
     facilitator, hana = host
     room = make_room(owner=facilitator, title="Lock")
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Pat")
+    join_room(chrome, server.url, room.code, "Pat")
     _live(chrome)
     chrome.css("#field-body").send_keys("half a thought")
     assert hana.post(f"/rooms/{room.code}/settings/lock", {}) == 303
@@ -181,7 +157,7 @@ def test_locked_while_typing_the_composer_waits_with_the_text(app, server, brows
 def test_an_offline_send_is_kept_marked_not_sent_and_retried_once(app, server, browsers, make_room):
     room = make_room(title="Offline")
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Pat")
+    join_room(chrome, server.url, room.code, "Pat")
     _live(chrome)
     token = chrome.css("#composer input[name=token]").get_attribute("value")
     chrome.execute_cdp_cmd("Network.enable", {})
@@ -190,7 +166,7 @@ def test_an_offline_send_is_kept_marked_not_sent_and_retried_once(app, server, b
     chrome.css("#field-body").send_keys("sent on the train", Keys.ENTER)
     chrome.wait(lambda: "Not sent" in chrome.text_of("#composer .refusal"), message="not sent")
     assert _box(chrome) == "sent on the train"
-    chrome.wait(lambda: _state(chrome) in ("offline", "reconnecting"), message="not 'live' any more")
+    chrome.wait(lambda: connection_state(chrome) in ("offline", "reconnecting"), message="not 'live' any more")
     assert "Offline" in chrome.text_of("#connection") or "Reconnecting" in chrome.text_of("#connection")
     assert _count(app, "sent on the train") == 0
     chrome.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
@@ -214,7 +190,7 @@ def test_a_refused_request_leaves_the_form_usable_and_retry_after_is_honoured(ap
     room = make_room(owner=facilitator, title="Refusals")
     assert hana.post(f"/rooms/{room.code}/settings/slow-mode", {"seconds": "3"}) == 303
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Pat")
+    join_room(chrome, server.url, room.code, "Pat")
     _live(chrome)
     chrome.css("#field-body").send_keys("first", Keys.ENTER)
     chrome.wait(lambda: "first" in chrome.text_of("#log"))
@@ -266,7 +242,7 @@ setTimeout(function () { key(13, false); seen.push(sent); done(seen); }, 20);
 def test_an_enter_that_ends_a_composition_never_sends_in_either_engines_order(app, server, browsers, make_room):
     room = make_room(title="Input methods")
     chrome = browsers()
-    _join(chrome, server.url, room.code, "Aki")
+    join_room(chrome, server.url, room.code, "Aki")
     assert chrome.execute_async_script(IME) == [0, 0, 0, 1]
 
 
@@ -320,9 +296,9 @@ def test_a_dst_gap_room_is_refused_and_an_overlap_asks_which(app, server, browse
 def test_presence_is_true_closed_tabs_leave_within_5_s_away_and_quiet_notices(app, server, browsers, make_room):
     room = make_room(title="Presence")
     kim, pat = browsers(), browsers()
-    _join(kim, server.url, room.code, "Kim")
+    join_room(kim, server.url, room.code, "Kim")
     _live(kim)
-    _join(pat, server.url, room.code, "Pat")
+    join_room(pat, server.url, room.code, "Pat")
     _live(pat)
     kim.wait(lambda: "Pat" in kim.text_of("#presence"), message="Pat here")
     kim.wait(lambda: "Pat joined." in kim.text_of("#log .log-notice"), message="a join notice")
@@ -351,8 +327,8 @@ def test_presence_is_true_closed_tabs_leave_within_5_s_away_and_quiet_notices(ap
 def test_typing_clears_when_the_typists_message_arrives(app, server, browsers, make_room):
     room = make_room(title="Typing")
     kim, pat = browsers(), browsers()
-    _join(kim, server.url, room.code, "Kim")
-    _join(pat, server.url, room.code, "Pat")
+    join_room(kim, server.url, room.code, "Kim")
+    join_room(pat, server.url, room.code, "Pat")
     _live(kim)
     _live(pat)
     kim.css("#field-body").send_keys("Hel")
@@ -369,7 +345,7 @@ def test_a_held_message_waits_for_the_host_beside_its_authors_box(app, server, b
     room = make_room(owner=facilitator, title="Held")
     assert hana.post(f"/rooms/{room.code}/settings/premoderation", {"enabled": "1"}) == 303
     pat = browsers()
-    _join(pat, server.url, room.code, "Pat")
+    join_room(pat, server.url, room.code, "Pat")
     _live(pat)
     pat.css("#field-body").send_keys("may I?", Keys.ENTER)
     pat.wait(lambda: "Waiting for the host: may I?" in pat.text_of("#held"), message="held, shown to Pat")

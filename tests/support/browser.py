@@ -23,7 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from .constants import ROOT
+from .constants import PASSWORD, ROOM_PASSWORD, ROOT
 from .live import GUNICORN, Server, free_port, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -297,3 +297,27 @@ def describe(violations: list[dict[str, Any]]) -> str:
             summary = (node.get("failureSummary") or "").replace("\n", " ")[:300]
             lines.append(f"{violation['id']} ({violation.get('impact')}): {target} {summary}")
     return "\n".join(lines)
+
+
+# -- what a person does in the browser, shared by the browser tests ----------------------------------------
+
+
+def join_room(chrome: Chrome, base: str, code: str, alias: str) -> None:
+    """Join room ``code`` as ``alias`` through the real join form, and wait for the log."""
+    chrome.get(f"{base}/r/{code}")
+    chrome.fill({"alias": alias, "password": ROOM_PASSWORD})
+    chrome.css("form[action$='/join'] button[type=submit]").click()
+    chrome.wait(lambda: chrome.all("#log"), message=f"{alias} in the room")
+
+
+def sign_in(chrome: Chrome, base: str, email: str) -> None:
+    """Sign in as ``email`` through the real form, and wait for the dashboard."""
+    chrome.get(f"{base}/login")
+    chrome.fill({"email": email, "password": PASSWORD})
+    chrome.css("form[action='/login'] button[type=submit]").click()
+    chrome.wait(lambda: chrome.current_url.endswith("/rooms/"), message=f"{email} signed in")
+
+
+def connection_state(chrome: Chrome) -> str:
+    """The room page's connection state (``#connection``'s ``data-state``: live, reconnecting, fallback...)."""
+    return str(chrome.execute_script("var c = document.getElementById('connection'); return c && c.dataset.state"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from functools import lru_cache
 
 import brotli
@@ -79,10 +80,25 @@ def _static(response: Response) -> Response:
     return response
 
 
+_CSS_COMMENT = re.compile(rb"/\*.*?\*/", re.S)
+
+
+def slim_css(source: bytes) -> bytes:
+    """A stylesheet without its comments, blank lines and indentation (none of ours has ``/*`` in a string).
+
+    The comments document ``static/css/`` for its readers; the room's first load (its weight budget,
+    ``docs/front-end.md``) need not carry them: about 700 of the stylesheet's 3,300 compressed bytes.
+    """
+    lines = (line.strip() for line in _CSS_COMMENT.sub(b"", source).splitlines())
+    return b"\n".join(line for line in lines if line) + b"\n"
+
+
 @lru_cache(maxsize=64)
 def _compressed_file(path: str, mtime_ns: int, size: int, encoding: str) -> bytes:
     with open(path, "rb") as file:
         data = file.read()
+    if path.endswith(".css"):
+        data = slim_css(data)
     return brotli.compress(data, quality=11) if encoding == "br" else gzip.compress(data, 9, mtime=0)
 
 

@@ -43,6 +43,20 @@ HEADERS = {
 }
 
 
+# Scripts and stylesheets are not documents: the policies that govern a document (what it may load, frame or
+# use, where its links send a referrer) mean nothing on them, and they cost some 400 bytes a response on the
+# room's first load (its weight budget: docs/front-end.md). nosniff is the one that matters for them.
+SUBRESOURCES = frozenset({"text/css", "text/javascript", "application/javascript"})
+DOCUMENT_ONLY = frozenset(
+    {
+        "Content-Security-Policy",
+        "X-Frame-Options",
+        "Permissions-Policy",
+        "Cross-Origin-Opener-Policy",
+        "Referrer-Policy",
+    }
+)
+
 # The only responses a cache may keep: the same bytes for everyone, with no session in them.
 PUBLIC_ENDPOINTS = frozenset({"static", "views.asset"})
 
@@ -61,8 +75,11 @@ def _no_store(response: Response) -> Response:
 
 
 def _secure_headers(response: Response) -> Response:
+    """The security headers: all of them on documents, only those that mean something on scripts and styles."""
+    subresource = response.mimetype in SUBRESOURCES
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (subresource and name in DOCUMENT_ONLY):
+            response.headers.setdefault(name, value)
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response

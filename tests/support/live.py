@@ -321,7 +321,7 @@ def presence_aliases(events: list[SseEvent]) -> list[str] | None:
     """Aliases here now (online or away) in the newest presence list among ``events`` (None if there was none)."""
     for event in reversed(events):
         if 'id="presence"' in event.data:
-            here = r'<li data-member="\d+" data-state="(?:online|away)">([^<]+?)(?: <span|</li>)'
+            here = r'<li data-member="\d+" data-state="(?:online|away)">(?:<bdi>)?([^<]+?)(?:</bdi>)?(?: <span|</li>)'
             return re.findall(here, event.data)
     return None
 

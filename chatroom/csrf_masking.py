@@ -20,7 +20,7 @@ import base64
 import binascii
 import secrets
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 
 
@@ -51,8 +51,17 @@ def unmask(value: str) -> str:
 
 
 def masked_csrf_token() -> str:
-    """This session's CSRF token, masked afresh (what templates get as ``csrf_token()``)."""
-    return mask(generate_csrf())
+    """This response's masked CSRF token: masked afresh for every response, and the same everywhere in one.
+
+    One response carries the token several times (the htmx meta tag, each form); one pad per
+    response lets those copies compress against each other (the room page's weight budget) while
+    no two responses share any bytes of it, which is what defeats BREACH.
+    """
+    if not has_request_context():
+        return mask(generate_csrf())
+    if "masked_csrf_token" not in g:
+        g.masked_csrf_token = mask(generate_csrf())
+    return str(g.masked_csrf_token)
 
 
 class MaskedCSRFProtect(CSRFProtect):

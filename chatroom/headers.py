@@ -77,6 +77,8 @@ def _no_store(response: Response) -> Response:
 def _secure_headers(response: Response) -> Response:
     """The security headers: all of them on documents, only those that mean something on scripts and styles."""
     subresource = response.mimetype in SUBRESOURCES
+    if request.endpoint == "static":
+        response.headers.pop("Content-Disposition", None)  # send_file's "inline; filename=…": the default anyway
     for name, value in HEADERS.items():
         if not (subresource and name in DOCUMENT_ONLY):
             response.headers.setdefault(name, value)

@@ -49,8 +49,10 @@ def external_url(endpoint: str, **values: Any) -> str:
 
 
 def _vary(response: Response) -> Response:
-    # Pages and fragments share URLs: caches must key on the header that tells them apart.
-    response.vary.add("HX-Request")
+    # Pages and fragments share URLs: caches must key on the header that tells them apart. Static files
+    # and script bundles are the same bytes either way.
+    if request.endpoint not in ("static", "views.asset"):
+        response.vary.add("HX-Request")
     return response
 
 

@@ -78,7 +78,10 @@ def _secure_headers(response: Response) -> Response:
     """The security headers: all of them on documents, only those that mean something on scripts and styles."""
     subresource = response.mimetype in SUBRESOURCES
     if request.endpoint == "static":
-        response.headers.pop("Content-Disposition", None)  # send_file's "inline; filename=…": the default anyway
+        # send_file's extras: "inline; filename=…" is the default anyway, the ETag alone revalidates, and a
+        # byte range of a body we compress on the way out would not be the file's.
+        for name in ("Content-Disposition", "Last-Modified", "Accept-Ranges"):
+            response.headers.pop(name, None)
     for name, value in HEADERS.items():
         if not (subresource and name in DOCUMENT_ONLY):
             response.headers.setdefault(name, value)

@@ -99,7 +99,8 @@ def _finish(response: Response) -> Response:
     request_id = current_request_id()
     if request_id is None:  # a request that failed before _start ran
         request_id = g.request_id = _request_id()
-    response.headers[HEADER] = request_id
+    if request.endpoint not in ("static", "views.asset"):  # files, the same for every request: no id to quote
+        response.headers[HEADER] = request_id
     started = g.get("request_started")
     duration = round((time.perf_counter() - started) * 1000, 1) if isinstance(started, float) else None
     fields = {

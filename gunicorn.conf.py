@@ -61,7 +61,7 @@ def _raise_open_files_limit() -> int:
 
 open_files = _raise_open_files_limit()
 # Requests in flight (page loads, posts, streams until they are handed over, slow headers).
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS") or max(64, min(1000, open_files // 4)))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS") or max(64, min(10_000, open_files // 4)))
 # The rest is for open streams; the app reads this (config.py) and refuses streams beyond it.
 os.environ.setdefault("STREAMS_PER_WORKER", str(max(16, open_files - worker_connections - RESERVED_FILES)))
 

@@ -726,7 +726,13 @@ class StreamProtocol(asyncio.Protocol):
         client = self.client
         if not client.probe:
             text = self.carry + data  # an id split between two reads still counts once
-            client.count += text.count(b"id: ")
+            found = text.count(b"id: ")
+            if found:
+                client.count += found
+                at = text.rfind(b"id: ")
+                end = text.find(b"\n", at)
+                if end > 0:
+                    client.last_id = bytes(text[at + 4 : end])  # where a reconnect resumes
             client.heartbeats += data.count(b": heartbeat")
             self.tally.closes += data.count(b"event: close")
             self.carry = text[-3:]

@@ -68,6 +68,9 @@ RECHECK_EVERY = 4
 # How long the last words of a stream (a close event) may take to drain before the socket goes.
 CLOSE_GRACE_SECONDS = 5.0
 HOLD_SECONDS = 0.3  # see chatroom/stream.py: an early message waits this long for the one before it
+# The room's recent messages and changes, kept by its writer so a stream that (re)connects near the
+# end of the room catches up from memory instead of the database (a reconnect storm costs no reads).
+RECENT_LIMIT = 2000
 
 HEARTBEAT = b": heartbeat\n\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -367,6 +370,45 @@ class RoomWriter:
         self._caught_up = False
         self._end_timer: Any = None
         self._schedule_end()
+        # Every message and change that reached this writer since ``floor`` (seq, rev), in arrival order:
+        # complete once a catch-up from the database set the floor, until a resync loses events.
+        self.recent: deque[Event] = deque()
+        self.floor: tuple[int, int] | None = None
+        # The room's state frame as read while this writer listened, until a room event changes it.
+        self.state_frame: bytes | None = None
+        self.state_version = 0
+
+    # -- what the writer remembers for streams that join -------------------------------------------------------------
+
+    def recent_for(self, state: StreamState) -> list[Event] | None:
+        """Every event after the cursor of ``state``, from memory; None when memory does not reach back that far."""
+        floor = self.floor
+        if floor is None or state.last < floor[0] or state.rev < floor[1]:
+            return None
+        return list(self.recent)
+
+    def caught_up_to(self, seq: int, rev: int) -> None:
+        """A catch-up read the database after this writer was listening: from (seq, rev) on, memory is complete."""
+        if self.floor is None:
+            self.floor = (seq, rev)
+
+    def _remember(self, event: Event) -> None:
+        recent = self.recent
+        recent.append(event)
+        if len(recent) > RECENT_LIMIT:
+            dropped = recent.popleft()
+            if self.floor is not None:
+                seq, rev = self.floor
+                if dropped.kind is EventKind.MESSAGE:
+                    seq = max(seq, dropped.seq)
+                else:
+                    rev = max(rev, dropped.rev)
+                self.floor = (seq, rev)
+
+    def keep_state(self, frame: bytes, version: int) -> None:
+        """Keep the room's state frame, read at ``version`` (dropped if the room changed meanwhile)."""
+        if version == self.state_version:
+            self.state_frame = frame
 
     # -- the fast path: one event, every socket ------------------------------------------------------------------
 
@@ -379,6 +421,10 @@ class RoomWriter:
                 stream.finish("removed")  # one still opening is ended by its own request
             return
         if kind is EventKind.RESYNC:
+            self.recent.clear()  # events may have been lost: memory is no longer complete
+            self.floor = None
+            self.state_frame = None
+            self.state_version += 1
             for stream in tuple(self.streams):
                 if stream.busy:
                     stream.keep(event, now)
@@ -388,7 +434,11 @@ class RoomWriter:
             self.queue(self._presence)  # presence is never replayed: say it again, once for the room
             return
         if kind is EventKind.ROOM:
+            self.state_frame = None
+            self.state_version += 1
             self.queue(self._refresh)
+        elif kind is EventKind.MESSAGE or kind is EventKind.CHANGE:
+            self._remember(event)
         frame = event.frame
         data = chunk(frame) if frame else b""
         for stream in tuple(self.streams):
@@ -468,6 +518,8 @@ class RoomWriter:
                 if event is not None:
                     out = web.forward(state, event)
                     self._caught_up = True
+                    if event.kind is EventKind.RESYNC:
+                        self.caught_up_to(state.last, state.rev)  # read after the resync: memory restarts here
                 elif state.held and time.monotonic() >= state.hold_until:
                     # The missing message never came: ask the database (read after the early one arrived).
                     state.subscribed_at = max(state.subscribed_at, state.hold_until - HOLD_SECONDS)

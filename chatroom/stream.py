@@ -85,7 +85,7 @@ from .events import (
     room_state_html,
 )
 from .extensions import db
-from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, StreamState
+from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
 from .models import Membership, Room, RoomStatus
 from .presence import Presence, present_members
 from .services import messages, moderation
@@ -280,8 +280,11 @@ def events(code: str) -> Response:
         return _refusal(ticket)
     try:
         state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp())
-        db.session.remove()
-        body = _run_live(state, ticket) if _can_take_over(request.environ) else _run(state)
+        if _can_take_over(request.environ):
+            body: Iterator[bytes] = _run_live(state, ticket)  # reads on with this connection, then lets it go
+        else:
+            db.session.remove()
+            body = _run(state)
         return Response(stream_with_context(_Releasing(body, ticket)), headers=HEADERS)
     except BaseException:
         ticket.release()
@@ -442,11 +445,12 @@ def _send_message(state: _StreamState, event: Event) -> Iterator[bytes]:
     state.last = event.seq
 
 
-def _current_state(state: _StreamState) -> bytes:
+def _current_state(state: _StreamState, *, release: bool = True) -> bytes:
     """The room's state as of now, first on every (re)connect: a reconnecting tab converges.
 
     Participants' streams share one rendering per room, read after they subscribed (a
-    reconnect storm renders it once); a host's adds the host's panels, its own.
+    reconnect storm renders it once); a host's adds the host's panels, its own. ``release``:
+    give the database connection back afterwards (a caller that reads more keeps it).
     """
     cache = _replay_cache()
     entry = cache.states.get(state.room_id)
@@ -469,7 +473,8 @@ def _current_state(state: _StreamState) -> bytes:
         cache.states[state.room_id] = _State(built_at, data)
         return data
     finally:
-        db.session.remove()
+        if release:
+            db.session.remove()
 
 
 def _ends_at(state: _StreamState) -> float:
@@ -755,9 +760,26 @@ class _Handover:
         writer.add(stream)  # busy: live events wait in its pending list until the hand-over
         state.subscribed_at = time.monotonic()
         try:
-            yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
-            yield _current_state(state)
-            yield from _catch_up(state)
+            # The first bytes: the head, the room's state, and the catch-up, read after subscribing.
+            # A writer that has listened long enough remembers what the client lacks (no database
+            # read at all); otherwise one connection serves the state and the catch-up.
+            first = [retry(config["STREAM_RETRY_MS"]) + comment("connected"), _live_state(writer, state)]
+            recent = writer.recent_for(state)
+            if recent is not None:
+                for past in recent:
+                    first.extend(_forward(state, past))
+                db.session.remove()
+                yield b"".join(first)
+            else:
+                size = 0
+                for data in _catch_up(state):  # it lets the connection go when it is done
+                    first.append(data)
+                    size += len(data)
+                    if size >= 256 * 1024:
+                        yield b"".join(first)
+                        first, size = [], 0
+                writer.caught_up_to(state.last, state.rev)
+                yield b"".join(first)
             stream.conn_id = _enter(tracker, state)
             while not stream.closed:
                 event = stream.next_pending()
@@ -779,6 +801,18 @@ class _Handover:
                 writer.remove(stream)
                 if stream.conn_id is not None:
                     _leave(tracker, state, stream.conn_id)
+            db.session.remove()
+
+
+def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
+    """The room's state for a stream that just joined ``writer``: remembered by the writer while nothing changed."""
+    if not state.is_host and writer.state_frame is not None:
+        return writer.state_frame
+    version = writer.state_version
+    data = _current_state(state, release=False)
+    if not state.is_host and data:
+        writer.keep_state(data, version)
+    return data
 
 
 def _run_live(state: StreamState, ticket: _Ticket) -> _Handover:

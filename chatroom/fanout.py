@@ -23,6 +23,10 @@ small pending list, and the room's one worker greenlet runs the protocol of
 drains the pending list and makes it live again. While the worker runs, the writer keeps
 serving every other socket.
 
+Presence. A "here now" list is the whole list, so only the newest matters: each room writer
+sends one at most every ``PRESENCE_EVERY`` seconds (the first at once, then the newest when
+its turn comes), whatever the announcers of every process publish meanwhile.
+
 Back-pressure. A socket that cannot take all the bytes keeps the rest in a small backlog
 (references to the shared bytes, not copies) and a write watcher sends it when the socket
 drains. A stream whose backlog passes ``BACKLOG_LIMIT`` is cut: the client reconnects
@@ -68,6 +72,9 @@ RECHECK_EVERY = 4
 # How long the last words of a stream (a close event) may take to drain before the socket goes.
 CLOSE_GRACE_SECONDS = 5.0
 HOLD_SECONDS = 0.3  # see chatroom/stream.py: an early message waits this long for the one before it
+# A room's "here now" list reaches each stream at most this often (the newest list wins): a crowd
+# arriving costs a few lists per stream, not one per announcement of every process.
+PRESENCE_EVERY = 2.0
 # The room's recent messages and changes, kept by its writer so a stream that (re)connects near the
 # end of the room catches up from memory instead of the database (a reconnect storm costs no reads).
 RECENT_LIMIT = 2000
@@ -377,6 +384,9 @@ class RoomWriter:
         # The room's state frame as read while this writer listened, until a room event changes it.
         self.state_frame: bytes | None = None
         self.state_version = 0
+        self._presence_frame: bytes | None = None  # the newest list, waiting for its turn
+        self._presence_sent = 0.0  # monotonic
+        self._presence_timer: Any = None
 
     # -- what the writer remembers for streams that join -------------------------------------------------------------
 
@@ -439,6 +449,16 @@ class RoomWriter:
             self.queue(self._refresh)
         elif kind is EventKind.MESSAGE or kind is EventKind.CHANGE:
             self._remember(event)
+        elif kind is EventKind.PRESENCE:
+            self._presence_frame = event.frame
+            if self._presence_timer is None:
+                wait = self._presence_sent + PRESENCE_EVERY - now
+                if wait <= 0:
+                    self._send_presence()
+                else:
+                    self._presence_timer = gevent.get_hub().loop.timer(wait)
+                    self._presence_timer.start(self._send_presence)
+            return
         frame = event.frame
         data = chunk(frame) if frame else b""
         for stream in tuple(self.streams):
@@ -555,6 +575,22 @@ class RoomWriter:
             if stream.state.membership_id in seats:
                 stream.finish("removed")
 
+    def _send_presence(self) -> None:
+        timer, self._presence_timer = self._presence_timer, None
+        if timer is not None:
+            timer.stop()
+            timer.close()
+        frame, self._presence_frame = self._presence_frame, None
+        if not frame:
+            return
+        self._presence_sent = time.monotonic()
+        data, event = chunk(frame), Event(EventKind.PRESENCE, frame)
+        for stream in tuple(self.streams):
+            if stream.busy:
+                stream.keep(event, self._presence_sent)
+            else:
+                stream.write(data if stream.chunked else frame)
+
     def _presence(self) -> None:
         data = self.fanout.web.presence(self.room_id)
         if not data:
@@ -614,11 +650,13 @@ class RoomWriter:
             self.fanout.drop(self)
 
     def close(self) -> None:
-        """Stop the room's timer (it has no streams left)."""
-        if self._end_timer is not None:
-            self._end_timer.stop()
-            self._end_timer.close()
-            self._end_timer = None
+        """Stop the room's timers (it has no streams left)."""
+        for name in ("_end_timer", "_presence_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.stop()
+                timer.close()
+                setattr(self, name, None)
 
 
 class Fanout:

@@ -160,3 +160,15 @@ def test_removed_and_rechecked_seats_end_with_their_last_words(world):
     writer.end("ended")
     assert _read(kim_sock)[-1] == {"event": "close", "data": "ended"}
     assert not hub.rooms
+
+
+def test_presence_lists_reach_each_stream_at_most_once_per_interval_newest_first(world, monkeypatch):
+    monkeypatch.setattr(fanout, "PRESENCE_EVERY", 0.2)
+    hub, _web, open_stream = world
+    _, sock = open_stream(7)
+    writer = hub.rooms[1]
+    for n in range(5):  # a crowd arriving: five announcements at once
+        writer.deliver(Event(EventKind.PRESENCE, f"data: here {n}\n\n".encode()))
+    assert [e["data"] for e in _read(sock)] == ["here 0"]  # the first at once
+    gevent.sleep(0.3)
+    assert [e["data"] for e in _read(sock)] == ["here 4"]  # then only the newest

@@ -65,6 +65,8 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS") or max(64, min(10_
 # The rest is for open streams; the app reads this (config.py) and refuses streams beyond it.
 os.environ.setdefault("STREAMS_PER_WORKER", str(max(16, open_files - worker_connections - RESERVED_FILES)))
 
+# Connections waiting to be accepted: a reconnect storm (thousands of tabs at once) must not overflow it.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "4096"))
 # Streams send a heartbeat every 15 s; this only bounds how long a worker may block the loop.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 10

@@ -111,6 +111,13 @@ class Config:
     PRESENCE_PAGE_SECONDS = float(os.environ.get("PRESENCE_PAGE_SECONDS", "75"))
     # "... is typing" lasts this long after the typist's last signal (sent at most every 3 s while typing).
     TYPING_TTL_SECONDS = 5
+    # Caps on open streams (chatroom/stream.py), per process: per seat (tabs and devices), per client
+    # address (a class behind one address shares it), per worker (0: what the open-files limit leaves;
+    # gunicorn.conf.py works it out). Over a cap: 429 or 503 with Retry-After.
+    STREAMS_PER_SEAT = _int("STREAMS_PER_SEAT", 6)
+    STREAMS_PER_ADDRESS = _int("STREAMS_PER_ADDRESS", 500)
+    STREAMS_PER_WORKER = _int("STREAMS_PER_WORKER", 0)
+    STREAM_REFUSAL_RETRY_SECONDS = _int("STREAM_REFUSAL_RETRY_SECONDS", 60)
     TYPING_MIN_INTERVAL_SECONDS = 3
 
     MESSAGES_PER_PAGE = 50
@@ -171,6 +178,9 @@ class TestConfig(Config):
     WTF_CSRF_SSL_STRICT = False
     BCRYPT_ROUNDS = 4
     STREAM_HEARTBEAT_SECONDS = float(os.environ.get("STREAM_HEARTBEAT_SECONDS", "1"))
+    # The load tests open hundreds of tabs as one participant from one address; the cap tests lower these.
+    STREAMS_PER_SEAT = _int("STREAMS_PER_SEAT", 1000)
+    STREAMS_PER_ADDRESS = _int("STREAMS_PER_ADDRESS", 10_000)
     # Load tests post far faster than people; the rate-limit tests switch limits back on.
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "0") == "1"
 

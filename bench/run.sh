@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The SSE load benchmark (make bench): throwaway PostgreSQL + Redis, gunicorn on loopback, then bench/sse_load.py.
+# The SSE load benchmark (make bench): throwaway PostgreSQL + Redis, gunicorn on loopback, then bench/sse_load.py;
+# then the same load against bench/reference_server.py (the floor: a minimal gevent server writing each event
+# straight to every socket), and both side by side with their ratio.
 #   bench/run.sh                                   K=1000 streams, 10 msg/s for 20 s
 #   bench/run.sh -k 5000 -r 10 --json /tmp/k5000.json     (every sse_load.py option passes through)
 #   BENCH_REF=HEAD bench/run.sh                    serve that commit (git archive), not the working tree
+#   BENCH_REFERENCE=0 bench/run.sh                 the app only
 # Environment: BENCH_PORT (first port tried, 5055), WEB_CONCURRENCY (gevent workers, 2),
 # BENCH_LOG (where the server log is kept). PostgreSQL and Redis come from tests/services.sh, on free ports.
+# --json FILE gets {"app": ..., "reference": ...}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -19,6 +23,18 @@ echo "open files limit: $(ulimit -n)" >&2
 work=$(mktemp -d /tmp/chatroom-bench.XXXXXX)
 services="$root/tests/services.sh"  # its own ports and folder: never touches a test run's servers
 gunicorn_pid=""
+reference_pid=""
+
+# --json is ours (both results go in it); every other argument goes to sse_load.py as it is.
+json_out=""
+load_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) json_out=$2; shift 2 ;;
+    --json=*) json_out=${1#--json=}; shift ;;
+    *) load_args+=("$1"); shift ;;
+  esac
+done
 
 stop_gunicorn() {
   [ -n "$gunicorn_pid" ] || return 0
@@ -29,8 +45,16 @@ stop_gunicorn() {
   gunicorn_pid=""
 }
 
+stop_reference() {
+  [ -n "$reference_pid" ] || return 0
+  kill "$reference_pid" 2>/dev/null || true
+  wait "$reference_pid" 2>/dev/null || true
+  reference_pid=""
+}
+
 cleanup() {
   stop_gunicorn
+  stop_reference
   [ -f "$work/gunicorn.log" ] && cp "$work/gunicorn.log" "$log_copy"
   "$services" stop >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -49,8 +73,9 @@ fi
 
 eval "$("$services" start)"
 
-# The first free loopback port from BENCH_PORT on.
-port=$("$bin/python" - "${BENCH_PORT:-5055}" <<'EOF'
+# The first free loopback port from $1 on.
+free_port() {
+  "$bin/python" - "$1" <<'EOF'
 import socket, sys
 for port in range(int(sys.argv[1]), int(sys.argv[1]) + 100):
     with socket.socket() as s:
@@ -63,7 +88,8 @@ for port in range(int(sys.argv[1]), int(sys.argv[1]) + 100):
 else:
     sys.exit("no free port")
 EOF
-)
+}
+port=$(free_port "${BENCH_PORT:-5055}")
 
 export CHATROOM_ENV=production
 SECRET_KEY=$("$bin/python" -c 'import secrets; print(secrets.token_hex(32))')
@@ -71,6 +97,8 @@ export SECRET_KEY
 export SESSION_COOKIE_SECURE=0 WTF_CSRF_SSL_STRICT=0 BCRYPT_ROUNDS=4
 export RATELIMIT_ENABLED=0  # K joins and R posts a second from one address are the point here, not abuse
 export PUBLIC_URL="http://127.0.0.1:$port"  # production refuses to start without it (links are built on it)
+# The same goes for the stream caps: K streams from a few addresses, many per participant with --members.
+export STREAMS_PER_SEAT=1000000 STREAMS_PER_ADDRESS=1000000 CONNECTIONS_PER_ADDRESS=100000
 export HOST=127.0.0.1 PORT="$port" WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} FLASK_APP=wsgi
 unset ACCESS_LOG
 
@@ -95,12 +123,34 @@ for _ in $(seq 50); do [ -s "$work/gunicorn.pid" ] && break; sleep 0.1; done
 echo "gunicorn on 127.0.0.1:$port, $WEB_CONCURRENCY gevent workers (log: $log_copy)" >&2
 
 status=0
-"$bin/python" bench/sse_load.py --url "http://127.0.0.1:$port" --server-pidfile "$work/gunicorn.pid" "$@" || status=$?
+"$bin/python" bench/sse_load.py --url "http://127.0.0.1:$port" --server-pidfile "$work/gunicorn.pid" \
+  --database-url "$DATABASE_URL" "${load_args[@]}" --json "$work/app.json" || status=$?
+stop_gunicorn
 
 problems=$(grep -cE "Traceback|ERROR|WORKER TIMEOUT|CRITICAL" "$work/gunicorn.log" || true)
 if [ "$problems" != 0 ]; then
   echo "the server log has $problems error lines; the most frequent:" >&2
   grep -E "^[a-zA-Z_.]+(Error|Exception)|WORKER TIMEOUT|CRITICAL|WARNING" "$work/gunicorn.log" \
     | sed -E 's/^[0-9-]+ [0-9:,]+ //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 6 >&2
+fi
+
+if [ "${BENCH_REFERENCE:-1}" = 1 ] && [ -s "$work/app.json" ]; then
+  ref_port=$(free_port $((port + 1)))
+  "$bin/python" bench/reference_server.py --port "$ref_port" >"$work/reference.log" 2>&1 &
+  reference_pid=$!
+  for _ in $(seq 50); do
+    "$bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1).close()" \
+      "$ref_port" 2>/dev/null && break
+    sleep 0.1
+  done
+  echo >&2
+  echo "the reference server (bench/reference_server.py) on 127.0.0.1:$ref_port, the same load:" >&2
+  "$bin/python" bench/sse_load.py --url "http://127.0.0.1:$ref_port" --server-pids "$reference_pid" \
+    "${load_args[@]}" --json "$work/reference.json" || true
+  stop_reference
+  "$bin/python" bench/compare.py "$work/app.json" "$work/reference.json"
+fi
+if [ -n "$json_out" ]; then
+  "$bin/python" bench/compare.py --combine "$json_out" "$work/app.json" "$work/reference.json"
 fi
 exit "$status"

@@ -59,8 +59,8 @@ POSTER_GRACE_SECONDS = 15.0  # how long posts may run on after the schedule ends
 
 # The targets (bench/README.md): p99 latency by room size, server CPU, memory, and nothing lost.
 LATENCY_TARGETS_MS = ((1000, 50.0), (5000, 150.0))
-CPU_TARGET_US = 20.0
-RSS_TARGET_KB = 20.0
+CPU_TARGET_US = 15.0
+RSS_TARGET_KB = 15.0
 
 
 # -- small helpers ---------------------------------------------------------------------------------------------
@@ -502,13 +502,20 @@ class Tally:
 class StreamClient:
     """One open room tab: its stream connection, the cursor, and which messages it has seen."""
 
-    def __init__(self, member: Member, local_ip: str, host: str, port: int, code: str, tally: Tally) -> None:
+    def __init__(
+        self, member: Member, local_ip: str, host: str, port: int, code: str, tally: Tally, *, probe: bool = True
+    ) -> None:
         self.member, self.local_ip = member, local_ip
         self.host, self.port, self.code, self.tally = host, port, code, tally
+        self.probe = probe  # parse every event (order, duplicates, latency); else only count message ids
+        self.count = 0  # message events received (counted streams)
         self.last_seq = 0  # the room is new: ``after=0``
         self.last_id = b""  # the last SSE id received, sent back as Last-Event-ID on a reconnect
         self.seen = bytearray(256)  # by message number
         self.reconnects = 0
+        self.dropped = 0  # times the server ended this stream (not counting a storm we caused)
+        self.heartbeats = 0
+        self.storming = False  # we are dropping it on purpose: do not reconnect on our own
         self.protocol: StreamProtocol | None = None
 
     def request(self) -> bytes:
@@ -540,6 +547,9 @@ class StreamClient:
     def connection_lost(self) -> None:
         """The server ended an open stream: reconnect as a browser would, a bounded number of times."""
         tally = self.tally
+        if self.storming:
+            return
+        self.dropped += 1
         if not tally.running or self.reconnects >= MAX_RECONNECTS:
             return
         self.reconnects += 1
@@ -620,6 +630,7 @@ class StreamProtocol(asyncio.Protocol):
         self.chunk_left = 0  # > 0: payload bytes to come; 0: a size line; -1: the CRLF after a chunk
         self.events = bytearray()  # decoded SSE text not split into events yet
         self.scan = 0  # where to resume looking for the end of an event
+        self.carry = b""  # a counted stream's last bytes (an id split between two reads)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -629,6 +640,8 @@ class StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.first_bytes.done():
             self.first_bytes.set_exception(ConnectionResetError(f"stream closed before its first bytes: {exc!r}"))
+        elif self.client.storming or self.client.protocol is not self:
+            pass  # dropped on purpose (a reconnect storm), or an old connection
         elif self.tally.running and not self.failed:
             self.tally.errors[f"stream ended by the server: {exc!r:.80}"] += 1
             self.client.connection_lost()
@@ -708,7 +721,25 @@ class StreamProtocol(asyncio.Protocol):
         return bytes(out)
 
     def feed(self, data: bytes) -> None:
-        """Split complete SSE events off the decoded text and hand the messages to the client."""
+        """Split complete SSE events off the decoded text and hand the messages to the client.
+
+        A counted (not probed) stream only counts message ids and heartbeats: a few hundred
+        nanoseconds per event instead of a parse, so the tool keeps up with K in the thousands.
+        """
+        client = self.client
+        if not client.probe:
+            text = self.carry + data  # an id split between two reads still counts once
+            found = text.count(b"id: ")
+            if found:
+                client.count += found
+                at = text.rfind(b"id: ")
+                end = text.find(b"\n", at)
+                if end > 0:
+                    client.last_id = bytes(text[at + 4 : end])  # where a reconnect resumes
+            client.heartbeats += data.count(b": heartbeat")
+            self.tally.closes += data.count(b"event: close")
+            self.carry = text[-3:]
+            return
         if not self.events and data.find(b"\n\n") == len(data) - 2 and data.startswith(b"id:"):
             self.client.on_message(data, 0, len(data) - 2, time.time())  # the usual case: one whole message
             return
@@ -725,6 +756,7 @@ class StreamProtocol(asyncio.Protocol):
                 client.on_message(events, start, end, now)
             elif events.startswith((b":", b"retry:"), start):
                 tally.comments += 1
+                client.heartbeats += events.startswith(b": heartbeat", start)
             elif events.startswith(b"event: close", start):
                 tally.closes += 1
             else:
@@ -752,44 +784,94 @@ class PostLog:
 
 
 async def post_messages(
-    sessions: list[HttpSession], code: str, nonce: str, rate: float, duration: float, posts: PostLog
+    sessions: list[HttpSession],
+    code: str,
+    nonce: str,
+    rate: float,
+    duration: float,
+    posts: PostLog,
+    *,
+    flood: bool = False,
 ) -> None:
     """Post ``rate × duration`` messages on a fixed schedule, each through whichever poster is free.
 
-    A body is ``bench <nonce> <number> <time.time() at send>``; the streams read it back.
+    ``flood``: every poster posts again as soon as its last post is answered, for ``duration``
+    seconds (durable posts per second). A body is ``bench <nonce> <number> <time.time() at send>``;
+    the streams read it back.
     """
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
+    numbers = iter(range(10**9))
+
+    async def post_one(session: HttpSession, number: int, due: float) -> None:
+        posts.behind_s = max(posts.behind_s, loop.time() - due)
+        posts.started += 1
+        sent = time.time()
+        posts.first_send = posts.first_send or sent
+        posts.last_send = sent
+        form = {"token": secrets.token_hex(16), "body": f"bench {nonce} {number} {sent:.6f}"}
+        try:
+            await session.expect(303, "POST", f"/r/{code}/messages", form)
+        except HttpError as error:
+            posts.errors[f"{error!s:.160}"] += 1
+            return
+        posts.durations_ms.append((time.time() - sent) * 1000)
+        posts.ok.add(number)
+
+    if flood:
+        end = loop.time() + duration
+
+        async def flooder(session: HttpSession) -> None:
+            while loop.time() < end:
+                await post_one(session, next(numbers), loop.time())
+
+        await asyncio.gather(*(flooder(session) for session in sessions))
+        return
+
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
 
     async def poster(session: HttpSession) -> None:
         while (item := await queue.get()) is not None:
-            number, due = item
-            posts.behind_s = max(posts.behind_s, loop.time() - due)
-            posts.started += 1
-            sent = time.time()
-            posts.first_send = posts.first_send or sent
-            posts.last_send = sent
-            form = {"token": secrets.token_hex(16), "body": f"bench {nonce} {number} {sent:.6f}"}
-            try:
-                await session.expect(303, "POST", f"/r/{code}/messages", form)
-            except HttpError as error:
-                posts.errors[f"{error!s:.160}"] += 1
-                continue
-            posts.durations_ms.append((time.time() - sent) * 1000)
-            posts.ok.add(number)
+            await post_one(session, *item)
 
     workers = [loop.create_task(poster(session)) for session in sessions]
     start = loop.time()
     for number in range(round(rate * duration)):
         due = start + number / rate
         await asyncio.sleep(max(0.0, due - loop.time()))
-        queue.put_nowait((number, due))
+        queue.put_nowait((next(numbers), due))
     for _ in workers:
         queue.put_nowait(None)
     _, pending = await asyncio.wait(workers, timeout=POSTER_GRACE_SECONDS)
     for task in pending:
         task.cancel()
         posts.errors[f"a poster was still busy {POSTER_GRACE_SECONDS:g} s after the schedule ended"] += 1
+
+
+def db_stats(url: str | None) -> dict[str, int]:
+    """PostgreSQL's own counters (transactions, and index or table scans per table); {} without a URL."""
+    if not url:
+        return {}
+    import psycopg2  # the app's driver, in the same virtualenv
+
+    url = url.replace("postgresql+psycopg2://", "postgresql://")
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        stats = {"transactions": int(cur.fetchone()[0])}
+        cur.execute("SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables")
+        stats.update({f"scans_{name}": int(n) for name, n in cur.fetchall()})
+    return stats
+
+
+def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What happened between two ``db_stats`` (minus the tool's own transaction)."""
+    delta = {
+        k: after[k] - before.get(k, 0)
+        for k in after
+        if k in ("transactions", "scans_messages", "scans_memberships", "scans_rooms")
+    }
+    if "transactions" in delta:
+        delta["transactions"] -= 1
+    return delta
 
 
 async def watch_loop_lag(tally: Tally, lags: list[float], period: float = 0.05) -> None:
@@ -858,6 +940,8 @@ class Bench:
         self.loop_lags: list[float] = []
         self.quiet = False
         self.traffic: dict[str, dict[str, int]] = {}
+        self.held: dict[str, Any] | None = None
+        self.stormed: dict[str, Any] | None = None
 
     def mark(self, name: str, *, sockets: bool = False) -> Mark:
         self.marks[name] = Mark(
@@ -889,9 +973,31 @@ class Bench:
         self.mark("settled")
         await asyncio.sleep(args.idle)
         self.mark("idle", sockets=True)
+        if args.hold:
+            await self.hold(args.hold)
         await self.post_and_drain()
         self.close()
         return self.results()
+
+    async def hold(self, seconds: float) -> None:
+        """Keep every stream open and idle for ``seconds``; count the ones the server drops, and heartbeats."""
+        log(f"holding {self.open} idle streams for {seconds:g} s")
+        dropped_before = sum(c.dropped for c in self.clients)
+        beats_before = [c.heartbeats for c in self.clients]
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            await asyncio.sleep(min(30.0, seconds - (time.monotonic() - began)))
+            dropped = sum(c.dropped for c in self.clients) - dropped_before
+            log(f"held {time.monotonic() - began:.0f} s: {dropped} dropped")
+        beats = sorted(c.heartbeats - b for c, b in zip(self.clients, beats_before, strict=True))
+        self.held = {
+            "seconds": seconds,
+            "streams": self.open,
+            "dropped": sum(c.dropped for c in self.clients) - dropped_before,
+            "heartbeats_min": beats[0] if beats else None,
+            "heartbeats_median": beats[len(beats) // 2] if beats else None,
+        }
+        self.mark("held", sockets=True)
 
     async def setup(self) -> None:
         """Sign up, create the room, and join the stream members and the posters."""
@@ -923,8 +1029,17 @@ class Bench:
         """Open K streams over the members, a bounded number at a time, each until its first bytes."""
         args, ips = self.args, self.source_ips
         members = self.stream_members
+        every = max(1, args.clients // args.probe) if args.probe else 1
         self.clients = [
-            StreamClient(members[i % len(members)], ips[i % len(ips)], self.host, self.port, self.code, self.tally)
+            StreamClient(
+                members[i % len(members)],
+                ips[i % len(ips)],
+                self.host,
+                self.port,
+                self.code,
+                self.tally,
+                probe=i % every == 0,
+            )
             for i in range(args.clients)
         ]
         began = time.monotonic()
@@ -950,17 +1065,25 @@ class Bench:
             sessions.append(session)
         before = {"bytes": tally.bytes, "non_message_events": tally.other_events}
         lag_watch = asyncio.get_running_loop().create_task(watch_loop_lag(tally, self.loop_lags))
-        log(f"posting {round(args.rate * args.duration)} messages at {args.rate:g}/s from {len(sessions)} posters")
+        if args.flood:
+            log(f"posting as fast as {len(sessions)} posters can for {args.duration:g} s")
+        else:
+            log(f"posting {round(args.rate * args.duration)} messages at {args.rate:g}/s from {len(sessions)} posters")
         self.mark("posting")
-        await post_messages(sessions, self.code, self.nonce, args.rate, args.duration, self.posts)
+        posting = asyncio.get_running_loop().create_task(
+            post_messages(sessions, self.code, self.nonce, args.rate, args.duration, self.posts, flood=args.flood)
+        )
+        if args.storm:
+            await asyncio.sleep(args.duration / 3)
+            await self.storm(args.storm_window)
+        await posting
         self.mark("posted")
         for session in sessions:
             await session.close()
-        expected = len(self.posts.ok) * args.clients
         failed = self.posts.started - len(self.posts.ok)
         log(f"posted {len(self.posts.ok)} ({failed} failed); waiting for the stragglers")
         deadline = time.monotonic() + args.drain
-        while tally.unique < expected and time.monotonic() < deadline:
+        while self.received() < len(self.posts.ok) * args.clients and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         self.mark("drained")
         tally.running = False
@@ -970,6 +1093,43 @@ class Bench:
             "bytes": tally.bytes - before["bytes"],
             "non_message_events": tally.other_events - before["non_message_events"],
         }
+
+    def received(self) -> int:
+        """(stream, message) pairs received so far: seen by the probes, counted by the others."""
+        ok = len(self.posts.ok)
+        return self.tally.unique + sum(min(c.count, ok) for c in self.clients if not c.probe)
+
+    async def storm(self, window: float) -> None:
+        """Drop every stream at once and reconnect them all, spread over ``window`` seconds, with Last-Event-ID."""
+        before = db_stats(self.args.database_url)
+        log(f"storm: dropping {len(self.clients)} streams, reconnecting within {window:g} s")
+        began = time.monotonic()
+        for client in self.clients:
+            client.storming = True
+            if client.protocol is not None:
+                client.protocol.close()
+        await asyncio.sleep(0.2)
+        rng = secrets.SystemRandom()
+
+        async def back(client: StreamClient) -> StreamClient:
+            await asyncio.sleep(rng.uniform(0, window * 0.8))
+            client.storming = False
+            return await client.connect()
+
+        back_again, errors = await bounded(
+            [partial(back, c) for c in self.clients], len(self.clients), label="storm", deadline=began + 60
+        )
+        took = time.monotonic() - began
+        await asyncio.sleep(1.5)  # PostgreSQL's statistics arrive a moment after the transactions
+        after = db_stats(self.args.database_url)
+        self.tally.errors.update(errors)
+        self.stormed = {
+            "streams": len(self.clients),
+            "reconnected": len(back_again),
+            "seconds": took,
+            "database": stats_delta(before, after),
+        }
+        log(f"storm: {len(back_again)} reconnected in {took:.1f} s; database: {self.stormed['database']}")
 
     def close(self) -> None:
         """Stop reconnecting and drop every stream."""
@@ -984,7 +1144,11 @@ class Bench:
         """Everything measured, as a JSON-ready dict (``summary`` renders it for people)."""
         args, tally, posts, marks = self.args, self.tally, self.posts, self.marks
         expected = len(posts.ok) * args.clients
-        unique_ok = sum(sum(c.seen[n] for n in posts.ok if n < len(c.seen)) for c in self.clients)
+        ok = len(posts.ok)
+        counted = [c for c in self.clients if not c.probe]
+        unique_ok = sum(sum(c.seen[n] for n in posts.ok if n < len(c.seen)) for c in self.clients if c.probe)
+        unique_ok += sum(min(c.count, ok) for c in counted)
+        counted_extra = sum(max(0, c.count - ok) for c in counted)
         latencies = sorted(x * 1000 for x in tally.latencies)
         first, spread = arrival_spread(tally)
         post_ms = sorted(posts.durations_ms)
@@ -998,6 +1162,7 @@ class Bench:
             pid: s.cpu_s - marks["posting"].server[pid].cpu_s if pid in marks["posting"].server else s.cpu_s
             for pid, s in marks["drained"].server.items()
         }
+        deliveries = tally.deliveries + sum(c.count for c in counted)
         result: dict[str, Any] = {
             "config": {
                 "url": args.url,
@@ -1020,10 +1185,10 @@ class Bench:
                 "tool_cpu_percent": 100 * arrival_tool_cpu / arrival_s if arrival_s else None,
             },
             "posted": {
-                "attempted": round(args.rate * args.duration),
+                "attempted": posts.started if args.flood else round(args.rate * args.duration),
                 "ok": len(posts.ok),
                 "failed": posts.started - len(posts.ok),
-                "not_sent": round(args.rate * args.duration) - posts.started,
+                "not_sent": 0 if args.flood else round(args.rate * args.duration) - posts.started,
                 "errors": dict(posts.errors),
                 "achieved_rate": (len(posts.ok) - 1) / sent_span if sent_span > 0 else None,
                 "max_behind_schedule_s": posts.behind_s,
@@ -1033,8 +1198,9 @@ class Bench:
                 "expected": expected,
                 "unique": unique_ok,
                 "lost": expected - unique_ok,
-                "deliveries": tally.deliveries,
-                "duplicates": tally.duplicates,
+                "deliveries": tally.deliveries + sum(c.count for c in counted),
+                "duplicates": tally.duplicates + counted_extra,
+                "probed_streams": len(self.clients) - len(counted),
                 "out_of_order": tally.gaps + tally.backwards,
                 "gaps": tally.gaps,
                 "backwards": tally.backwards,
@@ -1049,7 +1215,7 @@ class Bench:
                 "window_s": window_s,
                 "cpu_s": server_cpu,
                 "cpu_percent_of_one_core": 100 * server_cpu / window_s if window_s else None,
-                "cpu_us_per_delivered": 1e6 * server_cpu / tally.deliveries if tally.deliveries else None,
+                "cpu_us_per_delivered": 1e6 * server_cpu / deliveries if deliveries else None,
                 "rss_kb_before_streams": before_rss,
                 "rss_kb_idle": total(idle, "rss_kb"),
                 "rss_kb_after": total(marks["drained"].server, "rss_kb"),
@@ -1066,10 +1232,13 @@ class Bench:
                 "sys_percent_posting": 100 * (marks["drained"].sys - marks["posting"].sys) / window_s
                 if window_s
                 else None,
-                "cpu_us_per_delivered": 1e6 * tool_cpu / tally.deliveries if tally.deliveries else None,
+                "cpu_us_per_delivered": 1e6 * tool_cpu / deliveries if deliveries else None,
                 "loop_lag_ms": quantiles(lags),
             },
             "errors": dict(tally.errors),
+            "hold": self.held,
+            "storm": self.stormed,
+            "flood": args.flood,
         }
         result["targets"] = check_targets(result)
         return result
@@ -1172,6 +1341,22 @@ def summary(result: dict[str, Any]) -> str:
         f"({_f(tool['sys_percent_posting'], '.0f')}% in the kernel, {_f(tool['cpu_us_per_delivered'])} µs per "
         f"delivered message); event-loop lag p99 {_f(lag['p99'])} ms max {_f(lag['max'])} ms{tool_note}",
     ]
+    if result.get("hold"):
+        h = result["hold"]
+        lines.append(
+            f"hold         {h['streams']:,} idle streams for {h['seconds']:g} s: {h['dropped']} dropped; heartbeats "
+            f"per stream min {h['heartbeats_min']} median {h['heartbeats_median']}"
+        )
+    if result.get("storm"):
+        st = result["storm"]
+        lines.append(
+            f"storm        {st['reconnected']:,}/{st['streams']:,} streams dropped and back in {st['seconds']:.1f} s; "
+            f"database during it: {st['database'] or 'not measured (no --database-url)'}"
+        )
+    if d.get("probed_streams") is not None and d["probed_streams"] < c["clients"]:
+        lines.append(
+            f"probes       {d['probed_streams']:,} streams parsed every event (latency, order); the others counted ids"
+        )
     if result["errors"]:
         lines.append("errors       " + "; ".join(f"{n}× {e}" for e, n in sorted(result["errors"].items())[:8]))
     lines.append("targets")
@@ -1201,6 +1386,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--settle-timeout", type=float, default=30.0, help="max seconds to wait for quiet streams (default 30)")
     add("--idle", type=float, default=3.0, help="seconds idle before measuring RSS (default 3)")
     add("--drain", type=float, default=10.0, help="max seconds to wait for stragglers (default 10)")
+    add("--probe", type=int, help="parse the events of this many streams, only count the others' (default: all)")
+    add("--storm", action="store_true", help="a third into posting, drop every stream and reconnect them all")
+    add("--storm-window", type=float, default=10.0, help="seconds over which the storm reconnects (default 10)")
+    add("--hold", type=float, default=0.0, help="hold the idle streams this many seconds before posting")
+    add("--flood", action="store_true", help="post as fast as the posters can (durable posts per second)")
+    add("--database-url", default=os.environ.get("DATABASE_URL"), help="PostgreSQL, for query counts (storm)")
     args = parser.parse_args(argv)
     if min(args.clients, args.rate, args.duration, args.posters, args.members or 1) <= 0:
         parser.error("K, R, duration, members and posters must be positive")

@@ -17,6 +17,14 @@ watches the room gets those same bytes. Two implementations share one interface:
     A publish that fails is delivered locally at once and, for the durable kinds
     (``chatroom.events.DURABLE_KINDS``), published again in order once Redis is back.
 
+Two kinds of receiver. A *subscription* is one stream's own inbox (a queue it drains): the
+portable path, used where the stream view runs as a plain WSGI generator (the Flask test
+client, any non-gevent server). A *sink* is one callable per channel per process, called
+synchronously with each event as it arrives: the room's writer (``chatroom/fanout.py``),
+which writes the event's bytes to every socket of the room without a queue or a greenlet
+switch per stream. A sink must not block; an exception in one is logged, never fatal to
+the listener.
+
 Who is here and who is typing live in ``chatroom/presence.py``, above this module.
 """
 
@@ -34,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
-from .events import RESYNC, Event
+from .events import RESYNC, Event, EventKind
 
 if TYPE_CHECKING:
     import redis
@@ -43,6 +51,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "chatroom:"
 QUEUE_LIMIT = 2000  # a stream this far behind re-reads the database instead
+
+Sink = Callable[[Event], None]
 
 
 @dataclass(eq=False)
@@ -53,6 +63,7 @@ class Subscription:
     _unsubscribe: Callable[[Subscription], None]
     _queue: queue.Queue[Event] = field(default_factory=queue.Queue)
     _overflowed: bool = False
+    resync_at: float = 0.0  # monotonic: when this inbox last overflowed (it lost what came before)
 
     def put(self, event: Event) -> None:
         """Queue ``event``; a stream ``QUEUE_LIMIT`` events behind gets one ``resync`` instead of more."""
@@ -61,6 +72,7 @@ class Subscription:
             # not read and let it catch up from the database when it wakes.
             if not self._overflowed:
                 self._overflowed = True
+                self.resync_at = time.monotonic()
                 self._drain()
                 self._queue.put(RESYNC)
             return
@@ -103,8 +115,10 @@ class Broker:
 
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._sinks: dict[str, Sink] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.resynced_at = 0.0  # monotonic: when the listener last came back (what came before may be lost)
 
     def publish(self, channel: str, event: Event) -> None:
         """Hand ``event`` to every subscriber of ``channel`` in every process. Call after the commit it reports."""
@@ -118,6 +132,23 @@ class Broker:
         self._started()
         return sub
 
+    def attach(self, channel: str, sink: Sink) -> None:
+        """Call ``sink(event)`` with every event of ``channel`` in this process, as it arrives (module docstring).
+
+        One sink per channel per process. :raise ValueError: the channel already has one.
+        """
+        with self._lock:
+            if channel in self._sinks:
+                raise ValueError(f"{channel} already has a sink in this process")
+            self._sinks[channel] = sink
+        self._started()
+
+    def detach(self, channel: str, sink: Sink) -> None:
+        """Stop calling ``sink`` (a no-op when it is not the channel's sink)."""
+        with self._lock:
+            if self._sinks.get(channel) == sink:  # equal, not identical: a bound method is made anew each time
+                del self._sinks[channel]
+
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             subs = self._subs.get(sub.channel)
@@ -129,17 +160,25 @@ class Broker:
     def _deliver(self, channel: str, event: Event) -> None:
         with self._lock:
             subs = list(self._subs.get(channel, ()))
+            sink = self._sinks.get(channel)
         for sub in subs:
             sub.put(event)
+        if sink is not None:
+            _call(sink, event)
 
     def _deliver_all(self, event: Event) -> None:
+        if event.kind == EventKind.RESYNC:
+            self.resynced_at = time.monotonic()
         with self._lock:
             subs = [s for group in self._subs.values() for s in group]
+            sinks = list(self._sinks.values())
         for sub in subs:
             sub.put(event)
+        for sink in sinks:
+            _call(sink, event)
 
     def local_stream_count(self) -> int:
-        """How many inboxes this process holds (open streams)."""
+        """How many inboxes this process holds (open streams on the portable path)."""
         with self._lock:
             return sum(len(s) for s in self._subs.values())
 
@@ -149,6 +188,13 @@ class Broker:
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps)."""
         self._closed = True
+
+
+def _call(sink: Sink, event: Event) -> None:
+    try:
+        sink(event)
+    except Exception:  # one room's writer must not take the listener (and every other room) down
+        log.exception("a stream sink failed on a %s event", event.kind)
 
 
 class MemoryBroker(Broker):

@@ -27,22 +27,54 @@ only the streams of a private event's seat forward it). Reactions, votes and ans
 questions are changes like edits: they replay with the message. A stream sends its first
 bytes at once and a comment at least every ``STREAM_HEARTBEAT_SECONDS``, and ends itself
 with a ``close`` event when the room ends or the participant is removed (the page stops
-on that event instead of retrying).
+on that event instead of retrying). A tab that says goodbye (``?tab=`` and its beacon) ends
+its own stream at once.
+
+The seat is re-checked. The ``removed`` event travels through Redis pub/sub, which
+is at most once, so a stream does not rely on it: after a ``resync``, after a
+missing message is read from the database, and every ``RECHECK_EVERY`` heartbeats,
+the seat and the room are read again, and a stream whose seat is gone (or whose
+room has ended) closes with the ``close`` event.
+
+Two ways to run, one protocol. Under gunicorn's gevent worker (production, the live
+and browser tests) the request sends the head, the room's state and the catch-up,
+then hands its socket to the room's writer (``chatroom/fanout.py``) and ends: an
+idle stream holds no greenlet, request context, database connection or queue, and
+each event is written to every socket of the room by one writer. Anywhere else (the
+Flask test client, a threaded server) the stream is a plain generator with its own
+inbox (``_run``). Both run ``_forward`` and ``_catch_up`` below.
+
+Caps. A seat may hold ``STREAMS_PER_SEAT`` streams (tabs and devices), an address
+``STREAMS_PER_ADDRESS`` (generous: a class shares one address), and a worker
+``STREAMS_PER_WORKER`` (below its open-files limit, so ordinary pages are still
+served when it is full; ``gunicorn.conf.py`` works it out). Over a cap the answer is
+``429`` (seat, address) or ``503`` (worker) with ``Retry-After`` and a sentence: a
+refusal the page treats as "live updates unavailable for now", not a reason to
+retry at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
+import resource
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request, stream_with_context
+from flask import Blueprint, Flask, Response, abort, current_app, request, stream_with_context
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy import select
 
 from .access import member_room_or_403
 from .broker import Broker
+from .errors import render_error
 from .events import (
     Event,
     EventKind,
@@ -52,11 +84,13 @@ from .events import (
     cursor_id,
     message_frame,
     parse_cursor,
+    presence_changed,
     room_state_html,
 )
 from .extensions import db
-from .models import Room, RoomStatus
-from .presence import Presence
+from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
+from .models import Membership, Room, RoomStatus
+from .presence import Presence, present_members
 from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
 from .text import is_number
@@ -70,27 +104,13 @@ HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: pass each event on at once
 }
 
-
-# A message that arrives before the one ahead of it (two posts committed in order can be
-# published out of order) waits this long for it before the stream asks the database.
-HOLD_SECONDS = 0.3
 # How long a catch-up read from the database may serve other streams of the same room.
 REPLAY_SECONDS = 2.0
 REPLAY_BATCH = 500
+# Where a request under gunicorn keeps the server's start_response (its __self__ is the response to take over).
+_START_RESPONSE = "chatroom.start_response"
 
-
-@dataclass
-class _StreamState:
-    room_id: int
-    membership_id: int
-    is_host: bool
-    last: int  # the last message seq this client has
-    rev: int  # the last change number this client has
-    ends_at: float
-    tab: str = ""  # the page's name for itself (?tab=): its goodbye beacon ends this stream
-    subscribed_at: float = 0.0  # monotonic
-    held: dict[int, Event] = field(default_factory=dict)  # early messages, by seq
-    hold_until: float = 0.0  # monotonic; 0 when nothing is held
+_StreamState = StreamState  # the protocol's name for it (tests and this module)
 
 
 @dataclass
@@ -104,21 +124,135 @@ class _Replay:
     complete: bool  # False when there were more than one batch: streams then page on their own
 
 
+@dataclass
+class _State:
+    """The room's state notice as framed at ``built_at``: the first event of every (re)connect, shared."""
+
+    built_at: float
+    data: bytes
+
+
+@dataclass
 class _ReplayCache:
     """Per process: a burst of streams that must catch up on one room (a reconnect storm, a
     Redis resync) costs one database read and one render per message, not one per stream."""
 
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[int, threading.Lock] = {}
-        self.entries: dict[int, _Replay] = {}
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[int, threading.Lock] = field(default_factory=dict)
+    entries: dict[int, _Replay] = field(default_factory=dict)
+    states: dict[int, _State] = field(default_factory=dict)
 
     def lock(self, room_id: int) -> threading.Lock:
         with self._guard:
             if len(self._locks) > 10_000:
                 self._locks.clear()
                 self.entries.clear()
+                self.states.clear()
             return self._locks.setdefault(room_id, threading.Lock())
+
+
+def _replay_cache() -> _ReplayCache:
+    return current_app.extensions.setdefault("chatroom.replay", _ReplayCache())
+
+
+# -- caps ----------------------------------------------------------------------------------------------------
+
+
+class _Slots:
+    """Open streams of this process per seat, per address and in all, against the caps (module docstring)."""
+
+    def __init__(self, per_seat: int, per_address: int, total: int) -> None:
+        self.per_seat, self.per_address, self.total = per_seat, per_address, total
+        self._lock = threading.Lock()
+        self.seats: Counter[int] = Counter()
+        self.addresses: Counter[str] = Counter()
+        self.count = 0
+
+    def take(self, seat: int, address: str) -> _Ticket | str:
+        """A ticket for one more stream, or why not: ``full``, ``seat`` or ``address``."""
+        with self._lock:
+            if self.count >= self.total:
+                return "full"
+            if self.seats[seat] >= self.per_seat:
+                return "seat"
+            if self.addresses[address] >= self.per_address:
+                return "address"
+            self.count += 1
+            self.seats[seat] += 1
+            self.addresses[address] += 1
+        return _Ticket(self, seat, address)
+
+    def give_back(self, seat: int, address: str) -> None:
+        with self._lock:
+            self.count -= 1
+            self.seats[seat] -= 1
+            if self.seats[seat] <= 0:
+                del self.seats[seat]
+            self.addresses[address] -= 1
+            if self.addresses[address] <= 0:
+                del self.addresses[address]
+
+
+class _Ticket:
+    """One stream's place under the caps; given back exactly once, when the stream ends."""
+
+    __slots__ = ("address", "done", "seat", "slots")
+
+    def __init__(self, slots: _Slots, seat: int, address: str) -> None:
+        self.slots, self.seat, self.address, self.done = slots, seat, address, False
+
+    def release(self) -> None:
+        if not self.done:
+            self.done = True
+            self.slots.give_back(self.seat, self.address)
+
+
+def _worker_stream_limit(config: dict[str, Any]) -> int:
+    """``STREAMS_PER_WORKER``, or (0) what the open-files limit leaves after room for ordinary requests."""
+    configured = int(config.get("STREAMS_PER_WORKER") or 0)
+    if configured > 0:
+        return configured
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(soft - max(256, soft // 5), 16)
+
+
+def _slots() -> _Slots:
+    app = current_app
+    slots = app.extensions.get("chatroom.stream_slots")
+    if slots is None:
+        config = app.config
+        slots = _Slots(
+            int(config.get("STREAMS_PER_SEAT", 6)),
+            int(config.get("STREAMS_PER_ADDRESS", 500)),
+            _worker_stream_limit(config),
+        )
+        app.extensions["chatroom.stream_slots"] = slots
+    return slots
+
+
+REFUSALS = {
+    "seat": (429, "This room is open in too many tabs or devices with your seat. Close one, then reload this page."),
+    "address": (429, "Too many live connections come from your network. New messages still appear, a little later."),
+    "full": (503, "The server is at capacity for live updates. New messages still appear, a little later."),
+}
+
+
+def _refusal(reason: str) -> Response:
+    """The refusal of a stream over a cap: its status, sentence and ``Retry-After`` (RFC 9110 §10.2.3)."""
+    status, message = REFUSALS[reason]
+    headers = {
+        "Retry-After": str(int(current_app.config.get("STREAM_REFUSAL_RETRY_SECONDS", 60))),
+        "Cache-Control": "no-store",
+    }
+    rendered = render_error(status, message, headers=headers)
+    if isinstance(rendered, tuple):
+        return Response(rendered[0], status=status, headers=headers)
+    return rendered  # type: ignore[return-value]  # a plain-text answer: no page could be drawn
+
+
+# -- the view ------------------------------------------------------------------------------------------------
 
 
 def _cursor(room: Room) -> tuple[int, int]:
@@ -141,6 +275,7 @@ def events(code: str) -> Response:
     """The room's live event stream (``text/event-stream``), from the client's cursor on.
 
     :raise 403: not a member; 404: no such room; 400: a malformed cursor.
+    Over a cap (module docstring): 429 or 503 with ``Retry-After``.
     """
     room, seat = member_room_or_403(code)
     if room.status() is RoomStatus.ENDED:
@@ -149,9 +284,43 @@ def events(code: str) -> Response:
     last, rev = _cursor(room)
     tab = request.args.get("tab", "")
     tab = tab if _TAB.fullmatch(tab) else ""
-    state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
-    db.session.remove()
-    return Response(stream_with_context(_run(state)), headers=HEADERS)
+    ticket = _slots().take(seat.id, request.remote_addr or "")
+    if isinstance(ticket, str):
+        return _refusal(ticket)
+    try:
+        state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
+        if _can_take_over(request.environ):
+            body: Iterator[bytes] = _run_live(state, ticket)  # reads on with this connection, then lets it go
+        else:
+            db.session.remove()
+            body = _run(state)
+        return Response(stream_with_context(_Releasing(body, ticket)), headers=HEADERS)
+    except BaseException:
+        ticket.release()
+        raise
+
+
+class _Releasing:
+    """The response body: gives the stream's slot back when the server closes it (unless handed over)."""
+
+    def __init__(self, body: Iterator[bytes], ticket: _Ticket) -> None:
+        self.body, self.ticket = body, ticket
+
+    def __iter__(self) -> _Releasing:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.body)
+
+    def close(self) -> None:
+        try:
+            self.body.close()  # type: ignore[attr-defined]
+        finally:
+            if not getattr(self.body, "handed_over", False):
+                self.ticket.release()
+
+
+# -- the protocol ------------------------------------------------------------------------------------------------
 
 
 def _usable(entry: _Replay | None, state: _StreamState) -> bool:
@@ -168,7 +337,7 @@ def _usable(entry: _Replay | None, state: _StreamState) -> bool:
 
 
 def _shared_replay(state: _StreamState) -> _Replay | None:
-    cache: _ReplayCache = current_app.extensions.setdefault("chatroom.replay", _ReplayCache())
+    cache = _replay_cache()
     entry = cache.entries.get(state.room_id)
     if _usable(entry, state):
         return entry
@@ -176,10 +345,11 @@ def _shared_replay(state: _StreamState) -> _Replay | None:
         entry = cache.entries.get(state.room_id)
         if _usable(entry, state):
             return entry  # another stream of this room read it while we waited
+        built_at = time.monotonic()
         room = db.session.get(Room, state.room_id)
         if room is None:
             return None
-        built_at, rev = time.monotonic(), room.last_rev
+        rev = room.last_rev
         rows = messages.after(state.room_id, state.last, REPLAY_BATCH)
         frames = [(m.seq or 0, message_frame(room, m, rev)) for m in rows]
         entry = _Replay(built_at, state.last, rev, frames, complete=len(rows) < REPLAY_BATCH)
@@ -192,16 +362,19 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
 
     First the changes the client lacks to messages it already has (so its cursor
     may claim the room's current ``rev``), then every newer message as it is now.
+    The room is read only when a change or a long catch-up needs it: a shared
+    replay alone costs a stream no query.
     """
     try:
         replay = _shared_replay(state)
         if replay is None:
             return
-        room = db.session.get(Room, state.room_id)
-        if room is None:
-            return
+        room: Room | None = None
         moved = False
         while state.rev < replay.rev:
+            room = room or db.session.get(Room, state.room_id)
+            if room is None:
+                return
             changes = messages.changes_after(state.room_id, state.rev, state.last, REPLAY_BATCH)
             for message in changes:
                 state.rev = message.rev
@@ -216,6 +389,9 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
                 moved = False
                 yield data
         if not replay.complete:  # a long way behind: page through the rest on our own
+            room = room or db.session.get(Room, state.room_id)
+            if room is None:
+                return
             while True:
                 batch = messages.after(state.room_id, state.last, REPLAY_BATCH)
                 for message in batch:
@@ -231,53 +407,6 @@ def _catch_up(state: _StreamState) -> Iterator[bytes]:
             state.hold_until = 0.0
     finally:
         db.session.remove()
-
-
-def _run(state: _StreamState) -> Iterator[bytes]:
-    config = current_app.config
-    broker: Broker = current_app.extensions["chatroom.broker"]
-    tracker: Presence = current_app.extensions["chatroom.presence"]
-    heartbeat = config["STREAM_HEARTBEAT_SECONDS"]
-    sub = broker.subscribe(channel(state.room_id))
-    state.subscribed_at = time.monotonic()
-    conn_id: str | None = None
-    try:
-        yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
-        yield _current_state(state)
-        yield from _catch_up(state)
-        conn_id = _enter(tracker, state)
-        while True:
-            wait = min(heartbeat, state.ends_at - time.time())
-            if wait <= 0:
-                yield closing("ended")
-                return
-            if state.hold_until:
-                wait = min(wait, max(state.hold_until - time.monotonic(), 0))
-            event = sub.get(timeout=wait)
-            if event is None:
-                if state.hold_until and time.monotonic() >= state.hold_until:
-                    yield from _catch_up(state)  # the missing message never came: ask the database
-                else:
-                    yield comment("heartbeat")
-                continue
-            out: list[bytes] = []
-            while event is not None:  # everything already waiting goes out in one write
-                if event.kind == EventKind.REMOVED and event.target == state.membership_id:
-                    yield b"".join(out) + closing("removed")
-                    return
-                if _departed(state, event):
-                    yield b"".join(out)
-                    return  # the tab said goodbye: its socket is closed or closing
-                if event.kind == EventKind.ROOM:
-                    state.ends_at = _ends_at(state)
-                out.extend(_forward(state, event))
-                event = sub.get_nowait() if len(out) < 64 else None
-            if out:
-                yield b"".join(out)
-    finally:
-        sub.close()
-        if conn_id is not None:
-            _leave(tracker, state, conn_id)
 
 
 def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
@@ -346,25 +475,88 @@ def _send_message(state: _StreamState, event: Event) -> Iterator[bytes]:
     state.last = event.seq
 
 
-def _current_state(state: _StreamState) -> bytes:
-    """The room's state as of now, first on every (re)connect: a reconnecting tab converges."""
+def _current_state(state: _StreamState, *, release: bool = True) -> bytes:
+    """The room's state as of now, first on every (re)connect: a reconnecting tab converges.
+
+    Participants' streams share one rendering per room, read after they subscribed (a
+    reconnect storm renders it once); a host's adds the host's panels, its own. ``release``:
+    give the database connection back afterwards (a caller that reads more keeps it).
+    """
+    cache = _replay_cache()
+    entry = cache.states.get(state.room_id)
+    if (
+        not state.is_host
+        and entry is not None
+        and entry.built_at > state.subscribed_at
+        and time.monotonic() - entry.built_at < REPLAY_SECONDS
+    ):
+        return entry.data + _viewer_state(state, release)
     try:
+        built_at = time.monotonic()
         room = db.session.get(Room, state.room_id)
         if room is None:
             return b""
         html = room_state_html(room)
         if state.is_host:
-            html += moderation.host_panels(room)
-        html += participation.panels(room, state.membership_id, state.is_host)  # questions, private threads
-        return frame(html)
+            return frame(html + moderation.host_panels(room) + _panels(state, room))
+        data = frame(html)
+        cache.states[state.room_id] = _State(built_at, data)
+        return data + frame(_panels(state, room))
     finally:
-        db.session.remove()
+        if release:
+            db.session.remove()
+
+
+def _panels(state: _StreamState, room: Room) -> str:
+    """This viewer's own part of the state: its private thread, or the host's threads and questions."""
+    return participation.panels(room, state.membership_id, state.is_host)
+
+
+def _viewer_state(state: _StreamState, release: bool = True) -> bytes:
+    """``_panels`` framed, for a participant whose shared part of the state came from memory."""
+    try:
+        room = db.session.get(Room, state.room_id)
+        return frame(_panels(state, room)) if room is not None else b""
+    finally:
+        if release:
+            db.session.remove()
 
 
 def _ends_at(state: _StreamState) -> float:
     try:
         room = db.session.get(Room, state.room_id)
         return room.ends_at.timestamp() if room is not None else 0.0
+    finally:
+        db.session.remove()
+
+
+def _seat_gone(state: _StreamState) -> str | None:
+    """Why this stream must end now (``ended``, ``removed``), from the database; None while it may go on."""
+    try:
+        room = db.session.get(Room, state.room_id)
+        if room is None or room.status() is RoomStatus.ENDED:
+            return "ended"
+        seat = db.session.get(Membership, state.membership_id)
+        if seat is None or seat.room_id != room.id or not seat.active:
+            return "removed"
+        return None
+    finally:
+        db.session.remove()
+
+
+def _presence(room_id: int) -> bytes:
+    """The room's "here now" list as SSE bytes, or nothing when presence is unavailable.
+
+    Presence announcements are not durable (``chatroom/events.py``): one published while a
+    listener was away is lost, and the announcer only speaks again when the list changes.
+    After a resync the stream says the list again itself.
+    """
+    try:
+        room = db.session.get(Room, room_id)
+        return presence_changed(room, present_members(room)).frame if room is not None else b""
+    except Exception:  # best effort, like presence itself
+        log.warning("could not render presence after a resync", exc_info=True)
+        return b""
     finally:
         db.session.remove()
 
@@ -382,3 +574,305 @@ def _leave(tracker: Presence, state: _StreamState, conn_id: str) -> None:
         tracker.leave(state.room_id, state.membership_id, conn_id)
     except Exception:
         log.warning("presence leave failed", exc_info=True)
+
+
+# -- anywhere: a generator with its own inbox ----------------------------------------------------------------
+
+
+def _run(state: _StreamState) -> Iterator[bytes]:
+    config = current_app.config
+    broker: Broker = current_app.extensions["chatroom.broker"]
+    tracker: Presence = current_app.extensions["chatroom.presence"]
+    heartbeat = config["STREAM_HEARTBEAT_SECONDS"]
+    sub = broker.subscribe(channel(state.room_id))
+    state.subscribed_at = time.monotonic()
+    conn_id: str | None = None
+    beats = 0
+    try:
+        yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
+        yield _current_state(state)
+        yield from _catch_up(state)
+        conn_id = _enter(tracker, state)
+        while True:
+            wait = min(heartbeat, state.ends_at - time.time())
+            if wait <= 0:
+                yield closing("ended")
+                return
+            if state.hold_until:
+                wait = min(wait, max(state.hold_until - time.monotonic(), 0))
+            event = sub.get(timeout=wait)
+            if event is None:
+                if state.hold_until and time.monotonic() >= state.hold_until:
+                    # The missing message never came: ask the database (read after the early one arrived).
+                    if gone := _seat_gone(state):
+                        yield closing(gone)
+                        return
+                    state.subscribed_at = max(state.subscribed_at, state.hold_until - HOLD_SECONDS)
+                    yield from _catch_up(state)
+                else:
+                    beats += 1
+                    if beats % RECHECK_EVERY == 0 and (gone := _seat_gone(state)):
+                        yield closing(gone)
+                        return
+                    yield comment("heartbeat")
+                continue
+            out: list[bytes] = []
+            while event is not None:  # everything already waiting goes out in one write
+                if event.kind == EventKind.REMOVED and event.target == state.membership_id:
+                    yield b"".join(out) + closing("removed")
+                    return
+                if _departed(state, event):
+                    yield b"".join(out)
+                    return  # the tab said goodbye: its socket is closed or closing
+                if event.kind == EventKind.ROOM:
+                    state.ends_at = _ends_at(state)
+                if event.kind == EventKind.RESYNC:
+                    # What came before may be lost, the "removed" event too: check the seat, then
+                    # catch up from a read made after the loss.
+                    if gone := _seat_gone(state):
+                        yield b"".join(out) + closing(gone)
+                        return
+                    state.subscribed_at = max(state.subscribed_at, broker.resynced_at, sub.resync_at)
+                    out.extend(_forward(state, event))
+                    out.append(_presence(state.room_id))
+                else:
+                    out.extend(_forward(state, event))
+                event = sub.get_nowait() if len(out) < 64 else None
+            if out:
+                yield b"".join(out)
+    finally:
+        sub.close()
+        if conn_id is not None:
+            _leave(tracker, state, conn_id)
+
+
+# -- under gunicorn's gevent worker: the socket goes to the room's writer --------------------------------------------
+
+
+def _capture_start_response(setup: BlueprintSetupState) -> None:
+    """Wrap the app so a request served by gunicorn keeps the server's ``start_response`` in its environ."""
+    app: Any = setup.app
+    inner = app.wsgi_app
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        if "gunicorn.socket" in environ:
+            environ[_START_RESPONSE] = start_response
+        return inner(environ, start_response)
+
+    app.wsgi_app = wsgi_app
+
+
+bp.record_once(_capture_start_response)
+
+
+def _gunicorn_response(environ: dict[str, Any]) -> Any:
+    return getattr(environ.get(_START_RESPONSE), "__self__", None)
+
+
+def _can_take_over(environ: dict[str, Any]) -> bool:
+    """Whether this request's socket can go to the room's writer: gunicorn's gevent worker, HTTP/1.x."""
+    if "gevent" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    sock = environ.get("gunicorn.socket")
+    response = _gunicorn_response(environ)
+    return (
+        monkey.is_module_patched("socket")
+        and sock is not None
+        and type(sock).__module__.startswith("gevent")
+        and hasattr(sock, "detach")
+        and response is not None
+        and all(hasattr(response, name) for name in ("chunked", "force_close", "headers_sent"))
+        and environ.get("HTTP_VERSION") != "2"
+        and str(environ.get("SERVER_PROTOCOL", "")).startswith("HTTP/1")
+    )
+
+
+def _take_socket(environ: dict[str, Any]) -> tuple[int, bool]:
+    """Take the connection from gunicorn: (its file descriptor, whether the body is chunked).
+
+    gunicorn has sent the head and every chunk so far. It must neither end the chunked
+    body when our iterator finishes nor read another request from this connection, and
+    closing its socket object must not close the descriptor (detached).
+    """
+    response = _gunicorn_response(environ)
+    chunked = bool(response.chunked)
+    response.chunked = False
+    response.force_close()
+    return environ["gunicorn.socket"].detach(), chunked
+
+
+class _LiveWeb:
+    """What the room writers of one app ask of the web layer (``chatroom.fanout.WebSide``)."""
+
+    ENVIRON_KEYS = ("SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "HTTP_HOST", "wsgi.url_scheme", "SERVER_PROTOCOL")
+
+    def __init__(self, app: Flask, environ: dict[str, Any]) -> None:
+        self.app = app
+        self.environ = {key: environ[key] for key in self.ENVIRON_KEYS if key in environ}
+        self.tracker: Presence = app.extensions["chatroom.presence"]
+        self.words = {notice: closing(notice) for notice in ("ended", "removed")}  # rendered once
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """An app and request context (templates build URLs), the session released at the end."""
+        environ = {
+            **self.environ,
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": sys.stderr,
+        }
+        with self.app.app_context(), self.app.request_context(environ):
+            try:
+                yield
+            finally:
+                db.session.remove()
+
+    def forward(self, state: StreamState, event: Event) -> bytes:
+        """``_forward`` for one event, as one piece of bytes."""
+        return b"".join(_forward(state, event))
+
+    def catch_up(self, state: StreamState) -> bytes:
+        """``_catch_up``, as one piece of bytes."""
+        return b"".join(_catch_up(state))
+
+    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, set[int]]:
+        """The room's end (None: gone) and which of ``seats`` are still held, in two queries."""
+        try:
+            room = db.session.get(Room, room_id)
+            if room is None:
+                return None, set()
+            ends_at = room.ends_at.timestamp()
+            if not seats:
+                return ends_at, set()
+            active = select(Membership.id).where(Membership.room_id == room_id, Membership.left_at.is_(None))
+            return ends_at, set(db.session.scalars(active)) & seats
+        finally:
+            db.session.remove()
+
+    def closing(self, notice: str) -> bytes:
+        """A stream's last words (rendered once per process)."""
+        return self.words.get(notice) or self.words["ended"]
+
+    def presence(self, room_id: int) -> bytes:
+        """The room's "here now" list, rendered once for the room's streams in this process."""
+        return _presence(room_id)
+
+    def leave(self, stream: LiveStream) -> None:
+        """Forget the stream's presence and give its slot back."""
+        try:
+            if stream.conn_id is not None:
+                _leave(self.tracker, stream.state, stream.conn_id)
+        finally:
+            if stream.ticket is not None:
+                stream.ticket.release()
+
+
+def _fanout() -> Fanout:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    fanout = app.extensions.get("chatroom.fanout")
+    if fanout is None:
+        broker: Broker = app.extensions["chatroom.broker"]
+        web = _LiveWeb(app, request.environ)
+        fanout = Fanout(web, broker.attach, broker.detach, app.config["STREAM_HEARTBEAT_SECONDS"])
+        app.extensions["chatroom.fanout"] = fanout
+    return fanout
+
+
+class _Handover:
+    """The live path's response body: opens the stream in the request, then hands its socket to the room's writer."""
+
+    def __init__(self, state: StreamState, ticket: _Ticket) -> None:
+        self.state, self.ticket = state, ticket
+        self.handed_over = False
+        self._body: Generator[bytes] = self._open()
+
+    def __iter__(self) -> _Handover:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._body)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def _open(self) -> Generator[bytes]:
+        state, environ = self.state, request.environ
+        config = current_app.config
+        tracker: Presence = current_app.extensions["chatroom.presence"]
+        fanout = _fanout()
+        writer = fanout.room(state.room_id, channel(state.room_id), state.ends_at)
+        stream = LiveStream(writer, state, self.ticket)
+        writer.add(stream)  # busy: live events wait in its pending list until the hand-over
+        state.subscribed_at = time.monotonic()
+        try:
+            # The first bytes: the head, the room's state, and the catch-up, read after subscribing.
+            # A writer that has listened long enough remembers what the client lacks (no database
+            # read at all); otherwise one connection serves the state and the catch-up.
+            first = [retry(config["STREAM_RETRY_MS"]) + comment("connected"), _live_state(writer, state)]
+            recent = writer.recent_for(state)
+            if recent is not None:
+                for past in recent:
+                    first.extend(_forward(state, past))
+                db.session.remove()
+                yield b"".join(first)
+            else:
+                size = 0
+                for data in _catch_up(state):  # it lets the connection go when it is done
+                    first.append(data)
+                    size += len(data)
+                    if size >= 256 * 1024:
+                        yield b"".join(first)
+                        first, size = [], 0
+                writer.caught_up_to(state.last, state.rev)
+                yield b"".join(first)
+            stream.conn_id = _enter(tracker, state)
+            while not stream.closed:
+                event = stream.next_pending()
+                if event is None:
+                    break
+                if _departed(state, event):
+                    return  # the tab said goodbye while its stream was opening
+                out = b"".join(_forward(state, event))
+                if out:
+                    yield out
+            if stream.closed:
+                if stream.notice:  # removed or ended; none when its tab said goodbye
+                    yield closing(stream.notice)
+                return
+            if time.time() >= state.ends_at:
+                yield closing("ended")
+                return
+            # The hand-over. Nothing pending and no switch from here on, so no event slips between.
+            fd, chunked = _take_socket(environ)
+            stream.start(fd, chunked)
+            self.handed_over = True
+        finally:
+            if not self.handed_over:
+                stream.closed = True
+                writer.remove(stream)
+                if stream.conn_id is not None:
+                    _leave(tracker, state, stream.conn_id)
+            db.session.remove()
+
+
+def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
+    """The room's state for a stream that just joined ``writer``: its shared part remembered by the writer while
+    nothing changed, then the viewer's own part (``_panels``). The caller releases the database session."""
+    if state.is_host:
+        return _current_state(state, release=False)
+    if writer.state_frame is not None:
+        return writer.state_frame + _viewer_state(state, release=False)
+    version = writer.state_version
+    room = db.session.get(Room, state.room_id)
+    if room is None:
+        return b""
+    shared = frame(room_state_html(room))
+    writer.keep_state(shared, version)
+    return shared + frame(_panels(state, room))
+
+
+def _run_live(state: StreamState, ticket: _Ticket) -> _Handover:
+    return _Handover(state, ticket)

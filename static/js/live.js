@@ -43,6 +43,8 @@
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
     offline: "Offline: no network. Messages you write are kept until you can send them.",
+    refused: "Live updates are refused for now (too many open tabs or connections). Checking for new messages every " +
+      Math.round(POLL / 1000) + " seconds.",
   };
   TEXT.ended = status.dataset.endedText || TEXT.gone; // the page's words (chat/_ended.html)
   const streamUrl = new URL(slot.getAttribute("hx-sse:connect"), location.href);
@@ -147,9 +149,16 @@
     const delay = Math.min(500 * 2 ** attempts++, 60000) * (0.7 + 0.6 * Math.random());
     reconnectTimer = setTimeout(() => startStream(true), delay);
   }
-  // A stream's request failed: refused, or the server unreachable.
-  function failed(code) {
+  // A stream's request failed: refused, or the server unreachable. Over a cap (429, 503) the server says when to
+  // try again (Retry-After, seconds): poll until then, never retry at once.
+  function failed(code, after) {
     if (code === 401 || code === 403 || code === 404) close(TEXT.gone);
+    else if (code === 429 || code === 503) {
+      fallback();
+      setState("fallback", TEXT.refused);
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => startStream(false), ms(after, 60) * (800 + 400 * Math.random()));
+    }
     else if (navigator.onLine === false) offline();
     else if (again) lost();
     else fallback();
@@ -215,7 +224,8 @@
   d.addEventListener("htmx:before:response", (evt) => {
     if (!streaming(evt)) return;
     evt.preventDefault();
-    failed(evt.detail.ctx.response.status);
+    const res = evt.detail.ctx.response;
+    failed(res.status, res.headers.get("Retry-After"));
   });
   d.addEventListener("htmx:error", (evt) => { if (streaming(evt)) failed(0); });
   d.addEventListener("htmx:sse:close", (evt) => { if (ours(evt) && evt.detail.reason === "ended") lost(); });

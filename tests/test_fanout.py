@@ -1,0 +1,174 @@
+"""The room writer on its own (chatroom/fanout.py): real sockets (socket pairs), a fake web side, gevent's loop.
+
+What the live tests cannot pin down cheaply: the per-viewer flags, a socket that stops reading (backlog,
+then a cut), a client that hangs up, and the last words of a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import gevent
+import pytest
+
+from chatroom import fanout
+from chatroom.events import Event, EventKind
+from chatroom.fanout import Fanout, LiveStream, StreamState
+from chatroom.sse import parse
+
+pytestmark = pytest.mark.once
+
+
+class FakeWeb:
+    def __init__(self) -> None:
+        self.forwarded: list[tuple[int, str]] = []
+        self.left: list[LiveStream] = []
+        self.seats: set[int] | None = None  # None: every seat is still held
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        yield
+
+    def forward(self, state: StreamState, event: Event) -> bytes:
+        self.forwarded.append((state.membership_id, event.kind))
+        if event.kind == EventKind.MESSAGE:
+            state.last = event.seq
+            return event.frame
+        return b""
+
+    def catch_up(self, state: StreamState) -> bytes:
+        return b""
+
+    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, set[int]]:
+        return 4e9, seats if self.seats is None else self.seats & seats
+
+    def closing(self, notice: str) -> bytes:
+        return b"event: close\ndata: " + notice.encode() + b"\n\n"
+
+    def presence(self, room_id: int) -> bytes:
+        return b""
+
+    def leave(self, stream: LiveStream) -> None:
+        self.left.append(stream)
+
+
+@pytest.fixture
+def world():
+    web = FakeWeb()
+    sinks: dict[str, object] = {}
+    hub = Fanout(web, sinks.__setitem__, lambda channel, sink: sinks.pop(channel, None), heartbeat=3600)
+    pairs: list[socket.socket] = []
+
+    def open_stream(seat: int, *, host: bool = False, last: int = 0) -> tuple[LiveStream, socket.socket]:
+        writer = hub.room(1, "room:1", 4e9)
+        stream = LiveStream(writer, StreamState(1, seat, host, last, 0, 4e9))
+        writer.add(stream)
+        ours, theirs = socket.socketpair()
+        pairs.append(theirs)
+        stream.start(ours.detach(), chunked=False)
+        return stream, theirs
+
+    yield hub, web, open_stream
+    for writer in list(hub.rooms.values()):
+        for stream in tuple(writer.streams):
+            stream.cut()
+    for sock in pairs:
+        sock.close()
+
+
+def _read(sock: socket.socket) -> list[dict[str, str]]:
+    sock.setblocking(False)
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return parse(data)
+
+
+def _message(seq: int) -> Event:
+    return Event(EventKind.MESSAGE, f"id: {seq}.0\ndata: m{seq}\n\n".encode(), seq=seq)
+
+
+def test_each_socket_gets_the_next_message_once_and_per_viewer_flags_hold(world):
+    hub, web, open_stream = world
+    (pat, pat_sock), (host, host_sock) = open_stream(7), open_stream(8, host=True)
+    writer = hub.rooms[1]
+    writer.deliver(_message(1))
+    writer.deliver(_message(1))  # a duplicate: dropped
+    writer.deliver(Event(EventKind.TYPING, b"event: typing\ndata: {}\n\n", target=7))  # Pat typing
+    writer.deliver(Event(EventKind.HOST, b"data: queue\n\n"))
+    assert [e.get("id") for e in _read(pat_sock)] == ["1.0"]
+    assert [e.get("event") or e["data"] for e in _read(host_sock)] == ["m1", "typing", "queue"]
+    assert pat.state.last == host.state.last == 1
+    assert web.forwarded == []  # all on the fast path: no worker, no database
+
+
+def test_an_early_message_goes_to_the_worker_and_others_are_not_held_up(world):
+    hub, web, open_stream = world
+    (pat, pat_sock), (_, kim_sock) = open_stream(7), open_stream(9, last=1)
+    hub.rooms[1].deliver(_message(2))  # the next one for Kim, early for Pat
+    assert [e["id"] for e in _read(kim_sock)] == ["2.0"]
+    assert pat.busy
+    gevent.sleep(0.01)  # the room's worker runs the protocol for Pat
+    assert web.forwarded == [(7, EventKind.MESSAGE)]
+    assert [e["id"] for e in _read(pat_sock)] == ["2.0"] and not pat.busy
+
+
+def test_a_socket_that_stops_reading_keeps_a_backlog_then_is_cut(world, monkeypatch):
+    monkeypatch.setattr(fanout, "BACKLOG_LIMIT", 256 * 1024)
+    hub, web, open_stream = world
+    (slow, slow_sock), (fast, fast_sock) = open_stream(7), open_stream(9)
+    slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer = hub.rooms[1]
+    body = "x" * 4000
+    seq = 0
+    while not slow.closed and seq < 2000:
+        seq += 1
+        writer.deliver(Event(EventKind.MESSAGE, f"id: {seq}.0\ndata: {body}\n\n".encode(), seq=seq))
+        _read(fast_sock)  # the other reader keeps up
+        if seq == 5:
+            assert slow.backlog is None or slow.backlog_bytes < 32 * 1024
+    assert slow.closed and slow not in writer.streams, "a stream too far behind is cut"
+    assert fast.state.last == seq and not fast.closed
+    gevent.sleep(0.01)
+    assert web.left == [slow]  # its slot and presence are given back
+
+
+def test_a_client_that_hangs_up_is_noticed_at_once(world):
+    hub, web, open_stream = world
+    stream, sock = open_stream(7)
+    sock.close()
+    gevent.sleep(0.01)  # the read watcher fires
+    assert stream.closed and not hub.rooms
+    assert web.left == [stream]
+
+
+def test_removed_and_rechecked_seats_end_with_their_last_words(world):
+    hub, web, open_stream = world
+    (pat, pat_sock), (kim, kim_sock), (ann, ann_sock) = open_stream(7), open_stream(9), open_stream(11)
+    writer = hub.rooms[1]
+    writer.deliver(Event(EventKind.REMOVED, target=7))
+    assert pat.closed
+    assert _read(pat_sock)[-1] == {"event": "close", "data": "removed"}
+    web.seats = {9}  # Ann's seat is gone and nobody said so
+    writer.recheck()
+    gevent.sleep(0.01)
+    assert ann.closed and _read(ann_sock)[-1] == {"event": "close", "data": "removed"}
+    assert not kim.closed
+    writer.end("ended")
+    assert _read(kim_sock)[-1] == {"event": "close", "data": "ended"}
+    assert not hub.rooms
+
+
+def test_presence_lists_reach_each_stream_at_most_once_per_interval_newest_first(world, monkeypatch):
+    monkeypatch.setattr(fanout, "PRESENCE_EVERY", 0.2)
+    hub, _web, open_stream = world
+    _, sock = open_stream(7)
+    writer = hub.rooms[1]
+    for n in range(5):  # a crowd arriving: five announcements at once
+        writer.deliver(Event(EventKind.PRESENCE, f"data: here {n}\n\n".encode()))
+    assert [e["data"] for e in _read(sock)] == ["here 0"]  # the first at once
+    gevent.sleep(0.3)
+    assert [e["data"] for e in _read(sock)] == ["here 4"]  # then only the newest

@@ -1,0 +1,125 @@
+"""A removal or a ban always lands: streams re-check the seat and the room, never relying on the "removed" event.
+
+Redis pub/sub is at most once, so the event that ends a removed participant's stream can be lost.
+The stream re-checks its seat against the database after every catch-up (a Redis reconnect makes
+one) and every few heartbeats (``RECHECK_EVERY`` × ``STREAM_HEARTBEAT_SECONDS``: 4 s on the live
+test servers).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+from sqlalchemy import update
+
+from chatroom.extensions import db
+from chatroom.models import Membership, Room, utcnow
+from support.constants import PASSWORD, ROOM_PASSWORD
+from support.live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
+
+pytestmark = pytest.mark.live
+
+
+def _stream(server: Server, browser: Browser, code: str) -> Stream:
+    return Stream(server.port, f"/r/{code}/events?after=0", browser.cookie_header())
+
+
+def _seat(app, room, alias: str) -> int:
+    with app.app_context():
+        return db.session.query(Membership).filter_by(room_id=room.id, alias=alias).one().id
+
+
+def test_a_closed_seat_or_an_ended_room_ends_streams_without_any_event(app, servers, make_room):
+    """The database changes and nothing is published: the periodic re-check ends the streams."""
+    server = servers()
+    room = make_room()
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
+    pat_id = _seat(app, room, "Pat")
+    pats, kims = _stream(server, pat, room.code).open(), _stream(server, kim, room.code).open()
+    try:
+        list(pats.read_events(0.5))
+        with app.app_context():
+            db.session.execute(update(Membership).where(Membership.id == pat_id).values(left_at=utcnow()))
+            db.session.commit()
+        events = list(pats.read_events(8))
+        assert pats.closed, "the stream of a closed seat must end without being told"
+        assert events[-1].event == "close" and events[-1].data == "removed"
+        assert not kims.closed
+        with app.app_context():
+            db.session.execute(update(Room).where(Room.id == room.id).values(ends_at=utcnow()))
+            db.session.commit()
+        events = list(kims.read_events(8))
+        assert kims.closed
+        assert events[-1].event == "close" and events[-1].data == "ended"
+    finally:
+        pats.close()
+        kims.close()
+
+
+@pytest.mark.services
+def test_a_removal_during_a_redis_pubsub_outage_still_ends_the_stream(
+    app, servers, make_room, make_facilitator, tmp_path
+):
+    """The listener's pub/sub connection is killed around the removal, so the "removed" event is lost.
+
+    The stream still ends (the reconnected listener makes every stream catch up, which re-checks the
+    seat), later messages do not reach the removed participant, and "here now" forgets them.
+    """
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is not installed"
+    port = free_port()
+    redis_proc = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    cli = shutil.which("redis-cli")
+    assert cli, "redis-cli is not installed"
+    try:
+        server = servers(workers=1, redis=url, STREAM_HEARTBEAT_SECONDS="15")  # no periodic re-check in time
+        host = make_facilitator(name="Hana Host")
+        room = make_room(owner=host)
+        pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+        kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
+        hana = Browser(server.port).sign_in(host.email, PASSWORD)
+        pat_id = _seat(app, room, "Pat")
+        with collecting(_stream(server, pat, room.code).open(), _stream(server, kim, room.code).open()) as (
+            pats,
+            kims,
+        ):
+            assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim", "Pat"])
+            # Keep killing the listener's pub/sub connection while the host removes Pat.
+            stop = threading.Event()
+
+            def kill() -> None:
+                while not stop.is_set():
+                    subprocess.run([cli, "-p", str(port), "CLIENT", "KILL", "TYPE", "pubsub"], capture_output=True)
+                    time.sleep(0.02)
+
+            killer = threading.Thread(target=kill)
+            killer.start()
+            try:
+                time.sleep(0.3)
+                assert hana.post(f"/r/{room.code}/members/{pat_id}/remove", {}) == 303
+                time.sleep(0.3)
+            finally:
+                stop.set()
+                killer.join()
+            assert wait_for(lambda: pats.stream.closed, timeout=10), "the removed participant's stream stayed open"
+            assert [e for e in pats.stream.events if e.event == "close"][-1].data == "removed"
+            kim.say(room.code, "after the removal")
+            assert wait_for(lambda: message_seqs(kims.stream.events) == [1])
+            assert message_seqs(pats.stream.events) == []
+            assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim"])  # not lost with the outage
+        again = _stream(server, pat, room.code).open()
+        assert again.status == 403
+        again.close()
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()

@@ -111,14 +111,19 @@ def test_static_files_take_gzip_when_that_is_all_the_client_takes(client):
 
 
 def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client, app):
-    from chatroom.assets import BUNDLES, bundle
+    from chatroom.assets import BUNDLES, bundle, slim
 
     with app.test_request_context():
         current = bundle("room.js")
     plain = client.get("/assets/room.js").get_data()
     assert plain == current.plain
-    texts = [(Path(app.static_folder) / source).read_bytes().rstrip() for source in BUNDLES["room.js"]]
-    assert plain.index(texts[0]) < plain.index(texts[1]) < plain.index(texts[2])  # room.js before htmx
+    sources = BUNDLES["room.js"]
+    texts = [(Path(app.static_folder) / source).read_bytes() for source in sources]
+    # Ours slimmed (no whole-line comments, no indentation), vendor files as they are; in order, ours first.
+    sent = [(text if source.startswith("vendor/") else slim(text)).rstrip() for source, text in zip(sources, texts)]
+    at = [plain.index(text) for text in sent]
+    assert at == sorted(at) and sources.index("vendor/htmx.min.js") == len([s for s in sources if s.startswith("js/")])
+    assert b"\n//" not in plain.split(sent[sources.index("vendor/htmx.min.js")])[0]
     hashed = _get(client, f"/assets/room.js?v={current.digest}")
     assert hashed.headers["Content-Encoding"] == "br"
     assert brotli.decompress(hashed.get_data()) == plain
@@ -130,3 +135,10 @@ def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client
     )
     assert again.status_code == 304
     assert client.get("/assets/other.js").status_code == 404
+
+
+def test_slim_drops_whole_line_comments_and_indentation_only():
+    from chatroom.assets import slim
+
+    source = b'// about\n(() => {\n  "use strict";\n\n  // why\n  const a = "//x"; // kept\n})();\n'
+    assert slim(source) == b'(() => {\n"use strict";\nconst a = "//x"; // kept\n})();'

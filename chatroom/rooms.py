@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import presence
+from . import charts, presence
 from .access import owned_room_or_404
 from .extensions import db
 from .htmx import is_htmx, see_other
@@ -85,10 +85,14 @@ def create() -> BaseResponse | tuple[str, int]:
 
 
 def console(room: Room, status: int = 200, errors: dict[str, str] | None = None) -> tuple[str, int]:
-    """The room's owner page (share link, settings, queue, reports, participants, exports), with ``errors``."""
+    """The room's owner page (share link, settings, the session's charts, queue, reports, participants, exports),
+    with ``errors``."""
+    now = utcnow()
     context = {
         "room": room,
-        "now": utcnow(),
+        "now": now,
+        "activity": charts.activity_chart(room, charts.activity(room, now)),
+        "people": charts.participation(room),
         "messages": messages.count(room.id),
         "present": presence.present_members(room),
         "pending": room.pending_messages(),

@@ -12,6 +12,7 @@ from typing import Any, cast
 from flask import stream_template
 from sqlalchemy import CursorResult, delete, select
 
+from .. import charts
 from ..extensions import db
 from ..models import Message, MessageStatus, Report, Room, utcnow
 from ._core import audit
@@ -100,14 +101,17 @@ def _md(text: str) -> str:
 
 
 def transcript(room: Room, fmt: str) -> Iterator[str]:
-    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent."""
+    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent; the printable page
+    (html) opens with the picture of the session (``chatroom/charts.py``)."""
     if fmt == "csv":
         return _csv(room)
     if fmt == "json":
         return _json(room)
     if fmt == "md":
         return _markdown(room)
-    return stream_template("rooms/transcript.html", room=room, messages=_rows(room))
+    activity = charts.activity_chart(room, charts.activity(room))
+    people = charts.participation(room)
+    return stream_template("rooms/transcript.html", room=room, messages=_rows(room), activity=activity, people=people)
 
 
 def apply_retention(now: datetime | None = None) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import presence
+from . import charts, presence
 from .access import (
     forget_seat,
     is_owner,
@@ -23,6 +23,7 @@ from .access import (
     room_or_404,
     seat_for,
 )
+from .errors import render_error
 from .events import cursor_id
 from .htmx import is_htmx, page_or_fragment, see_other
 from .models import Membership, Message, Room
@@ -66,11 +67,19 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "is_owner": is_owner(room),
         "host_pending": room.pending_messages() if seat.is_host else [],
         "host_reports": room.open_reports() if seat.is_host else [],
+        "host_people": host_people(room) if seat.is_host else [],
         "token": form_token(),
         "form": {},
         "errors": {},
         **extra,
     }
+
+
+def host_people(room: Room) -> list[dict[str, Any]]:
+    """The host's People list: every participant (the active first, then by alias) with their message count."""
+    counts = charts.counts_by_seat(room)
+    seats = sorted((m for m in room.memberships if not m.is_host), key=lambda m: (not m.active, m.alias_key))
+    return [{"seat": m, "count": counts.get(m.id, 0), "new": False} for m in seats]
 
 
 @bp.get("/<code>")
@@ -111,7 +120,8 @@ def join(code: str) -> Response | tuple[str, int]:
 def post(code: str) -> Response | tuple[str, int]:
     """Post a message. The stream, not this response, shows it, in the sender's tab too.
 
-    With htmx the answer is a fresh composer; without, a 303 back to the room.
+    With htmx the answer is a fresh composer (morphed into the page: the box keeps its focus); without, a 303
+    back to the room.
     :raise 403: not a member, or the room is not open; 422: empty or too long; 429: slow mode.
     """
     room, seat = member_room_or_403(code)
@@ -122,7 +132,8 @@ def post(code: str) -> Response | tuple[str, int]:
         context = _room_context(room, seat, form={"body": body}, errors=invalid.errors)
         return page_or_fragment("chat/room.html", "chat/_composer.html", invalid.status, **context)
     if is_htmx():
-        return make_response(render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}))
+        fresh = render_template("chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={})
+        return make_response(fresh)
     return see_other(url_for("chat.room", code=code, _anchor="composer"))
 
 
@@ -190,23 +201,53 @@ def _message_page(room: Room, seat: Membership, message: Message, status: int = 
     return render_template("chat/message.html", **context), status
 
 
+MESSAGE_FORMS = ("edit", "report")  # the inline forms the message menu asks for (static/js/menu.js)
+
+
 @bp.get("/<code>/messages/<id:seq>")
 def message(code: str, seq: int) -> tuple[str, int]:
-    """One message and what the viewer may do with it. :raise 403: not a member; 404: no such message."""
+    """One message and what the viewer may do with it; for htmx with ``form=edit`` or ``form=report``, that
+    form alone, to open inside the message in the room (the page is the same thing without JavaScript).
+
+    :raise 403: not a member; 404: no such message (or, for htmx, no such form).
+    """
     room, seat = member_room_or_403(code)
-    return _message_page(room, seat, message_or_404(room, seq))
+    message = message_or_404(room, seq)
+    if is_htmx() and request.args.get("form"):
+        kind = request.args["form"]
+        if kind not in MESSAGE_FORMS:
+            abort(404)
+        return _message_form(room, message, kind, {}, {}, 200)
+    return _message_page(room, seat, message)
+
+
+def _message_form(
+    room: Room, message: Message, kind: str, form: dict[str, str], errors: dict[str, str], status: int
+) -> tuple[str, int]:
+    """The inline edit or report form of one message (``chat/_message_form.html``), with ``errors``."""
+    context = {"room": room, "message": message, "kind": kind, "form": form, "errors": errors}
+    return render_template("chat/_message_form.html", **context), status
 
 
 def _message_action(
-    code: str, seq: int, action: Callable[[Membership, Message], object], done: str
+    code: str, seq: int, action: Callable[[Membership, Message], object], done: str, kind: str | None = None
 ) -> Response | tuple[str, int]:
+    """Run one reader's action on a message. Without JavaScript: back to the message in the room (303), or the
+    message page with why it was refused. With htmx (the message menu): 204, the stream showing the result;
+    refused, the inline ``kind`` form again with the reason, or (no form) the reason alone, with its status."""
     room, seat = member_room_or_403(code)
     message = message_or_404(room, seq)
     try:
         action(seat, message)
     except Invalid as invalid:
         form = {k: request.form.get(k, "") for k in ("body", "reason")}
+        if is_htmx():
+            if kind is not None:
+                return _message_form(room, message, kind, form, invalid.errors, invalid.status)
+            return render_error(invalid.status, " ".join(invalid.errors.values()))
         return _message_page(room, seat, message, invalid.status, errors=invalid.errors, form=form)
+    if is_htmx():
+        return make_response("", 204)
     flash(done, "success")
     return see_other(url_for("chat.room", code=code, _anchor=f"message-{seq}"))
 
@@ -215,7 +256,7 @@ def _message_action(
 def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The author corrects their message (within 5 minutes). :raise 403/404/409/422: the message page with why."""
     return _message_action(
-        code, seq, lambda seat, m: messages.edit(seat, m, request.form.get("body", "")), "Message edited."
+        code, seq, lambda seat, m: messages.edit(seat, m, request.form.get("body", "")), "Message edited.", "edit"
     )
 
 
@@ -233,6 +274,7 @@ def report_message(code: str, seq: int) -> Response | tuple[str, int]:
         seq,
         lambda seat, m: moderation.report(seat, m, request.form.get("reason", "")),
         "Thank you. The host has been told.",
+        "report",
     )
 
 

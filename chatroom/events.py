@@ -1,10 +1,11 @@
 """The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
-``seat_closed``, ``room_changed``, ``host_panels_changed``, ``presence_changed``,
-``typing``) *after* they commit, and hand the result to the broker. Each constructor
-renders the room's own partial and frames it as SSE bytes exactly once; every stream in
-every process sends those bytes unchanged (render once, the same bytes to everyone).
+``seat_closed``, ``room_changed``, ``host_panels_changed``, ``host_controls_changed``,
+``member_changed``, ``presence_changed``, ``typing``) *after* they commit, and hand the
+result to the broker. Each constructor renders the room's own partial and frames it as
+SSE bytes exactly once; every stream in every process sends those bytes unchanged
+(render once, the same bytes to everyone).
 Per-viewer differences are flags on the event (``kind``, ``target``), never a re-render.
 
 Cursors. A client's position in a room is ``seq.rev``: the last message number it has
@@ -163,6 +164,24 @@ def host_panels_html(room: Room, pending: Sequence[Message], reports: Sequence[R
 def host_panels_changed(room: Room, pending: Sequence[Message], reports: Sequence[Report]) -> Event:
     """The approval queue or the open reports changed: for the host's streams only."""
     return Event(EventKind.HOST, frame(host_panels_html(room, pending, reports)))
+
+
+def host_controls_html(room: Room) -> str:
+    """The host's room controls (lock, pre-moderation, slow mode, extend, end), as an out-of-band fragment."""
+    return render_template("chat/_host_controls.html", room=room, oob=True)
+
+
+def host_controls_changed(room: Room) -> Event:
+    """A setting changed: the host's controls show the new state (host streams only)."""
+    return Event(EventKind.HOST, frame(host_controls_html(room)))
+
+
+def member_changed(room: Room, membership: Membership, count: int, new: bool = False) -> Event:
+    """A participant joined (``new``), left, or was removed or banned: their row in the host's People list,
+    with ``count`` messages (host streams only)."""
+    person = {"seat": membership, "count": count, "new": new}
+    html = render_template("chat/_host_person.html", room=room, person=person, oob=True)
+    return Event(EventKind.HOST, frame(html))
 
 
 def presence_changed(room: Room, members: Sequence[Membership]) -> Event:

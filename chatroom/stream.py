@@ -48,6 +48,7 @@ from .events import (
     channel,
     closing,
     cursor_id,
+    host_controls_html,
     message_frame,
     parse_cursor,
     room_state_html,
@@ -325,7 +326,7 @@ def _current_state(state: _StreamState) -> bytes:
             return b""
         html = room_state_html(room)
         if state.is_host:
-            html += moderation.host_panels(room)
+            html += moderation.host_panels(room) + host_controls_html(room)
         return frame(html)
     finally:
         db.session.remove()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import events, passwords
 from ..extensions import db
-from ..models import Membership, Room, RoomStatus, utcnow
+from ..models import Membership, Message, Room, RoomStatus, utcnow
 from ..presence import claim
 from ..text import clean_line, key_of
 from . import Invalid
@@ -52,6 +52,7 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     except IntegrityError:
         db.session.rollback()
         raise Invalid({"alias": "Someone in this room already uses this alias: choose another"}, 409) from None
+    publish(room, events.member_changed(room, membership, 0, new=True))
     return membership
 
 
@@ -61,6 +62,7 @@ def leave(membership: Membership) -> None:
     membership.left_at = utcnow()
     db.session.commit()
     publish(membership.room_id, events.seat_closed(membership.id))
+    _publish_row(membership.room, membership)
 
 
 @refuses_cleanly
@@ -76,6 +78,14 @@ def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
     audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
     publish(room, events.seat_closed(membership.id))
+    _publish_row(room, membership)
+
+
+def _publish_row(room: Room, membership: Membership) -> None:
+    """The host's People row for ``membership``, as it is now."""
+    mine = select(func.count()).select_from(Message).where(Message.membership_id == membership.id)
+    count = db.session.scalar(mine.where(Message.seq.is_not(None)))
+    publish(room, events.member_changed(room, membership, count or 0))
 
 
 @refuses_cleanly

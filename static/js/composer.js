@@ -1,5 +1,6 @@
 // The message box (#field-body): Enter sends, Shift+Enter starts a new line; typing tells the others (POST to
-// its data-typing-url, at most every 3 s); after a send (htmx swaps in a fresh #composer) the box has the focus.
+// its data-typing-url, at most every 3 s). After a send htmx morphs the fresh #composer into the page, so the
+// box (and the focus in it) stays; a message that went through is cleared from it here (a morph keeps input).
 (() => {
   "use strict";
   const d = document, token = d.querySelector('meta[name="csrf-token"]');
@@ -31,8 +32,9 @@
     const ctx = evt.detail && evt.detail.ctx;
     if (!ctx || !ctx.sourceElement || ctx.sourceElement.id !== "composer") return;
     enhance();
-    const box = d.getElementById("field-body");
-    if (box) box.focus();
+    const box = d.getElementById("field-body"), res = ctx.response;
+    if (box && res && res.status < 300) box.value = "";
+    if (box && d.activeElement !== box) box.focus(); // after a click on Send
     lastTyping = 0;
   });
 })();

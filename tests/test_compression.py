@@ -120,7 +120,10 @@ def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client
     sources = BUNDLES["room.js"]
     texts = [(Path(app.static_folder) / source).read_bytes() for source in sources]
     # Ours slimmed (no whole-line comments, no indentation), vendor files as they are; in order, ours first.
-    sent = [(text if source.startswith("vendor/") else slim(text)).rstrip() for source, text in zip(sources, texts)]
+    sent = [
+        (text if source.startswith("vendor/") else slim(text)).rstrip()
+        for source, text in zip(sources, texts, strict=True)
+    ]
     at = [plain.index(text) for text in sent]
     assert at == sorted(at) and sources.index("vendor/htmx.min.js") == len([s for s in sources if s.startswith("js/")])
     assert b"\n//" not in plain.split(sent[sources.index("vendor/htmx.min.js")])[0]

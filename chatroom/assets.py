@@ -1,4 +1,5 @@
-"""Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash.
+"""Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash;
+the stylesheet the same way (``app.css``: one file, without its comments).
 
 One response instead of ten (each carries some 850 bytes of headers), brotli across all the
 files, and no revalidation on later visits: the URL names the content's hash, so the file can
@@ -18,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,20 +30,23 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import compression
 from .pages import bp
 
+ROOM_SCRIPTS = (
+    "js/core.js",
+    "js/theme.js",
+    "js/announce.js",
+    "js/menu.js",
+    "js/log.js",
+    "js/composer.js",
+    "js/typing.js",
+    "js/live.js",
+)
+VENDOR_SCRIPTS = ("vendor/htmx.min.js", "vendor/hx-sse.min.js")
+
 BUNDLES: dict[str, tuple[str, ...]] = {
-    "room.js": (
-        "js/core.js",
-        "js/theme.js",
-        "js/announce.js",
-        "js/menu.js",
-        "js/log.js",
-        "js/composer.js",
-        "js/typing.js",
-        "js/live.js",
-        "js/host.js",
-        "vendor/htmx.min.js",
-        "vendor/hx-sse.min.js",
-    ),
+    "room.js": ROOM_SCRIPTS + VENDOR_SCRIPTS,
+    "room-host.js": (*ROOM_SCRIPTS, "js/host.js", *VENDOR_SCRIPTS),  # the host's room: their People list too
+    "app.css": ("css/app.css",),
+    "console.css": ("css/console.css",),  # the facilitator's pages, and the host's tools in the room
 }
 
 
@@ -61,14 +66,24 @@ def bundle(name: str) -> Bundle:
     return _build(tuple((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in paths))
 
 
-def slim(source: bytes) -> bytes:
-    """One of our scripts without its whole-line ``//`` comments, blank lines and indentation.
+_TRAILING_COMMENT = re.compile(rb"(?<=[;{},)\]])\s+// .*$")
 
-    Safe for our files because none has a string or template literal that spans lines, and a
-    line that starts with ``//`` is always a comment there. Comments after code stay.
+
+def slim(source: bytes) -> bytes:
+    """One of our scripts without its comments, blank lines and indentation.
+
+    Safe for our files because none has a string or template literal that spans lines, a line
+    that starts with ``//`` is always a comment there, and so is `` // `` after the end of a
+    statement or block (``;``, ``{``, ``}``, ``,``, ``)`` or ``]``): no string of ours holds that.
     """
-    kept = (line.strip() for line in source.splitlines())
+    kept = (_TRAILING_COMMENT.sub(b"", line.strip()) for line in source.splitlines())
     return b"\n".join(line for line in kept if line and not line.startswith(b"//"))
+
+
+def slim_css(source: bytes) -> bytes:
+    """A stylesheet without its comments, blank lines and indentation (none of ours has ``/*`` in a string)."""
+    kept = (line.strip() for line in re.sub(rb"/\*.*?\*/", b"", source, flags=re.S).splitlines())
+    return b"\n".join(line for line in kept if line)
 
 
 @lru_cache(maxsize=8)
@@ -77,6 +92,9 @@ def _build(sources: tuple[tuple[str, int, int], ...]) -> Bundle:
     for path, _mtime, _size in sources:
         with open(path, "rb") as file:
             text = file.read()
+        if path.endswith(".css"):
+            parts.append(slim_css(text) + b"\n")
+            continue
         if os.sep + "vendor" + os.sep not in path:
             text = slim(text)
         parts.append(text.rstrip() + b"\n;\n")  # each file ends its own statements
@@ -86,13 +104,14 @@ def _build(sources: tuple[tuple[str, int, int], ...]) -> Bundle:
 
 
 def bundle_url(name: str) -> str:
-    """The URL of the current version of bundle ``name``, for a ``<script src>``."""
+    """The URL of the current version of bundle ``name``, for a ``<script src>`` or a stylesheet ``<link>``."""
     return url_for("views.asset", name=name, v=bundle(name).digest)
 
 
 @bp.get("/assets/<name>")
 def asset(name: str) -> BaseResponse:
-    """A script bundle (``chatroom/assets.py``), pre-compressed; cached for a year when asked for by its hash.
+    """A script bundle or the stylesheet (``chatroom/assets.py``), pre-compressed; cached for a year when asked
+    for by its hash.
 
     :raise 404: no such bundle.
     """
@@ -100,7 +119,8 @@ def asset(name: str) -> BaseResponse:
         abort(404)
     current = bundle(name)
     encoding = compression.choose_encoding(request.headers.get("Accept-Encoding", ""))
-    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype="text/javascript")
+    mimetype = "text/css" if name.endswith(".css") else "text/javascript"
+    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype=mimetype)
     if encoding:
         response.headers["Content-Encoding"] = encoding
     response.vary.add("Accept-Encoding")

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import render_template
+from flask import current_app, has_request_context, render_template
 
 from .sse import frame
 
@@ -166,9 +166,18 @@ def host_panels_changed(room: Room, pending: Sequence[Message], reports: Sequenc
     return Event(EventKind.HOST, frame(host_panels_html(room, pending, reports)))
 
 
+def _render_anywhere(template: str, **context: object) -> str:
+    """Render a fragment whose links need a request (``url_for``) even when the happening came from elsewhere
+    (a script, the shell, a test's app context): relative URLs are the same either way."""
+    if has_request_context():
+        return render_template(template, **context)
+    with current_app.test_request_context():
+        return render_template(template, **context)
+
+
 def host_controls_html(room: Room) -> str:
     """The host's room controls (lock, pre-moderation, slow mode, extend, end), as an out-of-band fragment."""
-    return render_template("chat/_host_controls.html", room=room, oob=True)
+    return _render_anywhere("chat/_host_controls.html", room=room, oob=True)
 
 
 def host_controls_changed(room: Room) -> Event:
@@ -180,7 +189,7 @@ def member_changed(room: Room, membership: Membership, count: int, new: bool = F
     """A participant joined (``new``), left, or was removed or banned: their row in the host's People list,
     with ``count`` messages (host streams only)."""
     person = {"seat": membership, "count": count, "new": new}
-    html = render_template("chat/_host_person.html", room=room, person=person, oob=True)
+    html = _render_anywhere("chat/_host_person.html", room=room, person=person, oob=True)
     return Event(EventKind.HOST, frame(html))
 
 

@@ -79,7 +79,7 @@ def test_room_page_weight_with_50_messages(app, make_room, join):
     for asset in assets:
         with _get(pat, asset) as response:
             sizes[asset] = len(response.get_data())
-    without_js = sizes["page"] + sizes[next(a for a in assets if a.endswith(".css"))]
+    without_js = sizes["page"] + sizes[next(a for a in assets if ".css" in a)]
     print(f"room page, compressed bytes: {sizes}; JS on {sum(sizes.values())}, JS off {without_js}")
     assert sum(sizes.values()) <= 30_000, sizes
     assert without_js <= 12_000, sizes
@@ -140,8 +140,8 @@ def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client
     assert client.get("/assets/other.js").status_code == 404
 
 
-def test_slim_drops_whole_line_comments_and_indentation_only():
+def test_slim_drops_comments_and_indentation_only():
     from chatroom.assets import slim
 
-    source = b'// about\n(() => {\n  "use strict";\n\n  // why\n  const a = "//x"; // kept\n})();\n'
-    assert slim(source) == b'(() => {\n"use strict";\nconst a = "//x"; // kept\n})();'
+    source = b'// about\n(() => {\n  "use strict";\n\n  // why\n  const a = "//x"; // gone\n  f("a // b");\n})();\n'
+    assert slim(source) == b'(() => {\n"use strict";\nconst a = "//x";\nf("a // b");\n})();'

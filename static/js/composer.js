@@ -28,12 +28,17 @@
     fetch(box.dataset.typingUrl, { method: "POST", headers: { "X-CSRFToken": token ? token.content : "" }, credentials: "same-origin" })
       .catch(() => { /* typing is best effort */ });
   });
+  let sent = "";
+  d.addEventListener("htmx:before:request", (evt) => {
+    const ctx = evt.detail && evt.detail.ctx, box = d.getElementById("field-body");
+    if (ctx && ctx.sourceElement && ctx.sourceElement.id === "composer" && box) sent = box.value;
+  });
   d.addEventListener("htmx:after:swap", (evt) => {
     const ctx = evt.detail && evt.detail.ctx;
     if (!ctx || !ctx.sourceElement || ctx.sourceElement.id !== "composer") return;
     enhance();
     const box = d.getElementById("field-body"), res = ctx.response;
-    if (box && res && res.status < 300) box.value = "";
+    if (box && res && res.status < 300 && box.value === sent) box.value = ""; // not what was typed since
     if (box && d.activeElement !== box) box.focus(); // after a click on Send
     lastTyping = 0;
   });

@@ -24,8 +24,12 @@
   }
   if (toggle) {
     toggle.addEventListener("click", () => side(toggle.getAttribute("aria-expanded") !== "true"));
-    d.getElementById("room-side").addEventListener("keydown", (evt) => {
+    const panel = d.getElementById("room-side");
+    panel.addEventListener("keydown", (evt) => {
       if (evt.key === "Escape" && room.classList.contains("side-open")) { side(false); toggle.focus(); }
+    });
+    panel.addEventListener("click", (evt) => {
+      if (evt.target.closest && evt.target.closest("[data-close-side]")) { side(false); toggle.focus(); }
     });
   }
 

@@ -40,7 +40,7 @@
   d.addEventListener("chatroom:announce", (evt) => say(evt.detail.text, evt.detail.alert));
 
   // -- messages ------------------------------------------------------------------------------------------
-  const text = (el, sel) => { const found = el.querySelector(sel); return found ? found.textContent.trim() : ""; };
+  const text = (li, sel) => li.querySelector(sel).textContent.trim();
   const who = (li) => text(li, ".message__alias") + (li.classList.contains("message--host") ? " (host)" : "");
   const spoken = (li) => who(li) + ": " + text(li, ".message__body");
   const mine = (li) => li.dataset.author === me;
@@ -114,7 +114,6 @@
     return found;
   };
   let present = people(), peopleTimer = 0, before = null;
-  const names = (list) => list.length < 2 ? list.join("") : list.slice(0, -1).join(", ") + " and " + list[list.length - 1];
   if (side) new MutationObserver(() => {
     if (!before) before = present;
     present = people();
@@ -124,8 +123,8 @@
       const went = Object.keys(before).filter((k) => !(k in present)).map((k) => before[k]);
       before = null;
       const parts = [];
-      if (came.length) parts.push(names(came) + " joined.");
-      if (went.length) parts.push(names(went) + " left.");
+      if (came.length) parts.push(came.join(", ") + " joined.");
+      if (went.length) parts.push(went.join(", ") + " left.");
       chat(parts.join(" "));
     }, 1000);
   }).observe(side, { childList: true });

@@ -75,7 +75,7 @@
     menu.id = "message-menu";
     menu.setAttribute("aria-label", more.getAttribute("aria-label"));
     menu.querySelectorAll("[data-alias]").forEach((span) => { span.textContent = text(li, ".message__alias"); });
-    menu.querySelectorAll("[role=menuitem]").forEach((b) => { if (!applies(b, li)) b.parentNode.remove(); });
+    menu.querySelectorAll("[role=menuitem]").forEach((b) => { if (!applies(b, li)) b.remove(); });
     owner = more;
     more.setAttribute("aria-expanded", "true");
     more.setAttribute("aria-controls", "message-menu");
@@ -121,63 +121,54 @@
   });
 
   // -- the actions ----------------------------------------------------------------------------------------
-  const headers = () => ({ "X-CSRFToken": token ? token.content : "", "HX-Request": "true" });
-  function refused(li, res, more) {
-    return res.text().then((html) => {
+  // A request of the menu's: the answer's text to ok(), or (refused, unreachable) why, beside the message and
+  // as an alert, the focus back on its button.
+  const OFFLINE = "Could not reach the server. Try again.";
+  function ask(url, li, more, ok, method) {
+    const init = { method: method || "GET", credentials: "same-origin", headers: { "X-CSRFToken": token ? token.content : "", "HX-Request": "true" } };
+    fetch(url, init).then((res) => res.text().then((html) => {
+      if (res.ok) return ok(html);
       const tpl = d.createElement("template");
       tpl.innerHTML = html;
-      const reason = tpl.content.textContent.replace(/\s+/g, " ").trim() || "That did not work. Reload the page and try again.";
+      const reason = tpl.content.textContent.replace(/\s+/g, " ").trim() || OFFLINE;
       let note = li.querySelector(".message__error");
       if (!note) { note = d.createElement("p"); note.className = "field-error message__error"; li.appendChild(note); }
       note.textContent = reason;
       say(reason, true);
       if (more.isConnected) more.focus();
-    });
-  }
-  function post(url, li, more, done, keep) {
-    fetch(url, { method: "POST", headers: headers(), credentials: "same-origin" }).then((res) => {
-      if (!res.ok) return refused(li, res, more);
-      say(done);
-      if (keep) more.focus(); else { pendingFocus = li.id; pane.focus({ preventScroll: true }); }
       return null;
-    }, () => say("Could not reach the server. Try again.", true));
+    }), () => say(OFFLINE, true));
   }
   function act(what, li, more, button) {
     const base = more.getAttribute("href"), alias = text(li, ".message__alias"), body = li.querySelector(".message__body");
+    const post = (url, done, keep) => ask(url, li, more, () => {
+      say(done);
+      if (keep) more.focus(); else { pendingFocus = li.id; pane.focus({ preventScroll: true }); }
+    }, "POST");
     if (what === "copy") {
-      const done = () => { say("Message copied."); more.focus(); };
-      if (navigator.clipboard && navigator.clipboard.writeText) {
-        navigator.clipboard.writeText(body ? body.textContent : "").then(done, () => say("Could not copy. Select the text and copy it instead.", true));
-      } else say("Could not copy. Select the text and copy it instead.", true);
+      const no = () => say("Could not copy. Select the text and copy it instead.", true);
+      if (!navigator.clipboard) no(); else navigator.clipboard.writeText(body.textContent).then(() => { say("Message copied."); more.focus(); }, no);
     } else if (what === "edit" || what === "report") {
-      form(li, more, base + "?form=" + what, what === "edit");
+      if (li.querySelector(".message__form")) li.querySelector(".message__form textarea").focus();
+      else ask(base + "?form=" + what, li, more, (html) => form(li, html, what === "edit"));
     } else if (what === "delete" || what === "remove") {
-      post(base + "/" + what, li, more, button.dataset.done, false);
+      post(base + "/" + what, button.dataset.done, false);
     } else {
-      const url = button.closest("[data-member-url]") || template.content.firstElementChild;
-      let target = url.dataset.memberUrl.replace("/1/", "/" + li.dataset.author + "/");
-      if (what === "ban-member") target = target.replace(/\/remove$/, "/ban");
-      const done = what === "ban-member" ? alias + " is banned from this room." : alias + " was removed from the room.";
-      post(target, li, more, done, true);
+      const url = button.closest("[data-member-url]").dataset.memberUrl.replace("/1/", "/" + li.dataset.author + "/");
+      const ban = what === "ban-member";
+      post(ban ? url.replace(/\/remove$/, "/ban") : url, alias + (ban ? " is banned from this room." : " was removed from the room."), true);
     }
   }
 
   // -- inline forms (edit, report) ------------------------------------------------------------------------
-  function form(li, more, url, hideBody) {
-    const old = li.querySelector(".message__form");
-    if (old) { old.querySelector("textarea").focus(); return; }
-    fetch(url, { headers: headers(), credentials: "same-origin" }).then((res) => res.text().then((html) => {
-      if (!res.ok) return refused(li, { text: () => Promise.resolve(html) }, more);
-      const body = li.querySelector(".message__body");
-      body.insertAdjacentHTML("afterend", html);
-      const el = li.querySelector(".message__form");
-      htmx.process(el);
-      if (hideBody) body.hidden = true;
-      const box = el.querySelector("textarea");
-      box.focus();
-      box.setSelectionRange(box.value.length, box.value.length);
-      return null;
-    }), () => say("Could not reach the server. Try again.", true));
+  function form(li, html, hideBody) {
+    const body = li.querySelector(".message__body");
+    body.insertAdjacentHTML("afterend", html);
+    const el = li.querySelector(".message__form"), box = el.querySelector("textarea");
+    htmx.process(el);
+    body.hidden = hideBody;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
   }
   function closeForm(el, focus) {
     const li = el.closest(".message"), body = li.querySelector(".message__body"), more = li.querySelector(".message__more");
@@ -199,10 +190,11 @@
   d.addEventListener("htmx:after:request", (evt) => {
     const ctx = fromForm(evt);
     if (!ctx || !ctx.response || ctx.response.status >= 300) return;
-    const el = ctx.sourceElement, li = el.closest(".message");
+    const el = ctx.sourceElement, id = el.closest(".message").id;
     say(el.dataset.done);
-    pendingFocus = li.id; // an edit comes back over the stream, replacing the message
-    closeForm(el, true);
+    if (el.isConnected) { pendingFocus = id; closeForm(el, true); return; } // the stream brings the new version
+    const more = d.querySelector("#" + id + " .message__more"); // it came first
+    if (more) more.focus();
   });
   d.addEventListener("htmx:after:swap", (evt) => {
     const ctx = fromForm(evt);

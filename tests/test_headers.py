@@ -381,3 +381,15 @@ def test_the_room_marks_its_readers_own_messages_with_a_nonce_of_its_own(headers
     assert re.search(r'<style nonce="[^"]+">#log \[data-author="\d+"\]\{', first.get_data(as_text=True))
     # Pages without such a rule keep the plain policy.
     assert "nonce" not in participant.get("/").headers["Content-Security-Policy"]
+
+
+def test_scripts_and_styles_carry_nosniff_but_not_the_document_only_headers(client):
+    """A stylesheet or a script is not a document: no CSP, framing, permissions, opener or referrer policy
+    on it (a few hundred bytes each on the room's first load), but always nosniff."""
+    for path in ("/assets/app.css", "/assets/room.js", "/static/js/live.js", "/static/css/app.css"):
+        response = client.get(path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        for name in ("Content-Security-Policy", "X-Frame-Options", "Permissions-Policy", "Referrer-Policy"):
+            assert name not in response.headers, f"{path}: {name}"
+        response.close()
+    assert "Content-Security-Policy" in client.get("/login").headers

@@ -1,13 +1,17 @@
-"""Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash.
+"""Script bundles and their route: the room page's scripts as one file, compressed once, cached under its hash;
+the stylesheet the same way (``app.css``: one file, without its comments).
 
 One response instead of ten (each carries some 850 bytes of headers), brotli across all the
 files, and no revalidation on later visits: the URL names the content's hash, so the file can
-be cached for a year. The sources stay as they are in ``static/`` (``vendor/`` unmodified; ours lose
-their comments and indentation on the way, ``_without_comments``):
+be cached for a year. The sources stay as they are in ``static/`` (``vendor/`` unmodified):
 one small file per behaviour in ``static/js/`` (``core.js`` says how they talk), then htmx, then
 its SSE extension. Ours come first so that their listeners are in place before htmx starts (it
-opens the stream as soon as it runs); among them ``copy.js`` precedes ``log.js`` so a new
-message has its copy button before the log scrolls to it.
+opens the stream as soon as it runs); among them ``menu.js`` precedes ``log.js`` so a new
+message has its menu button before the log scrolls to it.
+
+Our files are sent slimmed (``slim``): whole-line comments and indentation go, which is a
+quarter of their bytes; the sources keep their comments for readers. Vendor files are sent
+as they are (already minified).
 """
 
 from __future__ import annotations
@@ -26,26 +30,30 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import compression
 from .pages import bp
 
+ROOM_SCRIPTS = (
+    "js/core.js",
+    "js/theme.js",
+    "js/announce.js",
+    "js/menu.js",
+    "js/log.js",
+    "js/composer.js",
+    "js/typing.js",
+    "js/live.js",
+    "js/seen.js",
+    "js/presence.js",
+)
+VENDOR_SCRIPTS = ("vendor/htmx.min.js", "vendor/hx-sse.min.js")
+
 BUNDLES: dict[str, tuple[str, ...]] = {
-    "room.js": (
-        "js/core.js",
-        "js/theme.js",
-        "js/announce.js",
-        "js/copy.js",
-        "js/log.js",
-        "js/composer.js",
-        "js/typing.js",
-        "js/live.js",
-        "js/seen.js",
-        "js/presence.js",
-        "vendor/htmx.min.js",
-        "vendor/hx-sse.min.js",
-    ),
+    "room.js": ROOM_SCRIPTS + VENDOR_SCRIPTS,
+    "room-host.js": (*ROOM_SCRIPTS, "js/host.js", *VENDOR_SCRIPTS),  # the host's room: their People list too
     # Loaded by seen.js only when a room page needs it (a live reaction or mention, "new since you left", an "@").
     "participation.js": ("js/participation.js", "js/mentions.js"),
     # The room form: the browser's time zone (zone.js). The owner page: copying the share link (share.js).
     "form.js": ("js/core.js", "js/theme.js", "js/zone.js"),
     "share.js": ("js/core.js", "js/theme.js", "js/share.js"),
+    "app.css": ("css/app.css",),
+    "console.css": ("css/console.css",),  # the facilitator's pages, and the host's tools in the room
 }
 
 
@@ -65,17 +73,18 @@ def bundle(name: str) -> Bundle:
     return _build(tuple((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in paths))
 
 
-_TRAILING_COMMENT = re.compile(rb"\s+// .*$")
+_TRAILING_COMMENT = re.compile(rb"(?<=[;{},)\]])\s+// .*$")
 
 
-def _without_comments(source: bytes) -> bytes:
-    """Our own scripts without their comments and indentation (the documentation stays in ``static/``).
+def slim(source: bytes) -> bytes:
+    """One of our scripts without its comments, blank lines and indentation.
 
-    Whole-line ``//`` comments go, and a trailing `` // comment`` after code: our scripts never put
-    `` // `` inside a string, and use no template literals, so no line is cut where it matters.
+    Safe for our files because none has a string or template literal that spans lines, a line
+    that starts with ``//`` is always a comment there, and so is `` // `` after the end of a
+    statement or block (``;``, ``{``, ``}``, ``,``, ``)`` or ``]``): no string of ours holds that.
     """
-    lines = (line.strip() for line in source.split(b"\n"))
-    return b"\n".join(_TRAILING_COMMENT.sub(b"", line) for line in lines if line and not line.startswith(b"//"))
+    kept = (_TRAILING_COMMENT.sub(b"", line.strip()) for line in source.splitlines())
+    return b"\n".join(line for line in kept if line and not line.startswith(b"//"))
 
 
 @lru_cache(maxsize=8)
@@ -83,23 +92,27 @@ def _build(sources: tuple[tuple[str, int, int], ...]) -> Bundle:
     parts = []
     for path, _mtime, _size in sources:
         with open(path, "rb") as file:
-            source = file.read()
-        if f"{os.sep}vendor{os.sep}" not in path:
-            source = _without_comments(source)
-        parts.append(source.rstrip() + b"\n;\n")  # each file ends its own statements
+            text = file.read()
+        if path.endswith(".css"):
+            parts.append(compression.slim_css(text))
+            continue
+        if os.sep + "vendor" + os.sep not in path:
+            text = slim(text)
+        parts.append(text.rstrip() + b"\n;\n")  # each file ends its own statements
     plain = b"".join(parts)
     encoded = {"br": brotli.compress(plain, quality=11), "gzip": gzip.compress(plain, 9, mtime=0)}
     return Bundle(plain, encoded, hashlib.sha256(plain).hexdigest()[:16])
 
 
 def bundle_url(name: str) -> str:
-    """The URL of the current version of bundle ``name``, for a ``<script src>``."""
+    """The URL of the current version of bundle ``name``, for a ``<script src>`` or a stylesheet ``<link>``."""
     return url_for("views.asset", name=name, v=bundle(name).digest)
 
 
 @bp.get("/assets/<name>")
 def asset(name: str) -> BaseResponse:
-    """A script bundle (``chatroom/assets.py``), pre-compressed; cached for a year when asked for by its hash.
+    """A script bundle or the stylesheet (``chatroom/assets.py``), pre-compressed; cached for a year when asked
+    for by its hash.
 
     :raise 404: no such bundle.
     """
@@ -107,7 +120,8 @@ def asset(name: str) -> BaseResponse:
         abort(404)
     current = bundle(name)
     encoding = compression.choose_encoding(request.headers.get("Accept-Encoding", ""))
-    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype="text/javascript")
+    mimetype = "text/css" if name.endswith(".css") else "text/javascript"
+    response = Response(current.encoded[encoding] if encoding else current.plain, mimetype=mimetype)
     if encoding:
         response.headers["Content-Encoding"] = encoding
     response.vary.add("Accept-Encoding")

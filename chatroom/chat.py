@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import limits, presence
+from . import charts, limits, presence
 from .access import (
     is_owner,
     member_room_or_403,
@@ -69,6 +69,7 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "host_panels": moderation.panels(room) if seat.is_host else {},
         **participation.aside(room, seat),
         "held": None if seat.is_host else messages.held_for(seat),
+        "host_people": host_people(room) if seat.is_host else [],
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -90,6 +91,13 @@ def _join_page(room: Room, form: dict[str, str], errors: dict[str, str], status:
         form = {**form, "alias": before.alias}
     page = render_template("chat/join.html", room=room, status=room.status(), form=form, errors=errors, before=before)
     return page, status
+
+
+def host_people(room: Room) -> list[dict[str, Any]]:
+    """The host's People list: every participant (the active first, then by alias) with their message count."""
+    counts = charts.counts_by_seat(room)
+    seats = sorted((m for m in room.memberships if not m.is_host), key=lambda m: (not m.active, m.alias_key))
+    return [{"seat": m, "count": counts.get(m.id, 0), "new": False} for m in seats]
 
 
 @bp.get("/<code>")
@@ -170,8 +178,9 @@ def _unsent(room: Room, body: str, reason: str, status: int) -> Response:
 def post(code: str) -> Response | tuple[str, int]:
     """Post a message. The stream, not this response, shows it, in the sender's tab too.
 
-    With htmx the answer is a fresh composer (and, under pre-moderation, the author's own list of
-    held messages, out of band); without, a 303 back to the room. A refused post always gives the
+    With htmx the answer is a fresh composer, morphed into the page so the box keeps its focus (and,
+    under pre-moderation, the author's own list of held messages, out of band); without, a 303 back
+    to the room. A refused post always gives the
     text back, beside the reason: the composer again (htmx), or the room page or ``chat/unsent.html``.
 
     :raise 403: no seat here (removed, left, ended: the text comes back), the room is not open or locked;
@@ -196,7 +205,9 @@ def post(code: str) -> Response | tuple[str, int]:
         return response
     if is_htmx():
         held = messages.held_for(seat) if message.seq is None else None
-        html = render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}, held=held)
+        html = render_template(
+            "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held
+        )
         return make_response(html)
     return see_other(url_for("chat.room", code=code, _anchor="composer"))
 
@@ -311,23 +322,53 @@ def _message_page(room: Room, seat: Membership, message: Message, status: int = 
     return render_template("chat/message.html", **context), status
 
 
+MESSAGE_FORMS = ("edit", "report")  # the inline forms the message menu asks for (static/js/menu.js)
+
+
 @bp.get("/<code>/messages/<id:seq>")
 def message(code: str, seq: int) -> tuple[str, int]:
-    """One message and what the viewer may do with it. :raise 403: not a member; 404: no such message."""
+    """One message and what the viewer may do with it; for htmx with ``form=edit`` or ``form=report``, that
+    form alone, to open inside the message in the room (the page is the same thing without JavaScript).
+
+    :raise 403: not a member; 404: no such message (or, for htmx, no such form).
+    """
     room, seat = member_room_or_403(code)
-    return _message_page(room, seat, message_or_404(room, seq))
+    message = message_or_404(room, seq)
+    if is_htmx() and request.args.get("form"):
+        kind = request.args["form"]
+        if kind not in MESSAGE_FORMS:
+            abort(404)
+        return _message_form(room, message, kind, {}, {}, 200)
+    return _message_page(room, seat, message)
+
+
+def _message_form(
+    room: Room, message: Message, kind: str, form: dict[str, str], errors: dict[str, str], status: int
+) -> tuple[str, int]:
+    """The inline edit or report form of one message (``chat/_message_form.html``), with ``errors``."""
+    context = {"room": room, "message": message, "kind": kind, "form": form, "errors": errors}
+    return render_template("chat/_message_form.html", **context), status
 
 
 def _message_action(
-    code: str, seq: int, action: Callable[[Membership, Message], object], done: str
+    code: str, seq: int, action: Callable[[Membership, Message], object], done: str, kind: str | None = None
 ) -> Response | tuple[str, int]:
+    """Run one reader's action on a message. Without JavaScript: back to the message in the room (303), or the
+    message page with why it was refused. With htmx (the message menu): 204, the stream showing the result;
+    refused, the inline ``kind`` form again with the reason, or (no form) the reason alone, with its status."""
     room, seat = member_room_or_403(code)
     message = message_or_404(room, seq)
     try:
         action(seat, message)
     except Invalid as invalid:
         form = {k: request.form.get(k, "") for k in ("body", "reason")}
+        if is_htmx():
+            if kind is not None:
+                return _message_form(room, message, kind, form, invalid.errors, invalid.status)
+            return render_error(invalid.status, " ".join(invalid.errors.values()))
         return _message_page(room, seat, message, invalid.status, errors=invalid.errors, form=form)
+    if is_htmx():
+        return make_response("", 204)
     flash(done, "success")
     return see_other(url_for("chat.room", code=code, _anchor=f"message-{seq}"))
 
@@ -336,7 +377,7 @@ def _message_action(
 def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
     """The author corrects their message (within 5 minutes). :raise 403/404/409/422: the message page with why."""
     return _message_action(
-        code, seq, lambda seat, m: messages.edit(seat, m, request.form.get("body", "")), "Message edited."
+        code, seq, lambda seat, m: messages.edit(seat, m, request.form.get("body", "")), "Message edited.", "edit"
     )
 
 
@@ -354,6 +395,7 @@ def report_message(code: str, seq: int) -> Response | tuple[str, int]:
         seq,
         lambda seat, m: moderation.report(seat, m, request.form.get("reason", "")),
         "Thank you. The host has been told.",
+        "report",
     )
 
 

@@ -2,11 +2,11 @@
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
 ``seat_closed``, ``room_changed``, ``host_panel_changed``, ``host_questions_changed``,
-``host_notes_changed``, ``private_changed``, ``presence_changed``, ``typing``) *after*
-they commit, and hand the result to the broker. Each constructor renders the room's own
-partial and frames it as SSE bytes exactly once; every stream in every process sends
-those bytes unchanged (render once, the same bytes to everyone). Per-viewer differences
-are flags on the event (``kind``, ``target``), never a re-render.
+``host_notes_changed``, ``host_controls_changed``, ``member_changed``, ``private_changed``,
+``presence_changed``, ``typing``) *after* they commit, and hand the result to the broker.
+Each constructor renders the room's own partial and frames it as SSE bytes exactly once;
+every stream in every process sends those bytes unchanged (render once, the same bytes to
+everyone). Per-viewer differences are flags on the event (``kind``, ``target``), never a re-render.
 
 Cursors. A client's position in a room is ``seq.rev``: the last message number it has
 (``Room.last_seq``, gap-free in room order) and the last change number it has
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import render_template
+from flask import current_app, has_request_context, render_template
 
 from .sse import frame
 
@@ -226,6 +226,33 @@ def private_changed(room: Room, participant: Membership, notes: Sequence[Note], 
     """A private note was written: only ``participant``'s streams get their thread again (and ``announce``)."""
     html = private_html(room, participant, notes) + announcement(announce)
     return Event(EventKind.PRIVATE, frame(html), target=participant.id)
+
+
+def _render_anywhere(template: str, **context: object) -> str:
+    """Render a fragment whose links need a request (``url_for``) even when the happening came from elsewhere
+    (a script, the shell, a test's app context): relative URLs are the same either way."""
+    if has_request_context():
+        return render_template(template, **context)
+    with current_app.test_request_context():
+        return render_template(template, **context)
+
+
+def host_controls_html(room: Room) -> str:
+    """The host's room controls (lock, pre-moderation, slow mode, extend, end), as an out-of-band fragment."""
+    return _render_anywhere("chat/_host_controls.html", room=room, oob=True)
+
+
+def host_controls_changed(room: Room) -> Event:
+    """A setting changed: the host's controls show the new state (host streams only)."""
+    return Event(EventKind.HOST, frame(host_controls_html(room)))
+
+
+def member_changed(room: Room, membership: Membership, count: int, new: bool = False) -> Event:
+    """A participant joined (``new``), left, or was removed or banned: their row in the host's People list,
+    with ``count`` messages (host streams only)."""
+    person = {"seat": membership, "count": count, "new": new}
+    html = _render_anywhere("chat/_host_person.html", room=room, person=person, oob=True)
+    return Event(EventKind.HOST, frame(html))
 
 
 def presence_changed(room: Room, members: Sequence[object]) -> Event:

@@ -10,12 +10,18 @@ response that does not end.
 
 The Content-Security-Policy allows nothing inline and nothing from other hosts:
 htmx is configured to need neither (``includeIndicatorCSS`` off, no ``hx-on``),
-and all our script and style live in ``static/``.
+and all our script and style live in ``static/``. One exception, for style only: a page
+may carry one ``<style nonce>`` of rules about its own viewer (the room marks the reader's
+own messages with ``[data-author="<seat>"]``, so every message stays the same bytes for
+everyone); ``style_nonce()`` in a template makes the nonce and adds it to that response's
+``style-src``. Scripts never get a nonce.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import secrets
+
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = "; ".join(
@@ -43,9 +49,16 @@ HEADERS = {
 }
 
 
-# Scripts and stylesheets are not documents: the policies that govern a document (what it may load, frame or
-# use, where its links send a referrer) mean nothing on them, and they cost some 400 bytes a response on the
-# room's first load (its weight budget: docs/front-end.md). nosniff is the one that matters for them.
+def style_nonce() -> str:
+    """This response's nonce for its one ``<style nonce>`` (made on first use; see the module docstring)."""
+    if "style_nonce" not in g:
+        g.style_nonce = secrets.token_urlsafe(16)
+    return str(g.style_nonce)
+
+
+# Scripts and stylesheets are not documents: the policies that govern a document (what it may load, frame,
+# use or send as a referrer) mean nothing on them, and they cost some 400 bytes a response on the room's first
+# load (its budget: docs/front-end.md). nosniff is the one that matters for them, and they keep it.
 SUBRESOURCES = frozenset({"text/css", "text/javascript", "application/javascript"})
 DOCUMENT_ONLY = frozenset(
     {
@@ -85,6 +98,12 @@ def _secure_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         if not (subresource and name in DOCUMENT_ONLY):
             response.headers.setdefault(name, value)
+    nonce = g.get("style_nonce")
+    if nonce and response.mimetype == "text/html":
+        csp = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = csp.replace(
+            "style-src 'self'", f"style-src 'self' 'nonce-{nonce}'", 1
+        )
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
@@ -94,6 +113,7 @@ def init_app(app: Flask) -> None:
     """Add the headers and the caching rule; read ``X-Forwarded-*`` only from ``TRUSTED_PROXY_HOPS`` proxies."""
     app.after_request(_secure_headers)
     app.after_request(_no_store)
+    app.add_template_global(style_nonce)
     hops = int(app.config.get("TRUSTED_PROXY_HOPS", 0))
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import abort, flash, make_response, request, url_for
+from flask import abort, flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .access import owned_room_or_404, participant_or_404
@@ -29,10 +29,13 @@ from .rooms import console
 from .services import Invalid, members, moderation, rooms
 
 
-def _back(room: Room) -> Response:
-    """After a host action: nothing for htmx (the stream updates the page), else back where the form came from."""
+def _back(room: Room, done: str | None = None) -> Response:
+    """After a host action: nothing for htmx (the stream updates the page), else ``done`` as the next page's
+    status message and back where the form came from."""
     if is_htmx():
         return make_response("", 204)
+    if done:
+        flash(done, "success")
     if request.form.get("next") == "console":
         return see_other(url_for("rooms.show", code=room.code))
     return see_other(url_for("chat.room", code=room.code))
@@ -44,8 +47,7 @@ def remove_member(code: str, member_id: int) -> Response:
     room = owned_room_or_404(code)
     membership = participant_or_404(room, member_id)
     members.remove(room, membership)
-    flash(f"{membership.alias} was removed from the room. They can join again.", "success")
-    return _back(room)
+    return _back(room, f"{membership.alias} was removed from the room. They can join again.")
 
 
 @room_bp.post("/<code>/members/<id:member_id>/ban")
@@ -54,8 +56,7 @@ def ban_member(code: str, member_id: int) -> Response:
     room = owned_room_or_404(code)
     membership = participant_or_404(room, member_id)
     members.ban(room, membership)
-    flash(f"{membership.alias} was removed and cannot join this room again from that browser.", "success")
-    return _back(room)
+    return _back(room, f"{membership.alias} was removed and cannot join this room again from that browser.")
 
 
 @room_bp.post("/<code>/messages/<id:seq>/remove")
@@ -63,8 +64,7 @@ def remove_message(code: str, seq: int) -> Response:
     """The host removes a message for everyone. :raise 404: not the caller's room or message; 409: already removed."""
     room = owned_room_or_404(code)
     moderation.remove_message(room, message_or_404(room, seq))
-    flash("Message removed.", "success")
-    return _back(room)
+    return _back(room, "Message removed.")
 
 
 @room_bp.post("/<code>/queue/<id:message_id>/approve")
@@ -111,6 +111,9 @@ SETTINGS: dict[str, tuple[Callable[[Room, Mapping[str, str]], Room], str]] = {
 def setting(code: str, name: str) -> Response | tuple[str, int]:
     """Change one setting of a room (lock, unlock, end, extend, slow mode, pre-moderation, retention).
 
+    With htmx (the host's tools in the room): 204, the stream bringing the new state and controls; refused,
+    the reason as an out-of-band error beside the control's field (``chat/_control_error.html``).
+
     :raise 404: not the caller's room, or no such setting. :raise 409/422: the owner page again with why.
     """
     room = owned_room_or_404(code)
@@ -120,7 +123,12 @@ def setting(code: str, name: str) -> Response | tuple[str, int]:
     try:
         change(room, request.form)
     except Invalid as invalid:
+        if is_htmx():
+            html = render_template("chat/_control_error.html", errors=invalid.errors)
+            return make_response(html, invalid.status)
         return console(room, invalid.status, invalid.errors)
+    if is_htmx():
+        return make_response("", 204)
     flash(done, "success")
     if request.form.get("next") == "room":
         return see_other(url_for("chat.room", code=code))

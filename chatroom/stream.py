@@ -82,6 +82,7 @@ from .events import (
     channel,
     closing,
     cursor_id,
+    host_controls_html,
     message_frame,
     parse_cursor,
     presence_changed,
@@ -498,7 +499,7 @@ def _current_state(state: _StreamState, *, release: bool = True) -> bytes:
             return b""
         html = room_state_html(room)
         if state.is_host:
-            return frame(html + moderation.host_panels(room) + _panels(state, room))
+            return frame(html + moderation.host_panels(room) + host_controls_html(room) + _panels(state, room))
         data = frame(html)
         cache.states[state.room_id] = _State(built_at, data)
         return data + frame(_panels(state, room))

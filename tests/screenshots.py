@@ -1,5 +1,6 @@
-"""Screenshots of the main pages for docs/screenshots/: the room, the join form and the dashboard, at 375 and
-1280 px wide, in the light and the dark theme. ``make screenshots`` runs it (needs what the browser tests need).
+"""Screenshots of the main pages for docs/screenshots/: the room (a participant's, and the host's with its tools),
+the join form, the dashboard and a room's owner page, at 375 and 1280 px wide, in the light and the dark theme.
+``make screenshots`` runs it (needs what the browser tests need).
 
 It builds a throwaway SQLite database with a room in progress, serves the app with gunicorn as the tests
 do, and drives Debian's headless Chromium; nothing is left behind but the PNGs.
@@ -117,6 +118,14 @@ def main() -> None:
                     chrome.css("form[action='/login'] button[type=submit]").click()
                     chrome.wait(lambda c=chrome: c.current_url.endswith("/rooms/"))
                     chrome.save_screenshot(str(OUT / f"dashboard-{width}{suffix}.png"))
+                    chrome.get(f"{base}/rooms/{code}")
+                    chrome.save_screenshot(str(OUT / f"owner-{width}{suffix}.png"))
+                    chrome.get(f"{base}/r/{code}")
+                    chrome.wait(lambda c=chrome: c.css("#connection").get_attribute("data-state") == "live")
+                    if width < 768:  # the host's tools are a drawer on a phone
+                        chrome.css("#side-toggle").click()
+                    time.sleep(0.4)
+                    chrome.save_screenshot(str(OUT / f"host-{width}{suffix}.png"))
                 finally:
                     chrome.quit()
     finally:

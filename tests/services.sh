@@ -5,7 +5,8 @@
 #   tests/services.sh stop             -> stops the ones CHATROOM_SERVICES_DIR names and removes their data
 # Several runs can share a machine: each has its own ports and folder.
 # Installs redis-server (Debian) when it is missing and we are root. PostgreSQL 15 must be on the machine.
-# Also installs what the browser tests need (chromium, chromium-driver, nginx) the same way.
+# Also installs what the browser tests need (chromium, chromium-driver, nginx) the same way, and their npm
+# packages (tests/package.json: the virtual screen reader) with npm ci; tests never touch the network.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -47,8 +48,24 @@ need_browser_tools() {  # the browser tests: Debian's chromium and chromedriver,
   fi
 }
 
+need_test_node_modules() {  # what the browser tests load into pages (tests/package.json): pinned, from npm, once
+  local lock="$here/tests/package-lock.json" stamp="$here/tests/node_modules/.package-lock.json"
+  [ -f "$stamp" ] && [ "$stamp" -nt "$lock" ] && return
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing npm" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm) >&2
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing the browser tests' npm packages (tests/package-lock.json)" >&2
+    (cd "$here/tests" && npm ci --no-audit --no-fund --loglevel=error) >&2
+  else
+    echo "the screen reader tests need npm (Debian: apt-get install npm), then: (cd tests && npm ci)" >&2
+  fi
+}
+
 start() {
   need_browser_tools
+  need_test_node_modules
   pg_port=${TEST_PG_PORT:-$(free_port)}
   redis_port=${TEST_REDIS_PORT:-$(free_port)}
   dir="$here/.services/run-$pg_port"

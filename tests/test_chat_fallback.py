@@ -169,11 +169,15 @@ def test_room_page_has_the_live_element_a_newer_link_and_auto_refresh_off(app, m
     html = pat.get(f"/r/{room.code}").get_data(as_text=True)
     live = re.search(r'<div id="live"[^>]*>', html, re.S).group(0)
     assert "after=5" in live and "rev=" in live and f'data-newer-url="/r/{room.code}/newer"' in live
-    # The live region is there from the start; messages go into the list inside it (axe: li needs a list).
+    # The log is there from the start; messages go into the list inside it (axe: li needs a list). It is not
+    # itself live: announce.js says one sentence per event in #announcer and #alerts, there from the start too.
     assert re.search(
-        r'<div id="messages" class="log" role="log" aria-labelledby="messages-heading" tabindex="0">\s*<ol id="log"',
+        r'<div id="messages" class="log" role="log" aria-live="off" aria-labelledby="messages-heading" tabindex="0">'
+        r'\s*<ol id="log"',
         html,
     )
+    assert '<div id="announcer" class="visually-hidden" aria-live="polite" aria-atomic="false"' in html
+    assert '<div id="alerts" class="visually-hidden" role="alert"></div>' in html
     assert f'<a href="/r/{room.code}/newer?after=5#since">Newer messages</a>' in html
     assert "Refresh every 30 seconds" in html
     assert 'http-equiv="refresh"' not in html  # off by default (WCAG 2.2.1, 2.2.2)

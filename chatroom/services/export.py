@@ -15,6 +15,7 @@ from flask import stream_template
 from sqlalchemy import CursorResult, delete, select
 from werkzeug.utils import secure_filename
 
+from .. import charts
 from ..extensions import db
 from ..models import Message, MessageStatus, Note, Report, Room, utcnow
 from ..text import length, truncate
@@ -205,7 +206,8 @@ def content_disposition(filename: str, fallback: str) -> str:
 
 
 def transcript(room: Room, fmt: str, private: bool = False) -> Iterator[str]:
-    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent.
+    """The room's transcript in ``fmt`` (csv, json, md, html), produced as it is sent; the printable page
+    (html) opens with the picture of the session (``chatroom/charts.py``).
 
     Every format carries each message's text exactly (CSV: formulas neutralised with a leading quote).
     ``private``: with the private notes between participants and the host (only when the host asks).
@@ -217,7 +219,11 @@ def transcript(room: Room, fmt: str, private: bool = False) -> Iterator[str]:
     if fmt == "md":
         return _markdown(room, private)
     notes = all_notes(room) if private else []
-    return stream_template("rooms/transcript.html", room=room, messages=_rows(room), notes=notes)
+    activity = charts.activity_chart(room, charts.activity(room))
+    people = charts.participation(room)
+    return stream_template(
+        "rooms/transcript.html", room=room, messages=_rows(room), notes=notes, activity=activity, people=people
+    )
 
 
 def apply_retention(now: datetime | None = None) -> dict[str, int]:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import events, passwords
 from ..extensions import db
-from ..models import Membership, Room, RoomStatus, utcnow
+from ..models import Membership, Message, Room, RoomStatus, utcnow
 from ..presence import claim, current_presence
 from ..text import Limit, clean_line, key_of, name_skeleton, problem
 from . import Invalid
@@ -82,6 +82,7 @@ def join(room: Room, alias: str, password: str, previous_seat: int | None = None
     except IntegrityError:
         db.session.rollback()
         raise Invalid({"alias": TAKEN}, 409) from None
+    publish(room, events.member_changed(room, membership, 0, new=True))
     return membership
 
 
@@ -106,6 +107,7 @@ def leave(membership: Membership) -> None:
     membership.left_at = membership.left_at or utcnow()
     db.session.commit()
     publish(membership.room_id, events.seat_closed(membership.id))
+    _publish_row(membership.room, membership)
 
 
 @refuses_cleanly
@@ -123,6 +125,14 @@ def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
     audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
     publish(room, events.seat_closed(membership.id))
+    _publish_row(room, membership)
+
+
+def _publish_row(room: Room, membership: Membership) -> None:
+    """The host's People row for ``membership``, as it is now."""
+    mine = select(func.count()).select_from(Message).where(Message.membership_id == membership.id)
+    count = db.session.scalar(mine.where(Message.seq.is_not(None)))
+    publish(room, events.member_changed(room, membership, count or 0))
 
 
 @refuses_cleanly

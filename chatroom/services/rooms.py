@@ -285,8 +285,9 @@ def update(room: Room, data: RoomInput) -> Room:
 
 
 def _announce_settings(room: Room) -> None:
-    """Tell open streams the room changed: the end time they wait for, and a visible notice."""
+    """Tell open streams the room changed: the end time they wait for, a visible notice, the host's controls."""
     publish(room, events.room_changed(room))
+    publish(room, events.host_controls_changed(room))
 
 
 def _save_setting(room: Room, action: str, detail: str = "") -> Room:

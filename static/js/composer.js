@@ -1,6 +1,7 @@
 // The message box (#composer, #field-body): Enter sends, Shift+Enter starts a new line; typing tells the others
-// (POST to its data-typing-url, at most every 3 s); after a send (htmx swaps in a fresh #composer) the box has
-// the focus. Nothing typed is ever lost:
+// (POST to its data-typing-url, at most every 3 s). After a send htmx morphs the fresh #composer into the page, so
+// the box (and the focus in it) stays; a message that went through is cleared from it here (a morph keeps input).
+// Nothing typed is ever lost:
 //   - An Enter that belongs to an input method's composition (Japanese, Chinese, Korean…) never sends, in every
 //     engine's event order. Chromium and Firefox send the committing Enter as a keydown with isComposing (keyCode
 //     229); Safari fires compositionend first and then the Enter keydown, not composing any more but still keyCode
@@ -208,13 +209,19 @@
     say("The host declined your message.");
   });
 
+  let sent = "";
+  d.addEventListener("htmx:before:request", (evt) => {
+    const ctx = evt.detail && evt.detail.ctx, box = d.getElementById("field-body");
+    if (ctx && ctx.sourceElement && ctx.sourceElement.id === "composer" && box) sent = box.value;
+  });
   d.addEventListener("htmx:after:swap", (evt) => {
     const ctx = evt.detail && evt.detail.ctx;
     if (!ctx || !ctx.sourceElement || ctx.sourceElement.id !== "composer") return;
     enhance();
     apply();
-    const box = d.getElementById("field-body");
-    if (box) box.focus();
+    const box = d.getElementById("field-body"), res = ctx.response;
+    if (box && res && res.status < 300 && box.value === sent) box.value = ""; // not what was typed since
+    if (box && d.activeElement !== box) box.focus(); // after a click on Send
     lastTyping = 0;
   });
 })();

@@ -1,33 +1,20 @@
-// A copy button on each message with text (added here, so pages without JavaScript show none); it says what it did.
+// Copy buttons: a <button data-copy="#id"> copies that element's value or text, and says what it did
+// (chatroom:announce, or its own data-copied text where no announcer listens). Hidden without JavaScript
+// (class js-only). The room's messages copy from their menu (menu.js); this is for pages that need a
+// button of their own, such as a share link.
 (() => {
   "use strict";
-  const d = document, log = d.getElementById("log");
-  if (!log || !(navigator.clipboard && navigator.clipboard.writeText)) return;
-  const say = (text) => d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text } }));
-  function add(li) {
-    if (li.querySelector(".copy") || !li.querySelector(".message__body:not(.message__body--removed)")) return;
-    const alias = li.querySelector(".message__alias"), button = d.createElement("button");
-    button.type = "button";
-    button.className = "copy";
-    button.textContent = "Copy";
-    button.setAttribute("aria-label", "Copy message" + (alias ? " from " + alias.textContent : ""));
-    (li.querySelector(".message__meta") || li).appendChild(button);
-  }
-  log.querySelectorAll(".message").forEach(add);
-  // Every message that lands (new, older, or an edit replacing one) before the log scrolls to it (log.js).
-  new MutationObserver((records) => records.forEach((record) => record.addedNodes.forEach((node) => {
-    if (node.nodeType === 1 && node.classList.contains("message")) add(node);
-  }))).observe(log, { childList: true });
-  log.addEventListener("click", (evt) => {
-    const button = evt.target.closest ? evt.target.closest(".copy") : null;
-    if (!button) return;
-    const text = button.closest(".message").querySelector(".message__body");
-    navigator.clipboard.writeText(text ? text.textContent : "").then(() => {
-      const label = button.getAttribute("aria-label");
-      button.textContent = "Copied";
-      button.setAttribute("aria-label", "Copied");
-      say("Message copied.");
-      setTimeout(() => { button.textContent = "Copy"; button.setAttribute("aria-label", label); }, 1500);
-    }, () => say("Could not copy. Select the text and copy it instead."));
+  const d = document;
+  d.addEventListener("click", (evt) => {
+    const button = evt.target.closest ? evt.target.closest("button[data-copy]") : null;
+    const source = button && d.querySelector(button.dataset.copy);
+    if (!source || !(navigator.clipboard && navigator.clipboard.writeText)) return;
+    const say = (text, alert) => d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text, alert } }));
+    navigator.clipboard.writeText("value" in source ? source.value : source.textContent.trim()).then(() => {
+      const label = button.textContent;
+      button.textContent = button.dataset.copied || "Copied";
+      say(button.dataset.copied || "Copied.");
+      setTimeout(() => { button.textContent = label; }, 1500);
+    }, () => say("Could not copy. Select the text and copy it instead.", true));
   });
 })();

@@ -1,7 +1,9 @@
 // The message log (#log, inside the scrolling role="log" pane). New messages are followed only from the
 // bottom, otherwise counted on #jump, which takes the reader there; each arrival is told to the other
 // scripts (chatroom:arrived). Older messages load at the top (scrolling there, or #older-link) and the
-// view stays put.
+// view stays put. Consecutive messages from one person within 5 minutes are grouped (message--cont: the
+// server marks those it renders together; this marks those that arrive later). The page's height follows
+// the visual viewport (--vvh), so a phone's keyboard never covers the message box.
 (() => {
   "use strict";
   const d = document, log = d.getElementById("log");
@@ -41,13 +43,29 @@
   else toBottom(false);
   stick = atBottom();
 
+  const vv = window.visualViewport;
+  if (vv) {
+    const fit = () => d.documentElement.style.setProperty("--vvh", vv.height + "px");
+    vv.addEventListener("resize", fit);
+    fit();
+  }
+  const at = (li) => { const t = li && li.querySelector("time"); return t ? Date.parse(t.getAttribute("datetime")) : 0; };
+  function group(li) {
+    if (!li || !li.classList || !li.classList.contains("message")) return;
+    const prev = li.previousElementSibling;
+    li.classList.toggle("message--cont", !!prev && prev.dataset.author === li.dataset.author && at(li) - at(prev) < 300000);
+  }
+
   // New messages: those past the highest seq seen (an edit replacing one is not new).
   let maxSeq = 0;
   log.querySelectorAll(".message").forEach((li) => { maxSeq = Math.max(maxSeq, +li.dataset.seq || 0); });
   new MutationObserver((records) => {
     let count = 0, mine = false;
     records.forEach((record) => record.addedNodes.forEach((node) => {
-      if (node.nodeType !== 1 || !node.classList.contains("message") || !(+node.dataset.seq > maxSeq)) return;
+      if (node.nodeType !== 1 || !node.classList.contains("message")) return;
+      group(node);
+      group(node.nextElementSibling);
+      if (!(+node.dataset.seq > maxSeq)) return;
       maxSeq = +node.dataset.seq;
       count++;
       if (node.dataset.author === me) mine = true;

@@ -1,0 +1,35 @@
+// The host's People list (#host-people, chat/_host_person.html): who is online (from the "Here now" list
+// everyone gets, #presence) and how many messages each has sent (counted up as messages arrive; the page
+// and each row the stream sends carry the true count). A host control that was refused says why, once.
+(() => {
+  "use strict";
+  const d = document, people = d.getElementById("host-people"), log = d.getElementById("log");
+  if (!people) return;
+  function online() {
+    const here = new Set([...d.querySelectorAll("#presence li[data-member]")].map((li) => li.dataset.member));
+    people.querySelectorAll("li[data-member]").forEach((li) => { li.dataset.online = here.has(li.dataset.member) ? "yes" : "no"; });
+  }
+  online();
+  new MutationObserver(online).observe(d.getElementById("presence").parentNode, { childList: true });
+  new MutationObserver(online).observe(people, { childList: true });
+  let maxSeq = 0;
+  if (log) {
+    log.querySelectorAll(".message").forEach((li) => { maxSeq = Math.max(maxSeq, +li.dataset.seq || 0); });
+    new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((li) => {
+      if (li.nodeType !== 1 || !li.classList.contains("message") || !(+li.dataset.seq > maxSeq)) return;
+      maxSeq = +li.dataset.seq;
+      const count = d.querySelector("#member-" + li.dataset.author + " .person__count");
+      if (!count) return;
+      const n = (parseInt(count.textContent, 10) || 0) + 1;
+      count.textContent = n + (n === 1 ? " message" : " messages");
+    }))).observe(log, { childList: true });
+  }
+  d.addEventListener("htmx:after:request", (evt) => {
+    const ctx = evt.detail && evt.detail.ctx, el = ctx && ctx.sourceElement;
+    if (!el || !el.closest || !el.closest(".host-panel") || !ctx.response || ctx.response.status < 400) return;
+    const tpl = d.createElement("template");
+    tpl.innerHTML = ctx.text || "";
+    const reason = tpl.content.textContent.replace(/\s+/g, " ").trim();
+    d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text: reason || "That did not work.", alert: true } }));
+  });
+})();

@@ -1,0 +1,208 @@
+// The message menu, and the side panel's toggle on narrow screens.
+//
+// Each message ends with an options link to its own page (chat.message: the way without JavaScript). Here it
+// becomes a menu button (the ARIA menu button pattern: Enter, Space or a click opens it and focuses the first
+// item; arrows move; Escape or Tab closes it and gives the focus back to the button). The menu is built from
+// the page's #menu-template (this viewer's actions) and shows those that apply to the message: edit and delete
+// on one's own within 5 minutes, report on others', remove and the person's removal or ban for the host.
+// Actions act in place: edit and report open a small form inside the message (fetched from chat.message with
+// form=, posted with htmx); delete, remove, remove person and ban are POSTs whose result the stream shows.
+// Each says what it did (chatroom:announce), or why it was refused (as an alert).
+(() => {
+  "use strict";
+  const d = document, log = d.getElementById("log"), template = d.getElementById("menu-template");
+  const token = d.querySelector('meta[name="csrf-token"]'), me = d.body.dataset.member;
+  const say = (text, alert) => d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text, alert } }));
+  const EDIT_MS = 5 * 60 * 1000;
+
+  // -- the side panel ("Here now", the host's tools): a disclosure on narrow screens ---------------------
+  const toggle = d.getElementById("side-toggle"), room = toggle && toggle.closest(".room");
+  function side(open) {
+    room.classList.toggle("side-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) d.getElementById("presence-heading").focus();
+  }
+  if (toggle) {
+    toggle.addEventListener("click", () => side(toggle.getAttribute("aria-expanded") !== "true"));
+    const panel = d.getElementById("room-side");
+    panel.addEventListener("keydown", (evt) => {
+      if (evt.key === "Escape" && room.classList.contains("side-open")) { side(false); toggle.focus(); }
+    });
+    panel.addEventListener("click", (evt) => {
+      if (evt.target.closest && evt.target.closest("[data-close-side]")) { side(false); toggle.focus(); }
+    });
+  }
+
+  if (!log || !template) return;
+  const pane = log.closest('[role="log"]') || log, frame = pane.parentNode;
+  const text = (el, sel) => { const found = el && el.querySelector(sel); return found ? found.textContent.trim() : ""; };
+
+  function upgrade(li) {
+    const more = li.querySelector(".message__more");
+    if (!more || more.getAttribute("role")) return;
+    more.setAttribute("role", "button");
+    more.setAttribute("aria-haspopup", "menu");
+    more.setAttribute("aria-expanded", "false");
+    more.setAttribute("aria-label", "Options for the message from " + text(li, ".message__alias"));
+  }
+  log.querySelectorAll(".message").forEach(upgrade);
+  let pendingFocus = null; // a message whose button gets the focus back when the stream replaces it
+  new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((li) => {
+    if (li.nodeType !== 1 || !li.classList.contains("message")) return;
+    upgrade(li);
+    if (pendingFocus === li.id) {
+      pendingFocus = null;
+      const more = li.querySelector(".message__more");
+      (more || pane).focus({ preventScroll: true });
+    }
+  }))).observe(log, { childList: true });
+
+  // -- the menu -----------------------------------------------------------------------------------------
+  let menu = null, owner = null;
+  const items = () => [...menu.querySelectorAll("[role=menuitem]")];
+  function applies(button, li) {
+    const own = li.dataset.author === me, time = li.querySelector("time");
+    const recent = time && Date.now() - Date.parse(time.getAttribute("datetime")) < EDIT_MS;
+    if ("own" in button.dataset) return own && recent;
+    if ("others" in button.dataset) return !own;
+    if ("participant" in button.dataset) return !own && !li.classList.contains("message--host");
+    return true;
+  }
+  function open(more) {
+    close(false);
+    const li = more.closest(".message");
+    menu = template.content.firstElementChild.cloneNode(true);
+    menu.id = "message-menu";
+    menu.setAttribute("aria-label", more.getAttribute("aria-label"));
+    menu.querySelectorAll("[data-alias]").forEach((span) => { span.textContent = text(li, ".message__alias"); });
+    menu.querySelectorAll("[role=menuitem]").forEach((b) => { if (!applies(b, li)) b.remove(); });
+    owner = more;
+    more.setAttribute("aria-expanded", "true");
+    more.setAttribute("aria-controls", "message-menu");
+    frame.appendChild(menu);
+    const box = more.getBoundingClientRect(), base = frame.getBoundingClientRect();
+    const below = box.bottom - base.top + 4, fits = box.bottom + menu.offsetHeight + 8 < innerHeight;
+    menu.style.top = (fits ? below : Math.max(0, box.top - base.top - menu.offsetHeight - 4)) + "px";
+    menu.style.right = Math.max(4, base.right - box.right) + "px";
+    items()[0].focus();
+  }
+  function close(refocus) {
+    if (!menu) return;
+    menu.remove();
+    menu = null;
+    owner.setAttribute("aria-expanded", "false");
+    owner.removeAttribute("aria-controls");
+    if (refocus && owner.isConnected) owner.focus();
+  }
+  log.addEventListener("click", (evt) => {
+    const more = evt.target.closest ? evt.target.closest(".message__more") : null;
+    if (!more) return;
+    evt.preventDefault();
+    if (menu && owner === more) close(true); else open(more);
+  });
+  log.addEventListener("keydown", (evt) => {
+    if (evt.key === " " && evt.target.classList.contains("message__more")) { evt.preventDefault(); open(evt.target); }
+  });
+  frame.addEventListener("keydown", (evt) => {
+    if (!menu || !menu.contains(evt.target)) return;
+    const list = items(), at = list.indexOf(evt.target);
+    const go = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: list.length - 1 }[evt.key];
+    if (go !== undefined) { evt.preventDefault(); list[(go + list.length) % list.length].focus(); }
+    else if (evt.key === "Escape" || evt.key === "Tab") { evt.preventDefault(); close(true); }
+  });
+  d.addEventListener("click", (evt) => { if (menu && !menu.contains(evt.target) && !owner.contains(evt.target)) close(false); });
+  pane.addEventListener("scroll", () => close(false), { passive: true });
+  frame.addEventListener("click", (evt) => {
+    const button = menu && evt.target.closest ? evt.target.closest("[role=menuitem]") : null;
+    if (!button) return;
+    const more = owner, li = more.closest(".message");
+    close(false);
+    act(button.dataset.do, li, more, button);
+  });
+
+  // -- the actions ----------------------------------------------------------------------------------------
+  // A request of the menu's: the answer's text to ok(), or (refused, unreachable) why, beside the message and
+  // as an alert, the focus back on its button.
+  const OFFLINE = "Could not reach the server. Try again.";
+  function ask(url, li, more, ok, method) {
+    const init = { method: method || "GET", credentials: "same-origin", headers: { "X-CSRFToken": token ? token.content : "", "HX-Request": "true" } };
+    fetch(url, init).then((res) => res.text().then((html) => {
+      if (res.ok) return ok(html);
+      const tpl = d.createElement("template");
+      tpl.innerHTML = html;
+      const reason = tpl.content.textContent.replace(/\s+/g, " ").trim() || OFFLINE;
+      let note = li.querySelector(".message__error");
+      if (!note) { note = d.createElement("p"); note.className = "field-error message__error"; li.appendChild(note); }
+      note.textContent = reason;
+      say(reason, true);
+      if (more.isConnected) more.focus();
+      return null;
+    }), () => say(OFFLINE, true));
+  }
+  function act(what, li, more, button) {
+    const base = more.getAttribute("href"), alias = text(li, ".message__alias"), body = li.querySelector(".message__body");
+    const post = (url, done, keep) => ask(url, li, more, () => {
+      say(done);
+      if (keep) more.focus(); else { pendingFocus = li.id; pane.focus({ preventScroll: true }); }
+    }, "POST");
+    if (what === "copy") {
+      const no = () => say("Could not copy. Select the text and copy it instead.", true);
+      if (!navigator.clipboard) no(); else navigator.clipboard.writeText(body.textContent).then(() => { say("Message copied."); more.focus(); }, no);
+    } else if (what === "edit" || what === "report") {
+      if (li.querySelector(".message__form")) li.querySelector(".message__form textarea").focus();
+      else ask(base + "?form=" + what, li, more, (html) => form(li, html, what === "edit"));
+    } else if (what === "delete" || what === "remove") {
+      post(base + "/" + what, button.dataset.done, false);
+    } else {
+      const url = button.closest("[data-member-url]").dataset.memberUrl.replace("/1/", "/" + li.dataset.author + "/");
+      const ban = what === "ban-member";
+      post(ban ? url.replace(/\/remove$/, "/ban") : url, alias + (ban ? " is banned from this room." : " was removed from the room."), true);
+    }
+  }
+
+  // -- inline forms (edit, report) ------------------------------------------------------------------------
+  function form(li, html, hideBody) {
+    const body = li.querySelector(".message__body");
+    body.insertAdjacentHTML("afterend", html);
+    const el = li.querySelector(".message__form"), box = el.querySelector("textarea");
+    htmx.process(el);
+    body.hidden = hideBody;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+  function closeForm(el, focus) {
+    const li = el.closest(".message"), body = li.querySelector(".message__body"), more = li.querySelector(".message__more");
+    el.remove();
+    if (body) body.hidden = false;
+    if (focus && more) more.focus();
+  }
+  log.addEventListener("click", (evt) => {
+    const cancel = evt.target.closest ? evt.target.closest("[data-cancel]") : null;
+    if (cancel) closeForm(cancel.closest(".message__form"), true);
+  });
+  log.addEventListener("keydown", (evt) => {
+    const el = evt.target.closest ? evt.target.closest(".message__form") : null;
+    if (!el || evt.target.tagName !== "TEXTAREA") return;
+    if (evt.key === "Escape") { evt.preventDefault(); closeForm(el, true); }
+    else if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing && el.querySelector("[name=body]")) { evt.preventDefault(); el.requestSubmit(); }
+  });
+  const fromForm = (evt) => { const ctx = evt.detail && evt.detail.ctx, el = ctx && ctx.sourceElement; return el && el.classList && el.classList.contains("message__form") ? ctx : null; };
+  d.addEventListener("htmx:after:request", (evt) => {
+    const ctx = fromForm(evt);
+    if (!ctx || !ctx.response || ctx.response.status >= 300) return;
+    const el = ctx.sourceElement, id = el.closest(".message").id;
+    say(el.dataset.done);
+    if (el.isConnected) { pendingFocus = id; closeForm(el, true); return; } // the stream brings the new version
+    const more = d.querySelector("#" + id + " .message__more"); // it came first
+    if (more) more.focus();
+  });
+  d.addEventListener("htmx:after:swap", (evt) => {
+    const ctx = fromForm(evt);
+    if (!ctx || !ctx.response || ctx.response.status < 400) return;
+    const el = d.querySelector(".message__form .field-error");
+    if (!el) return;
+    const box = el.closest(".message__form").querySelector("textarea");
+    if (box) box.focus();
+    say(el.textContent, true);
+  });
+})();

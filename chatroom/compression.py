@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 from functools import lru_cache
 
 import brotli
+import rcssmin
 from flask import Flask, Response, current_app, request
 from flask_compress import Compress
 from werkzeug.security import safe_join
@@ -80,17 +80,13 @@ def _static(response: Response) -> Response:
     return response
 
 
-_CSS_COMMENT = re.compile(rb"/\*.*?\*/", re.S)
-
-
 def slim_css(source: bytes) -> bytes:
-    """A stylesheet without its comments, blank lines and indentation (none of ours has ``/*`` in a string).
+    """A stylesheet minified by rcssmin (comments, white space and redundant punctuation gone).
 
     The comments document ``static/css/`` for its readers; the room's first load (its weight budget,
-    ``docs/front-end.md``) need not carry them: about 700 of the stylesheet's 3,300 compressed bytes.
+    ``docs/front-end.md``) need not carry them: about 800 of the stylesheet's 3,400 compressed bytes.
     """
-    lines = (line.strip() for line in _CSS_COMMENT.sub(b"", source).splitlines())
-    return b"\n".join(line for line in lines if line) + b"\n"
+    return rcssmin.cssmin(source.decode()).encode() + b"\n"
 
 
 @lru_cache(maxsize=64)

@@ -4,6 +4,7 @@
 # make format      : ruff check --fix, then ruff format (fixes first: the formatter has the last word)
 # make bench       : the SSE load benchmark (see bench/README.md)
 # make screenshots : docs/screenshots/*.png, the main pages at 375 and 1280 px, light and dark
+# make assets      : static/js/min/*.js, our scripts minified by terser (run after editing static/js/*.js)
 # make clean       : remove the virtualenv, the throwaway services' data, the SQLite instance and caches
 #
 # requirements.txt is what a PaaS dyno installs (runtime only); requirements-dev.txt adds tests and tooling.
@@ -15,7 +16,7 @@ PORT ?= 5000
 PY_SOURCES := chatroom tests bench config.py wsgi.py gunicorn.conf.py
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format bench screenshots clean
+.PHONY: run test lint format bench screenshots assets clean
 
 # One stamp per set: each is rebuilt when one of the files it installs from changes.
 $(BIN)/.installed-runtime: requirements.txt
@@ -53,6 +54,21 @@ bench: $(BIN)/.installed-runtime
 
 screenshots: $(BIN)/.installed-dev
 	$(BIN)/python tests/screenshots.py
+
+# Each minified file starts with the SHA-256 of its source; chatroom/assets.py serves it only while that still
+# matches (else the source, slimmed) and tests/test_assets.py fails, so a stale file is never served or committed.
+TERSER := tests/node_modules/.bin/terser
+$(TERSER): tests/package-lock.json
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+assets: $(TERSER)
+	mkdir -p static/js/min
+	for source in static/js/*.js; do \
+		name=$$(basename $$source); \
+		{ echo "/* sha256 $$(sha256sum $$source | cut -d' ' -f1) */"; \
+		  $(TERSER) $$source --compress --mangle --ecma 2020 --comments false; echo; } > static/js/min/$$name; \
+	done
 
 clean:
 	rm -rf $(VENV) .services instance .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

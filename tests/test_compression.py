@@ -111,18 +111,18 @@ def test_static_files_take_gzip_when_that_is_all_the_client_takes(client):
 
 
 def test_the_room_scripts_come_as_one_bundle_room_js_first_cached_by_hash(client, app):
-    from chatroom.assets import BUNDLES, bundle, slim
+    from chatroom.assets import BUNDLES, bundle, minified
 
     with app.test_request_context():
         current = bundle("room.js")
     plain = client.get("/assets/room.js").get_data()
     assert plain == current.plain
     sources = BUNDLES["room.js"]
-    texts = [(Path(app.static_folder) / source).read_bytes() for source in sources]
-    # Ours slimmed (no whole-line comments, no indentation), vendor files as they are; in order, ours first.
+    paths = [str(Path(app.static_folder) / source) for source in sources]
+    # Ours minified (static/js/min/, current), vendor files as they are; in order, ours first.
     sent = [
-        (text if source.startswith("vendor/") else slim(text)).rstrip()
-        for source, text in zip(sources, texts, strict=True)
+        (text if source.startswith("vendor/") else minified(path, text)).rstrip()
+        for source, path, text in zip(sources, paths, (Path(p).read_bytes() for p in paths), strict=True)
     ]
     at = [plain.index(text) for text in sent]
     assert at == sorted(at) and sources.index("vendor/htmx.min.js") == len([s for s in sources if s.startswith("js/")])

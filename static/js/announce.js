@@ -6,7 +6,7 @@
 //   a message from someone else   "Bea: text"            (not one's own; a burst as a count, see chatroom:quiet)
 //   a removal                     "A message from Bea was removed by the host"
 //   typing                        "Kim is typing", once per person until they stop
-//   people                        "Kim joined." / "Kim left.", batched
+//   people                        "Kim joined." / "Kim left.", batched (presence.js)
 //   the room's state              lock, unlock, slow mode, approval, extension, the end: each change once
 //   the connection                only a lasting problem, and then being back
 // #mute (remembered) silences messages, typing and people; the room's state, the connection and errors still speak.
@@ -104,33 +104,11 @@
     typists[member] = setTimeout(() => typingDone(member), (data.ttl || 6) * 1000);
   });
 
-  // -- people: the "Here now" list, compared with the last one; changes within a second told together ----
-  const side = d.getElementById("presence") && d.getElementById("presence").parentNode;
-  const people = () => {
-    const found = {};
-    d.querySelectorAll("#presence li[data-member]").forEach((li) => {
-      if (li.dataset.member !== me) found[li.dataset.member] = li.firstChild.textContent.trim();
-    });
-    return found;
-  };
-  let present = people(), peopleTimer = 0, before = null;
-  if (side) new MutationObserver(() => {
-    if (!before) before = present;
-    present = people();
-    clearTimeout(peopleTimer);
-    peopleTimer = setTimeout(() => {
-      const came = Object.keys(present).filter((k) => !(k in before)).map((k) => present[k]);
-      const went = Object.keys(before).filter((k) => !(k in present)).map((k) => before[k]);
-      before = null;
-      const parts = [];
-      if (came.length) parts.push(came.join(", ") + " joined.");
-      if (went.length) parts.push(went.join(", ") + " left.");
-      chat(parts.join(" "));
-    }, 1000);
-  }).observe(side, { childList: true });
+  // -- people: who joined and left, batched by presence.js (chatroom:people, also a notice in the log) ---------
+  d.addEventListener("chatroom:people", (evt) => chat(evt.detail.text));
 
   // -- the room's state (#room-status holds one .room-state; chat/_room_state.html) ----------------------
-  const status = d.getElementById("room-status"), composer = () => d.getElementById("composer");
+  const status = d.getElementById("room-status");
   function readState() {
     const el = status && status.querySelector(".room-state");
     return el ? { state: el.dataset.state, ends: el.dataset.ends || "", text: el.textContent.replace(/\s+/g, " ").trim() } : null;
@@ -141,8 +119,6 @@
     if (!now || !room) { room = now || room; return; }
     const was = room;
     room = now;
-    const form = composer();
-    if (form) form.hidden = now.state === "ended" || now.state === "closed" || (now.state === "locked" && !host);
     if (now.state !== was.state) {
       if (was.state === "locked" && now.state === "open") say("The host has unlocked the room." + (now.text ? " " + now.text : ""));
       else say(now.text);

@@ -9,6 +9,15 @@
   const d = document, log = d.getElementById("log");
   if (!log) return;
   const pane = log.closest('[role="log"]') || log, jump = d.getElementById("jump"), me = d.body.dataset.member;
+  // The message menu (menu.js, data-menu-src) loads when a message's options link is first hovered, focused or
+  // clicked; a click before it is here opens the menu once it is (its link to the message's page waits).
+  const wake = (evt) => {
+    const more = evt.target.closest && evt.target.closest(".message__more");
+    if (!more || log.dataset.menu || !log.dataset.menuSrc) return;
+    if (evt.type === "click") { evt.preventDefault(); log.dataset.menuFor = more.closest(".message").id; }
+    d.dispatchEvent(new CustomEvent("chatroom:load", { detail: { src: log.dataset.menuSrc } }));
+  };
+  ["pointerover", "focusin", "click"].forEach((type) => log.addEventListener(type, wake));
   const reduce = window.matchMedia ? matchMedia("(prefers-reduced-motion: reduce)") : { matches: true };
   let stick = true, unseen = 0;
   const atBottom = () => pane.scrollHeight - pane.scrollTop - pane.clientHeight < 48;

@@ -1,4 +1,5 @@
-// The message menu, and the side panel's toggle on narrow screens.
+// The message menu: a bundle of its own, loaded on first use (core.js's chatroom:load, asked by log.js when a
+// message's options link is first hovered, focused or clicked; that click opens the menu once it is here).
 //
 // Each message ends with an options link to its own page (chat.message: the way without JavaScript). Here it
 // becomes a menu button (the ARIA menu button pattern: Enter, Space or a click opens it and focuses the first
@@ -14,26 +15,8 @@
   const token = d.querySelector('meta[name="csrf-token"]'), me = d.body.dataset.member;
   const say = (text, alert) => d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text, alert } }));
   const EDIT_MS = 5 * 60 * 1000;
-
-  // -- the side panel ("Here now", the host's tools): a disclosure on narrow screens ---------------------
-  const toggle = d.getElementById("side-toggle"), room = toggle && toggle.closest(".room");
-  function side(open) {
-    room.classList.toggle("side-open", open);
-    toggle.setAttribute("aria-expanded", String(open));
-    if (open) d.getElementById("presence-heading").focus();
-  }
-  if (toggle) {
-    toggle.addEventListener("click", () => side(toggle.getAttribute("aria-expanded") !== "true"));
-    const panel = d.getElementById("room-side");
-    panel.addEventListener("keydown", (evt) => {
-      if (evt.key === "Escape" && room.classList.contains("side-open")) { side(false); toggle.focus(); }
-    });
-    panel.addEventListener("click", (evt) => {
-      if (evt.target.closest && evt.target.closest("[data-close-side]")) { side(false); toggle.focus(); }
-    });
-  }
-
-  if (!log || !template) return;
+  if (!log || !template || log.dataset.menu) return;
+  log.dataset.menu = "ready";
   const pane = log.closest('[role="log"]') || log, frame = pane.parentNode;
   const text = (el, sel) => { const found = el && el.querySelector(sel); return found ? found.textContent.trim() : ""; };
 
@@ -205,4 +188,7 @@
     if (box) box.focus();
     say(el.textContent, true);
   });
+  const asked = log.dataset.menuFor && d.querySelector("#" + log.dataset.menuFor + " .message__more");
+  delete log.dataset.menuFor;
+  if (asked) open(asked);
 })();

@@ -6,7 +6,7 @@
 //   - Each new "Here now" list (#presence, swapped in by the stream or a poll) is compared with the last one;
 //     who joined and who left is written into the log as one notice (li.log-notice), batched over a moment
 //     (a class arriving is one line, not sixty) and after a short grace (a reload is not a leave and a join).
-//     The log reads it out politely; it is not a message: never counted, never stored, not in the transcript.
+//     announce.js says it (chatroom:people); it is not a message: never counted, never stored, not in the transcript.
 //   - When the stream closes for good (chatroom:closed), the list says this reader is not connected.
 (() => {
   "use strict";
@@ -59,6 +59,7 @@
     li.className = "log-notice";
     li.textContent = parts.join(". ") + ".";
     log.appendChild(li);
+    d.dispatchEvent(new CustomEvent("chatroom:people", { detail: { text: li.textContent } })); // said by announce.js
     if (atEnd) pane.scrollTop = pane.scrollHeight;
   }
   new MutationObserver(() => {

@@ -6,9 +6,8 @@
   if (!log || !t) return;
   const max = () => Math.max(0, ...[...log.querySelectorAll(".message")].map((li) => +li.dataset.seq));
   function load() {
-    if (t.dataset.loaded) return;
     t.dataset.loaded = "1";
-    d.head.append(Object.assign(d.createElement("script"), { src: t.dataset.src }));
+    d.dispatchEvent(new CustomEvent("chatroom:load", { detail: { src: t.dataset.src } }));
   }
   const away = () => { t.dataset.mark = +t.dataset.mark || max() || ""; };
   function seen() {

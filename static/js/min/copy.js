@@ -1,0 +1,3 @@
+/* sha256 2e1eb6bc8f0e1edb5f20621ba297655ddf06c6043b00909f462f00a3be7fd216 */
+(()=>{"use strict";const t=document;t.addEventListener("click",e=>{const o=e.target.closest?e.target.closest("button[data-copy]"):null,n=o&&t.querySelector(o.dataset.copy);if(!n||!navigator.clipboard||!navigator.clipboard.writeText)return;const a=(e,o)=>t.dispatchEvent(new CustomEvent("chatroom:announce",{detail:{text:e,alert:o}}));navigator.clipboard.writeText("value"in n?n.value:n.textContent.trim()).then(()=>{const t=o.textContent;o.textContent=o.dataset.copied||"Copied",a(o.dataset.copied||"Copied."),setTimeout(()=>{o.textContent=t},1500)},()=>a("Could not copy. Select the text and copy it instead.",!0))})})();
+

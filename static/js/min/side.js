@@ -1,0 +1,3 @@
+/* sha256 990cbe8501b8f3dd18947d8374d75d2b9eda98de787ac53c62c0c4ff989e771f */
+(()=>{"use strict";const e=document,t=e.getElementById("side-toggle"),s=t&&t.closest(".room"),n=e.getElementById("room-side");function d(n){s.classList.toggle("side-open",n),t.setAttribute("aria-expanded",String(n)),n&&e.getElementById("presence-heading").focus()}s&&n&&(t.addEventListener("click",()=>d("true"!==t.getAttribute("aria-expanded"))),n.addEventListener("keydown",e=>{"Escape"===e.key&&s.classList.contains("side-open")&&(d(!1),t.focus())}),n.addEventListener("click",e=>{e.target.closest&&e.target.closest("[data-close-side]")&&(d(!1),t.focus())}))})();
+

@@ -23,9 +23,13 @@ attacker one page load, which is why every per-browser limit has a per-address
 one behind it. Second factors and password re-checks are limited per *account* as
 well (``_signed_in_account``): someone who has the password can spread guesses at
 the 6-digit code over many addresses, but not over many accounts. Creating rooms is
-limited per account (``ROOMS_PER_HOUR``). Posting, reacting, voting and a private
-word to the host share one counter per seat (the ``posts`` scope). What each limit
-is for is in ``docs/limits.md``.
+limited per account (``ROOMS_PER_HOUR``), one counter for the room form and the JSON
+API's ``POST /rooms`` (the ``rooms`` scope). Posting, reacting, voting and a private
+word to the host share one counter per seat (the ``posts`` scope); the API's host
+posts and reactions count in that scope too, per room and account (``API_LIMITS``).
+``Retry-After`` goes on refusals only (429, 503): Flask-Limiter puts one on every
+response of a limited endpoint, which would tell a client whose request worked to wait.
+What each limit is for is in ``docs/limits.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from flask import Flask, Response, current_app, g, request, session
@@ -104,10 +108,15 @@ def _browser_key() -> str:
 
 
 def _signed_in_account() -> str:
-    """The account being checked: the signed-in facilitator, or the one waiting for its second factor.
+    """The account being checked: the one an API token acts for (``g.api_caller``, set by ``chatroom/api/core.py``
+    before the view, so before a view's own limits are counted), the signed-in facilitator, or the one waiting
+    for its second factor.
 
-    Without either (the view will refuse anyway), the client address.
+    Without any (the view will refuse anyway), the client address.
     """
+    caller = g.get("api_caller")
+    if caller is not None:
+        return f"account:{caller.id}"
     if current_user.is_authenticated:
         return f"account:{current_user.id}"
     pending = session.get(PENDING_SIGN_IN)
@@ -118,6 +127,11 @@ def _signed_in_account() -> str:
 
 def _rooms_per_hour() -> str:
     return f"{int(current_app.config.get('ROOMS_PER_HOUR', 20))} per hour"
+
+
+def _api_host_key() -> str:
+    """The host seat the API acts as: this room's, for this account (``_signed_in_account``)."""
+    return f"seat:{_code()}:host:{_signed_in_account()}"
 
 
 class Rule(NamedTuple):
@@ -135,6 +149,10 @@ class Rule(NamedTuple):
 # Posting, reacting, voting and a private word to the host are all "posts" of a seat.
 POSTS = Rule("20 per 10 seconds;120 per minute", _seat_key, scope="posts")
 RECHECK = "10 per 15 minutes"  # a password asked again on the account pages
+# Rooms made per account and hour, through the form or the API alike (only rooms made count).
+ROOMS = Rule(_rooms_per_hour, _signed_in_account, successes_only=True, scope="rooms")
+# The API's host acts in a room: the same windows as a seat's posts, in the same scope.
+API_POSTS = Rule(POSTS.limit, _api_host_key, scope="posts")
 
 # endpoint -> the limits that apply (a plain (limit, key) pair counts every POST).
 LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
@@ -155,7 +173,7 @@ LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
     "auth.change_password": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
     "auth.two_factor_disable": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
     "auth.recovery_codes": [(RECHECK, get_remote_address), (RECHECK, _signed_in_account)],
-    "rooms.create": [Rule(_rooms_per_hour, _signed_in_account, successes_only=True)],
+    "rooms.create": [ROOMS],
     # Guessing a room's password: per browser, and per address (a returning participant is spared that one).
     # A class of 60 behind one address joins freely: right passwords never count.
     "chat.join": [
@@ -171,6 +189,15 @@ LIMITS: dict[str, list[Rule] | list[tuple[str, Callable[[], str]]]] = {
     "chat.typing": [("30 per minute", _seat_key)],
     "chat.here": [("120 per minute", _seat_key)],  # a tab hidden and shown, and its goodbye
     "chat.report_message": [("10 per minute", _seat_key)],
+}
+
+# The JSON API's own endpoints, on top of its per-token limits (``chatroom/api/core.py``); applied by the API
+# when it registers (``apply``), as it registers after the pages. Changes only (POST).
+API_LIMITS: dict[str, list[Rule]] = {
+    "api.create_room": [ROOMS],
+    "api.post_message": [API_POSTS],
+    "api.react": [API_POSTS],
+    "api.reply_privately": [Rule("60 per minute", _api_host_key)],  # as participation.reply_note
 }
 
 
@@ -229,12 +256,19 @@ def _truthful_headers(response: Response) -> Response:
 
     A 429 of the view's own (a room's slow mode) keeps its ``Retry-After`` unless a limit asks for longer.
     """
-    if response.status_code != 429 or request.endpoint not in LIMITS or not limiter_of(current_app).current_limits:
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)  # Flask-Limiter's, on an answer that refused nothing
+        return response
+    if response.status_code != 429 or not _limited(request.endpoint) or not limiter_of(current_app).current_limits:
         return response
     seconds = max(_limits_wait(), int(g.get("retry_after", 0)), 1)
     response.headers["Retry-After"] = str(seconds)
     response.headers["X-RateLimit-Reset"] = str(math.ceil(time.time()) + seconds)
     return response
+
+
+def _limited(endpoint: str | None) -> bool:
+    return endpoint in LIMITS or endpoint in API_LIMITS
 
 
 def init_app(app: Flask) -> Limiter:
@@ -258,7 +292,20 @@ def init_app(app: Flask) -> Limiter:
     limiter = Limiter(key_func=get_remote_address, headers_enabled=True, in_memory_fallback_enabled=True)
     limiter.init_app(app)
     app.extensions["chatroom.limiter"] = limiter  # the view wrappers hold it only weakly
-    for endpoint, rules in LIMITS.items():
+    apply(app, LIMITS)
+    return limiter
+
+
+RuleTable = Mapping[str, Sequence[Rule | tuple[str, Callable[[], str]]]]
+
+
+def apply(app: Flask, table: RuleTable) -> None:
+    """Wrap each endpoint of ``table`` that the app has in its limits (POSTs only; see ``init_app``).
+
+    Call once per table, after ``init_app`` and after the endpoints are registered.
+    """
+    limiter = limiter_of(app)
+    for endpoint, rules in table.items():
         view: Any = app.view_functions.get(endpoint)
         if view is None:
             continue  # an optional feature that this build does not have
@@ -269,10 +316,10 @@ def init_app(app: Flask) -> Limiter:
                 "methods": ["POST"],
                 "deduct_when": _failed if rule.failures_only else (_succeeded if rule.successes_only else None),
                 "exempt_when": rule.exempt,
+                "override_defaults": False,  # on top of a blueprint's limits (the API's per token), not instead
             }
             if rule.scope is None:
                 view = limiter.limit(rule.limit, **options)(view)
             else:  # one counter for every endpoint of the scope
                 view = limiter.shared_limit(rule.limit, rule.scope, **options)(view)
         app.view_functions[endpoint] = view
-    return limiter

@@ -53,6 +53,7 @@ def _local_input(room: Room) -> dict[str, str]:
         "starts_at": start.strftime(fmt),
         "ends_at": end.strftime(fmt),
         "timezone": room.timezone,
+        "search_language": room.search_language,
     }
     for name, moment in (("starts_at", start), ("ends_at", end)):
         if rooms.fold_choices(form[name], room.timezone):
@@ -76,6 +77,7 @@ def _form_page(
         errors=errors,
         room=room,
         zones=rooms.zone_names(),
+        languages=rooms.language_choices(),
         folds=folds,
         suggest=suggest,
     )

@@ -75,6 +75,7 @@ FIELDS = [
     "starts_at",
     "ends_at",
     "timezone",
+    "search_language",
     "confirm",
     "minutes",
     "seconds",

@@ -14,8 +14,11 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from ..models import Reactions
 from ..services.export import TRANSCRIPT_FORMATS
+from ..services.notes import NOTE_MAX
 from ..services.rooms import SLOW_MODE_MAX, TITLE_MAX
+from ..services.search import DEFAULT_LANGUAGE, LANGUAGES, QUERY_MAX
 
 STATUSES = ("scheduled", "open", "ended")
 PAGE_MAX = 200
@@ -80,6 +83,9 @@ class RoomSchema(ma.Schema):
     slow_mode_seconds = fields.Integer(required=True)
     premoderation = fields.Boolean(required=True)
     retention_days = fields.Integer(required=True, allow_none=True)
+    search_language = fields.String(
+        required=True, metadata={"description": "The language room search matches word forms in", "enum": LANGUAGES}
+    )
     messages = fields.Integer(required=True, metadata={"description": "How many messages the room shows"})
     created_at = fields.DateTime(required=True)
 
@@ -98,6 +104,12 @@ _TIME_HELP = (
 )
 
 
+_LANGUAGE_HELP = (
+    "What room search matches word forms in (a PostgreSQL text search configuration): simple (the default: "
+    "whole words in any language) or one language. Messages keep the language they were written under."
+)
+
+
 class RoomCreateSchema(ma.Schema):
     """A new room; the rules are the room form's."""
 
@@ -106,6 +118,10 @@ class RoomCreateSchema(ma.Schema):
     ends_at = fields.DateTime(required=True, metadata={"description": _TIME_HELP + " After the start."})
     timezone = fields.String(load_default="UTC", metadata={"description": "IANA name, like Europe/Paris"})
     password = fields.String(required=True, metadata={"description": "The room password participants type"})
+    search_language = fields.String(
+        load_default=DEFAULT_LANGUAGE,
+        metadata={"description": _LANGUAGE_HELP, "enum": LANGUAGES},
+    )
 
 
 class RoomUpdateSchema(ma.Schema):
@@ -118,12 +134,25 @@ class RoomUpdateSchema(ma.Schema):
         metadata={"description": "IANA name. Given alone, the room keeps its start and end instants"}
     )
     password = fields.String(metadata={"description": "A new room password"})
+    search_language = fields.String(metadata={"description": _LANGUAGE_HELP, "enum": LANGUAGES})
 
 
 class AuthorSchema(ma.Schema):
     membership_id = fields.Integer(required=True)
     alias = fields.String(required=True)
     host = fields.Boolean(required=True)
+
+
+class ReactionCountSchema(ma.Schema):
+    """One reaction a message has: how many seats gave it, and whether the host (you) did."""
+
+    emoji = fields.String(
+        required=True, validate=validate.OneOf([r.value for r in Reactions]), metadata={"description": "Its name"}
+    )
+    symbol = fields.String(required=True, metadata={"description": "The emoji itself, as the room shows it"})
+    label = fields.String(required=True, metadata={"description": "What a screen reader says"})
+    count = fields.Integer(required=True)
+    host_reacted = fields.Boolean(required=True, metadata={"description": "Whether the host seat gave it"})
 
 
 class MessageSchema(ma.Schema):
@@ -139,6 +168,15 @@ class MessageSchema(ma.Schema):
     edited_at = fields.DateTime(required=True, allow_none=True)
     removed = fields.Boolean(required=True)
     removed_by = fields.String(required=True, allow_none=True, metadata={"description": "author or host"})
+    reactions = fields.List(
+        fields.Nested(ReactionCountSchema),
+        required=True,
+        metadata={"description": "The reactions it has, in the room's fixed order (none: an empty list)"},
+    )
+    question = fields.Boolean(required=True, metadata={"description": "Asked as a question: others may upvote it"})
+    answered = fields.Boolean(required=True, metadata={"description": "A question the host marked answered"})
+    answered_at = fields.DateTime(required=True, allow_none=True)
+    votes = fields.Integer(required=True, metadata={"description": "How many upvotes the question has"})
 
 
 class MessagePageSchema(ma.Schema):
@@ -230,6 +268,66 @@ class SecondsSchema(ma.Schema):
 
 class EnabledSchema(ma.Schema):
     enabled = JsonBoolean(required=True)
+
+
+REACTION_NAMES = ", ".join(r.value for r in Reactions)
+
+
+class ReactSchema(ma.Schema):
+    """A reaction to toggle, by name."""
+
+    emoji = fields.String(required=True, metadata={"description": f"One of {REACTION_NAMES}"})
+
+
+class QuestionMarkSchema(ma.Schema):
+    question = JsonBoolean(load_default=True, metadata={"description": "true (the default) marks, false unmarks"})
+
+
+class AnsweredMarkSchema(ma.Schema):
+    answered = JsonBoolean(load_default=True, metadata={"description": "true (the default) marks, false unmarks"})
+
+
+class QuestionListSchema(ma.Schema):
+    questions = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+class SearchQuerySchema(ma.Schema):
+    q = fields.String(
+        required=True, metadata={"description": f"The words to find (all of them), 1 to {QUERY_MAX} characters"}
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=PAGE_MAX))
+
+
+class NoteSchema(ma.Schema):
+    """One private message between a participant and the host."""
+
+    id = fields.Integer(required=True)
+    from_host = fields.Boolean(required=True, metadata={"description": "Written by the host (else by the participant)"})
+    body = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class ThreadParticipantSchema(ma.Schema):
+    id = fields.Integer(required=True, metadata={"description": "The membership id, for replying"})
+    alias = fields.String(required=True)
+    active = fields.Boolean(required=True, metadata={"description": "Still has a seat"})
+
+
+class ThreadSchema(ma.Schema):
+    """The private thread with one participant: its latest notes, oldest first."""
+
+    participant = fields.Nested(ThreadParticipantSchema, required=True)
+    notes = fields.List(fields.Nested(NoteSchema), required=True)
+
+
+class ThreadListSchema(ma.Schema):
+    threads = fields.List(fields.Nested(ThreadSchema), required=True)
+
+
+class ReplySchema(ma.Schema):
+    """A private answer from the host."""
+
+    note = fields.String(required=True, metadata={"description": f"1 to {NOTE_MAX} characters"})
 
 
 class TranscriptQuerySchema(ma.Schema):

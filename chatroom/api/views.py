@@ -18,20 +18,23 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
 import marshmallow as ma
-from flask import Response, stream_with_context, url_for
+from flask import Response, g, stream_with_context, url_for
+from sqlalchemy import select
 from webargs.flaskparser import abort
 
 from .. import presence
 from ..access import participant_or_404
-from ..models import AuditEvent, Membership, Message, Report, Room, utcnow
-from ..services import export, members, messages, moderation, rooms
+from ..extensions import db
+from ..models import AuditEvent, Membership, Message, Note, Report, Room, utcnow
+from ..services import export, members, messages, moderation, notes, participation, rooms, search
 from . import schemas as s
 from .core import bp, caller, owned_room
 
 F = TypeVar("F", bound=Callable[..., Any])
-ROOMS, MESSAGES, PEOPLE, MODERATION, SETTINGS, ACCOUNT = (
+ROOMS, MESSAGES, PARTICIPATION, PEOPLE, MODERATION, SETTINGS, ACCOUNT = (
     "Rooms",
     "Messages",
+    "Reactions, questions and private notes",
     "Participants",
     "Moderation",
     "Room settings",
@@ -78,6 +81,7 @@ def room_json(room: Room) -> dict[str, Any]:
         "slow_mode_seconds": room.slow_mode_seconds,
         "premoderation": room.premoderation,
         "retention_days": room.retention_days,
+        "search_language": room.search_language,
         "messages": messages.count(room.id),
         "created_at": room.created_at,
     }
@@ -87,8 +91,32 @@ def _author(membership: Membership) -> dict[str, Any]:
     return {"membership_id": membership.id, "alias": membership.alias, "host": membership.is_host}
 
 
+def _host_seat_id(room_id: int) -> int | None:
+    """The id of the host seat of a room (once per request and room)."""
+    known: dict[int, int | None] = g.setdefault("api_host_seats", {})
+    if room_id not in known:
+        known[room_id] = db.session.scalar(
+            select(Membership.id).where(Membership.room_id == room_id, Membership.is_host.is_(True))
+        )
+    return known[room_id]
+
+
+def _reactions_json(message: Message) -> list[dict[str, Any]]:
+    host = _host_seat_id(message.room_id)
+    return [
+        {
+            "emoji": kind.value,
+            "symbol": kind.emoji,
+            "label": kind.label,
+            "count": len(seats),
+            "host_reacted": host in seats,
+        }
+        for kind, seats in message.reaction_counts()
+    ]
+
+
 def message_json(message: Message) -> dict[str, Any]:
-    """A message as `MessageSchema` shows it (a removed one without its text)."""
+    """A message as `MessageSchema` shows it (a removed one without its text), with its reactions and votes."""
     return {
         "id": message.id,
         "seq": message.seq,
@@ -100,6 +128,11 @@ def message_json(message: Message) -> dict[str, Any]:
         "edited_at": message.edited_at,
         "removed": message.removed,
         "removed_by": message.removed_by,
+        "reactions": _reactions_json(message),
+        "question": message.question,
+        "answered": message.answered_at is not None,
+        "answered_at": message.answered_at,
+        "votes": len(message.votes),
     }
 
 
@@ -144,6 +177,7 @@ def _room_form(data: dict[str, Any], room: Room | None = None) -> dict[str, str]
         if name in data:
             form[name] = _local_text(data[name], tz_name)
     form["password"] = data.get("password") or ""
+    form["search_language"] = str(data.get("search_language") or (room.search_language if room else ""))
     return form
 
 
@@ -187,8 +221,12 @@ def create_room(data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, st
     """Create a room
 
     The same rules as the room form: a title of 1 to 120 characters that none of your
-    rooms has (409 if one does), an end after the start, a known time zone, and a room
-    password of 4 to 128 characters.
+    rooms has (409 if one does), an end after the start, a known time zone, a room
+    password of 4 to 128 characters, and a search language from the list. Rooms made
+    count against your rooms per hour, the room form's and the API's together (429).
+    ---
+    Takes a `RoomCreateSchema` body; returns the room (201) with its `Location`.
+    Errors: 400 not JSON, 409 title taken, 422 a field wrong, 429 too many rooms this hour.
     """
     room = rooms.create(caller(), rooms.parse_form(_room_form(data), editing=False))
     return room_json(room), 201, {"Location": url_for("api.get_room", code=room.code)}
@@ -212,8 +250,9 @@ def get_room(code: str) -> dict[str, Any]:
 def update_room(data: dict[str, Any], code: str) -> dict[str, Any]:
     """Change a room
 
-    Send only what changes: title, start, end, time zone, password. A new time zone
-    alone keeps the start and end instants. The room form's rules apply.
+    Send only what changes: title, start, end, time zone, password, search language.
+    A new time zone alone keeps the start and end instants. The room form's rules apply.
+    A new search language applies to messages written from now on.
     """
     room = owned_room(code)
     rooms.update(room, rooms.parse_form(_room_form(data, room), editing=True))
@@ -401,6 +440,150 @@ def dismiss_report(code: str, report_id: int) -> dict[str, Any]:
     The message stays. Dismissing twice changes nothing.
     """
     return _report_json(moderation.dismiss_report(owned_room(code), report_id))
+
+
+# -- reactions, questions, search and private notes ---------------------------------------------
+
+
+def _thread_json(participant: Membership, thread: Iterable[Note]) -> dict[str, Any]:
+    return {
+        "participant": {"id": participant.id, "alias": participant.alias, "active": participant.active},
+        "notes": [_note_json(note) for note in thread],
+    }
+
+
+def _note_json(note: Note) -> dict[str, Any]:
+    return {"id": note.id, "from_host": note.from_host, "body": note.body, "created_at": note.created_at}
+
+
+@bp.route("/rooms/<code>/messages/<id:seq>/react", methods=["POST"], tags=[PARTICIPATION])
+@bp.arguments(s.ReactSchema)
+@bp.response(200, s.MessageSchema)
+@refusals(403, 404, 409, 422)
+def react(data: dict[str, Any], code: str, seq: int) -> dict[str, Any]:
+    """React as the host
+
+    Toggles the host's reaction on a message: sent once it is on, sent again it is off
+    (the answer's `host_reacted` says which). `emoji` is one of the room's reactions:
+    thumbs_up, heart, laugh, party, eyes, question (422 otherwise). The room must be
+    open (403), the message not removed (409). Counts as a post for the rate limits.
+    ---
+    Takes {"emoji"}; returns the message with its reactions. participation.react with
+    the host seat (Room.host_seat), as the room page's reaction buttons do for the host.
+    """
+    room = owned_room(code)
+    message = _visible_message(room, seq)
+    participation.react(room.host_seat(), message, data["emoji"])
+    return message_json(message)
+
+
+@bp.route("/rooms/<code>/questions", methods=["GET"], tags=[PARTICIPATION])
+@bp.response(200, s.QuestionListSchema)
+@refusals(404)
+def list_questions(code: str) -> dict[str, Any]:
+    """Read the questions
+
+    Every question of the room (not removed): unanswered first, then by votes (most
+    first), newest first among equals, as the room's questions page lists them.
+    ---
+    Returns {"questions": [Message]}; participation.questions.
+    """
+    return {"questions": [message_json(m) for m in participation.questions(owned_room(code))]}
+
+
+@bp.route("/rooms/<code>/messages/<id:seq>/question", methods=["POST"], tags=[PARTICIPATION])
+@bp.arguments(s.QuestionMarkSchema)
+@bp.response(200, s.MessageSchema)
+@refusals(404, 409, 422)
+def mark_question(data: dict[str, Any], code: str, seq: int) -> dict[str, Any]:
+    """Mark a message as a question
+
+    `{"question": true}` (the default) makes it a question participants may upvote;
+    `false` makes it a plain message again (its answered mark goes too). Marking what
+    is already so changes nothing. 409 if the message was removed.
+    ---
+    Takes {"question"}; returns the message. participation.set_question.
+    """
+    room = owned_room(code)
+    return message_json(participation.set_question(room, _visible_message(room, seq), bool(data["question"])))
+
+
+@bp.route("/rooms/<code>/messages/<id:seq>/answered", methods=["POST"], tags=[PARTICIPATION])
+@bp.arguments(s.AnsweredMarkSchema)
+@bp.response(200, s.MessageSchema)
+@refusals(404, 409, 422)
+def mark_answered(data: dict[str, Any], code: str, seq: int) -> dict[str, Any]:
+    """Mark a question answered
+
+    `{"answered": true}` (the default) marks the question answered for everyone;
+    `false` makes it unanswered again. 409 if the message is not a question, or was removed.
+    ---
+    Takes {"answered"}; returns the message. participation.set_answered.
+    """
+    room = owned_room(code)
+    return message_json(participation.set_answered(room, _visible_message(room, seq), bool(data["answered"])))
+
+
+@bp.route("/rooms/<code>/search", methods=["GET"], tags=[PARTICIPATION])
+@bp.arguments(s.SearchQuerySchema, location="query", as_kwargs=True, unknown=ma.RAISE)
+@bp.response(200, s.MessageListSchema)
+@refusals(404, 422)
+def search_messages(code: str, q: str, limit: int) -> dict[str, Any]:
+    """Search the messages
+
+    The room's visible messages containing every word of `q`, newest first: never a
+    removed, held or declined one. Words match in the room's search language. 422 when
+    `q` has no word to look for, or is over 200 characters.
+    ---
+    Returns {"messages": [Message]}; services.search.search, as the room's search page.
+    """
+    return {"messages": [message_json(m) for m in search.search(owned_room(code), q, limit=limit)]}
+
+
+@bp.route("/rooms/<code>/private", methods=["GET"], tags=[PARTICIPATION])
+@bp.response(200, s.ThreadListSchema)
+@refusals(404)
+def private_threads(code: str) -> dict[str, Any]:
+    """Read the private threads
+
+    Every participant's private thread with the host, the most recently active first,
+    each with its latest 50 notes, oldest first. Nobody but the host sees them.
+    ---
+    Returns {"threads": [Thread]}; notes.threads.
+    """
+    return {"threads": [_thread_json(p, thread) for p, thread in notes.threads(owned_room(code))]}
+
+
+@bp.route("/rooms/<code>/private/<id:member_id>", methods=["GET"], tags=[PARTICIPATION])
+@bp.response(200, s.ThreadSchema)
+@refusals(404)
+def private_thread(code: str, member_id: int) -> dict[str, Any]:
+    """Read one private thread
+
+    The private thread with one participant (their membership id, as listed by
+    participants), latest 50 notes, oldest first; empty if none was written yet.
+    ---
+    Returns a Thread; notes.thread. 404: not a participant of this room (the host seat is not one).
+    """
+    room = owned_room(code)
+    participant = participant_or_404(room, member_id)
+    return _thread_json(participant, notes.thread(participant))
+
+
+@bp.route("/rooms/<code>/private/<id:member_id>", methods=["POST"], tags=[PARTICIPATION])
+@bp.arguments(s.ReplySchema)
+@bp.response(201, s.NoteSchema)
+@refusals(403, 404, 422)
+def reply_privately(data: dict[str, Any], code: str, member_id: int) -> tuple[dict[str, Any], int]:
+    """Answer a participant privately
+
+    The note reaches that participant's open pages only (and the host's). The room
+    must be open (403); `note` is 1 to 1000 characters (422).
+    ---
+    Takes {"note"}; returns the note (201). notes.reply, as the host's thread page.
+    """
+    room = owned_room(code)
+    return _note_json(notes.reply(room, participant_or_404(room, member_id), data["note"])), 201
 
 
 # -- participants --------------------------------------------------------------------------------

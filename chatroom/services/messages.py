@@ -131,12 +131,12 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     db.session.commit()
     publish(room, event)
     if question:
-        _publish_questions(room)
+        publish_questions(room)
     return message, True
 
 
-def _publish_questions(room: Room) -> None:
-    """The host's questions panel, again (a question appeared or went)."""
+def publish_questions(room: Room) -> None:
+    """The host's questions panel, again (a question appeared, was approved, or went); call after the commit."""
     publish(room, events.host_questions_changed(room, participation.top_questions(room)))
 
 
@@ -261,7 +261,7 @@ def mark_removed(room: Room, message: Message, by: str) -> Message:
     db.session.commit()
     publish(room, event)
     if message.question:
-        _publish_questions(room)
+        publish_questions(room)
     return message
 
 

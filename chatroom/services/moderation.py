@@ -28,7 +28,7 @@ from ..models import AuditEvent, Membership, Message, MessageStatus, Report, Roo
 from ..text import Limit, clean_body, problem
 from . import Invalid
 from ._core import audit, host_name, next_seq, panel_size, panel_view, publish, publish_panel_change, refuses_cleanly
-from .messages import mark_removed
+from .messages import mark_removed, publish_questions
 
 REASON_MAX = 500
 REASON = Limit(
@@ -79,7 +79,8 @@ def _pending(room: Room, message_id: int) -> Message:
 
 @refuses_cleanly
 def approve(room: Room, message_id: int) -> Message:
-    """Publish a held message now, after everything already visible.
+    """Publish a held message now, after everything already visible; one asked as a question joins the host's
+    questions panel too (while held it was in no panel but the queue).
 
     :raise Invalid 404: not a message of this room. :raise Invalid 409: already decided.
     """
@@ -93,6 +94,8 @@ def approve(room: Room, message_id: int) -> Message:
     publish(room, event)
     publish_panel_change(room, "queue", before)
     publish(room, events.held_decided(message, approved=True))
+    if message.question:
+        publish_questions(room)
     return message
 
 

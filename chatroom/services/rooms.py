@@ -17,6 +17,7 @@ from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
 from ..text import Limit, clean_line, is_number, key_of, length, problem, truncate
 from . import Invalid
 from ._core import audit, host_name, publish, refuses_cleanly
+from .search import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES
 
 ALIAS_MAX = 32
 TITLE_MAX = 120
@@ -40,6 +41,7 @@ class RoomInput:
     ends_at: datetime
     timezone: str
     password: str | None  # None on edit: keep the current password
+    search_language: str = DEFAULT_LANGUAGE  # a PostgreSQL text search configuration (services/search.py)
 
 
 @lru_cache(maxsize=1)
@@ -154,7 +156,8 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
 
     A time that does not exist in the zone (the spring gap) is refused with what it would mean; one that
     happens twice (the autumn overlap) needs ``starts_at_fold``/``ends_at_fold`` ("0" the first, "1" the
-    second). A new room may not end in the past.
+    second). A new room may not end in the past. ``search_language`` is one of ``search.LANGUAGES``
+    ("simple" when left out or empty).
 
     :raise Invalid 422: with a message per field that is wrong.
     """
@@ -203,11 +206,25 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
         errors["password"] = f"Choose a room password of {ROOM_PASSWORD_MIN} to 128 characters"
     else:
         room_password = password
+    language = form.get("search_language", "").strip() or DEFAULT_LANGUAGE
+    if language not in LANGUAGES:
+        names = ", ".join(LANGUAGES)
+        errors["search_language"] = f"Choose a search language from the list: one of {names}"
     if errors:
         raise Invalid(errors)
     return RoomInput(
-        title, times["starts_at"].astimezone(UTC), times["ends_at"].astimezone(UTC), tz_name, room_password
+        title,
+        times["starts_at"].astimezone(UTC),
+        times["ends_at"].astimezone(UTC),
+        tz_name,
+        room_password,
+        language,
     )
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """The search languages the room form offers: (value, what a person reads), the default first."""
+    return list(LANGUAGE_NAMES.items())
 
 
 def _check_title_free(owner_id: int, key: str, room_id: int | None = None) -> None:
@@ -244,6 +261,7 @@ def create(owner: Facilitator, data: RoomInput) -> Room:
         ends_at=data.ends_at,
         timezone=data.timezone,
         password_hash=passwords.hash(data.password),
+        search_language=data.search_language,
     )
     alias = _host_alias(owner.name)
     room.memberships.append(Membership(alias=alias, alias_key=key_of(alias), is_host=True, facilitator_id=owner.id))
@@ -272,6 +290,9 @@ def update(room: Room, data: RoomInput) -> Room:
     if data.password is not None:
         changes.append("password")
         room.password_hash = passwords.hash(data.password)
+    if room.search_language != data.search_language:
+        changes.append(f"search language {data.search_language}")
+        room.search_language = data.search_language
     room.title, room.title_key = data.title, key
     room.starts_at, room.ends_at, room.timezone = data.starts_at, data.ends_at, data.timezone
     audit(room, host_name(room), "room edited", ", ".join(changes) or "no change")

@@ -27,7 +27,20 @@ from . import Invalid
 
 QUERY_MAX = 200
 RESULTS = 50
-LANGUAGES = ("simple", "english", "french", "german", "spanish", "italian", "dutch", "portuguese")
+# The room's search language: a PostgreSQL text search configuration, from this fixed list only (the room form's
+# select, and the API's ``search_language``). "simple" (the default) has no stemming and no stop words.
+LANGUAGE_NAMES = {
+    "simple": "Any language (whole words, no stemming)",
+    "english": "English",
+    "french": "French",
+    "german": "German",
+    "spanish": "Spanish",
+    "italian": "Italian",
+    "dutch": "Dutch",
+    "portuguese": "Portuguese",
+}
+LANGUAGES = tuple(LANGUAGE_NAMES)
+DEFAULT_LANGUAGE = "simple"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -165,6 +165,14 @@ API: dict[str, dict[str, tuple[int, int]]] = {
     "api.premoderation":      {"POST": (200, 404)},
     "api.extend":             {"POST": (200, 404)},
     "api.end":                {"POST": (200, 404)},
+    "api.react":              {"POST": (200, 404)},
+    "api.list_questions":     {"GET": (200, 404)},
+    "api.mark_question":      {"POST": (200, 404)},
+    "api.mark_answered":      {"POST": (200, 404)},
+    "api.search_messages":    {"GET": (200, 404)},
+    "api.private_threads":    {"GET": (200, 404)},
+    "api.private_thread":     {"GET": (200, 404)},
+    "api.reply_privately":    {"POST": (201, 404)},
 }
 # fmt: on
 
@@ -207,7 +215,7 @@ def db_state(app: Flask) -> tuple[Any, ...]:
             db.session.execute(db.select(*columns).order_by(columns[0])).all()
             for columns in (
                 (Room.id, Room.title, Room.locked, Room.slow_mode_seconds, Room.premoderation, Room.ends_at),
-                (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash),
+                (Room.id, Room.retention_days, Room.last_seq, Room.last_rev, Room.password_hash, Room.search_language),
                 (Membership.id, Membership.left_at, Membership.banned, Membership.alias),
                 (Message.id, Message.seq, Message.status, Message.body, Message.rev, Message.removed_at),
                 (Message.id, Message.question, Message.answered_at, Message.mentions),

@@ -157,9 +157,14 @@ ARGUMENTS_BY_ENDPOINT: dict[str, dict[str, Callable[[World], Any]]] = {
     "chat.report_message": {"seq": lambda w: w.kim_seq},  # someone else's message
     "participation.vote": {"seq": lambda w: w.kim_seq},  # someone else's question
     "participation.mark_answered": {"seq": lambda w: w.kim_seq},  # a question
+    "api.mark_answered": {"seq": lambda w: w.kim_seq},
     "views.asset": {"name": lambda w: "room.js"},
 }
-QUERY: dict[str, dict[str, str]] = {"chat.newer": {"after": "0"}, "participation.search_room": {"q": "message"}}
+QUERY: dict[str, dict[str, str]] = {
+    "chat.newer": {"after": "0"},
+    "participation.search_room": {"q": "message"},
+    "api.search_messages": {"q": "message"},
+}
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -197,6 +202,10 @@ BODIES: dict[tuple[str, str], Callable[[World, str], dict[str, str]]] = {
     ("api.slow_mode", "POST"): lambda w, r: {"seconds": 5},
     ("api.extend", "POST"): lambda w, r: {"minutes": 15},
     ("api.premoderation", "POST"): lambda w, r: {"enabled": True},
+    ("api.react", "POST"): lambda w, r: {"emoji": "heart"},
+    ("api.mark_question", "POST"): lambda w, r: {"question": True},
+    ("api.mark_answered", "POST"): lambda w, r: {"answered": True},
+    ("api.reply_privately", "POST"): lambda w, r: {"note": "an answer from the API"},
     ("participation.react", "POST"): lambda w, r: {"emoji": "heart"},
     ("participation.mark_question", "POST"): lambda w, r: {"question": "1"},
     ("participation.mark_answered", "POST"): lambda w, r: {"answered": "1"},

@@ -15,16 +15,17 @@ refused with 503 beyond), and a reserve for the database pool, Redis and logs.
 The open-files limit is raised to the hard limit (or ``MAX_OPEN_FILES``) and
 split that way, so ordinary pages are still served when the streams are full.
 A PaaS dyno's hard limit is what it is (Heroku: 10,000 on most dynos): there a
-worker holds about 8,700 streams.
+worker holds about 7,200 streams (10,000 less 2,500 requests in flight and the reserve).
 
 Slow clients. A connection that has not sent a complete request head within
 ``HEADER_TIMEOUT_SECONDS`` is closed (a slowloris guard; later requests on a
 keep-alive connection get ``keepalive``), and one client address may hold at most
 ``CONNECTIONS_PER_ADDRESS`` connections in flight per worker; beyond that new
-ones are closed at once. That cap does not apply to the proxies named in
-``FORWARDED_ALLOW_IPS`` (everyone arrives through them; the proxy guards its own
-side), and open streams do not count against it: they have their own caps in
-``chatroom/stream.py``.
+ones are closed at once. Behind proxies (``TRUSTED_PROXY_HOPS`` above 0) that cap is
+off: every connection's peer is then the proxy (a whole class would share 200), and
+the proxy guards its own side; the app's caps per address read the client's address
+from ``X-Forwarded-For`` there. Open streams do not count against it: they have their
+own caps in ``chatroom/stream.py``.
 """
 
 import contextlib
@@ -120,30 +121,18 @@ def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatu
     """
     if not hasattr(worker, "timeout_ctx") or not hasattr(worker, "handle"):
         return  # not an async worker
-    import ipaddress
     from collections import Counter
 
     import gevent
 
-    cfg = worker.cfg
-    trusted_all = "*" in cfg.forwarded_allow_ips
-    trusted = cfg.forwarded_allow_networks()
+    behind_proxies = Config.TRUSTED_PROXY_HOPS > 0
     in_flight: Counter[str] = Counter()
     first_request: set[object] = set()
     handle, keepalive_timeout = worker.handle, worker.timeout_ctx
 
-    def is_trusted(host: str) -> bool:
-        if trusted_all:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in trusted)
-
     def guarded_handle(listener, client, addr):  # noqa: ANN001
         host = addr[0] if isinstance(addr, tuple) and addr else ""
-        capped = bool(host) and not is_trusted(host)
+        capped = bool(host) and not behind_proxies
         if capped and in_flight[host] >= CONNECTIONS_PER_ADDRESS:
             with contextlib.suppress(OSError):
                 client.close()

@@ -67,14 +67,18 @@ def world(app, make_room):
 
 
 def _host_frames(inbox, count: int) -> list[str]:
-    """The next ``count`` host events' fragments (the data lines of each SSE frame, joined)."""
+    """The next ``count`` changes to the host's queue or reports panel (the data lines of each SSE frame, joined).
+
+    Other host events (the room's controls, People rows) are not about these panels and are skipped.
+    """
     frames = []
     while len(frames) < count:
         event = inbox.get(timeout=5)
         assert event is not None, f"only {len(frames)} of {count} host events came"
         if event.kind == EventKind.HOST:
-            data = event.frame.decode()
-            frames.append("\n".join(line[6:] for line in data.splitlines() if line.startswith("data: ")))
+            data = "\n".join(line[6:] for line in event.frame.decode().splitlines() if line.startswith("data: "))
+            if "host-queue" in data or "host-reports" in data:
+                frames.append(data)
     return frames
 
 

@@ -164,8 +164,11 @@ def test_the_room_state_says_what_it_is(app, hosted):
     host.form(f"/rooms/{room.code}/settings/lock", {"next": "room"})
     html = pat.get(f"/r/{room.code}").get_data(as_text=True)
     assert 'data-state="locked"' in html
-    assert re.search(r'<form id="composer"[^>]* hidden>', html)  # no message box for participants while locked
-    assert not re.search(r'<form id="composer"[^>]* hidden>', host.get(f"/r/{room.code}").get_data(as_text=True))
+    # For participants the box is read-only with the reason and the button disabled (what was typed stays, to
+    # copy); the host's stays open.
+    assert re.search(r'<form id="composer"[^>]* data-closed="locked">', html)
+    assert re.search(r'<textarea id="field-body"[^>]* readonly', html) and "you can read but not post" in html
+    assert "data-closed" not in host.get(f"/r/{room.code}").get_data(as_text=True).split('id="composer"')[1][:400]
 
 
 # -- the picture of the session --------------------------------------------------------------------------

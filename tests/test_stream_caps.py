@@ -189,3 +189,35 @@ def test_thousands_of_sockets_from_one_address_leave_the_worker_serving_others(s
             sock.close()
         for stream in streams:
             stream.close()
+
+
+@pytest.mark.live
+@pytest.mark.once
+def test_behind_proxies_the_connection_cap_per_address_is_off(servers):
+    """Behind proxies every connection's peer is the proxy: a cap of connections per peer address would make a
+    whole class share it. With TRUSTED_PROXY_HOPS set the proxy guards its own side and the cap is off; without,
+    the address's next connection is closed at once."""
+
+    def served_past_the_cap(server: Server) -> bool:
+        idle = []
+        try:
+            for _ in range(5):  # heads that never end: in flight until the header timeout (60 s here)
+                sock = socket.create_connection(("127.0.0.1", server.port), source_address=(ATTACKER, 0))
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                idle.append(sock)
+            time.sleep(0.5)  # (the worker has accepted them)
+            probe = socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=(ATTACKER, 0))
+            try:
+                probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return probe.recv(64).startswith(b"HTTP/1.1 200")
+            except (ConnectionResetError, TimeoutError):
+                return False
+            finally:
+                probe.close()
+        finally:
+            for sock in idle:
+                sock.close()
+
+    guards = {"CONNECTIONS_PER_ADDRESS": "3", "HEADER_TIMEOUT_SECONDS": "60"}
+    assert not served_past_the_cap(servers(**guards))
+    assert served_past_the_cap(servers(TRUSTED_PROXY_HOPS="1", **guards))

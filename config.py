@@ -64,8 +64,8 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: SQLite in instance/
     REDIS_URL = os.environ.get("REDIS_URL") or None  # None: the in-process broker
-    # Redis calls in request paths (presence, throttles, rate limits) give up after this long, and after a
-    # failure are skipped for the cool-down (chatroom/breaker.py): a paused Redis must not hold requests.
+    # Redis calls in request paths (presence, throttles, rate limits, publishing) give up after this long, and
+    # after a failure are skipped for the cool-down (chatroom/breaker.py): a paused Redis must not hold requests.
     REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
     REDIS_COOLDOWN_SECONDS = float(os.environ.get("REDIS_COOLDOWN_SECONDS", "5"))
     PORT = _int("PORT", 5000)
@@ -74,7 +74,12 @@ class Config:
         "pool_pre_ping": True,
         "pool_size": _int("DB_POOL_SIZE", 5),
         "max_overflow": _int("DB_MAX_OVERFLOW", 10),
-        "pool_timeout": 10,
+        # A request waits at most this long for a pooled connection when all of them are in use, then fails
+        # (an error page) rather than queue forever behind a stuck database. 10 s: well past any ordinary
+        # wait (queries take milliseconds; idle streams hold no connection), well short of a proxy's 30 s.
+        # It bounds the wait for a connection, not a query on a hung server: that is /readyz's to report
+        # (chatroom/health.py, which has its own 2 s bounds).
+        "pool_timeout": _int("DB_POOL_TIMEOUT_SECONDS", 10),
     }
 
     SESSION_COOKIE_HTTPONLY = True

@@ -17,6 +17,14 @@ watches the room gets those same bytes. Two implementations share one interface:
     A publish that fails is delivered locally at once and, for the durable kinds
     (``chatroom.events.DURABLE_KINDS``), published again in order once Redis is back.
 
+    Publishing happens inside requests (a post answers after its publish), so it has a
+    client of its own with a sub-second timeout (``REDIS_TIMEOUT_SECONDS``) behind a
+    circuit breaker (``chatroom/breaker.py``): a Redis that hangs rather than refuses (a
+    paused process, a frozen host) costs one request one short timeout, and for the next
+    ``REDIS_COOLDOWN_SECONDS`` publishes skip Redis at once (local delivery, durable
+    events kept for the retrier). The listener has its own client and longer timeouts: it
+    runs in the background and waits on purpose.
+
 Two kinds of receiver. A *subscription* is one stream's own inbox (a queue it drains): the
 portable path, used where the stream view runs as a plain WSGI generator (the Flask test
 client, any non-gevent server). A *sink* is one callable per channel per process, called
@@ -42,6 +50,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from .breaker import Breaker
 from .events import RESYNC, Event, EventKind
 
 if TYPE_CHECKING:
@@ -210,14 +219,21 @@ class RedisBroker(Broker):
 
     PENDING_LIMIT = 10_000
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = 0.5, cooldown: float = 5.0) -> None:
+        """Connect lazily to ``url``; a publish waits at most ``timeout`` s, then skips Redis for ``cooldown`` s."""
         import redis as redis_lib
 
         super().__init__()
         self._error = redis_lib.RedisError
+        # The listener's client (and the one the test suite flushes): it waits on purpose, in the background.
         self.redis: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
+        # The publisher's: called inside requests, so it gives up quickly (module docstring).
+        self.publisher: redis.Redis = redis_lib.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=10
+        )
+        self.breaker = Breaker(cooldown)
         self._listener: threading.Thread | None = None
         self._listener_pubsub: redis.client.PubSub | None = None
         self._pending: deque[tuple[str, Event]] = deque(maxlen=self.PENDING_LIMIT)
@@ -227,23 +243,30 @@ class RedisBroker(Broker):
     def publish(self, channel: str, event: Event) -> None:
         """Publish through Redis; while Redis is away, deliver locally and keep durable events to publish again.
 
-        Once anything waits to be published again, later durable events queue behind it,
-        so other processes receive them in the order they happened.
+        Never waits longer than one short timeout (``timeout``), and not at all while the
+        breaker is open. Once anything waits to be published again, later durable events
+        queue behind it, so other processes receive them in the order they happened.
         """
-        if self._pending and event.durable:
-            self._deliver(channel, event)
-            self._keep(channel, event)
+        if (self._pending and event.durable) or self.breaker.open:
+            self._fall_back(channel, event)
             return
         try:
-            self.redis.publish(CHANNEL_PREFIX + channel, event.encode())
+            self.publisher.publish(CHANNEL_PREFIX + channel, event.encode())
         except self._error:
-            # Already committed. Our own streams get it now; the other processes get
-            # it when Redis is back (published again, or re-read from the database
-            # when their listener reconnects). Streams drop what they already sent.
+            self.breaker.failed()
             log.warning("redis publish failed; delivering locally and retrying", exc_info=True)
-            self._deliver(channel, event)
-            if event.durable:
-                self._keep(channel, event)
+            self._fall_back(channel, event)
+        else:
+            self.breaker.succeeded()
+
+    def _fall_back(self, channel: str, event: Event) -> None:
+        # Already committed. Our own streams get it now; the other processes get it when
+        # Redis is back (published again, or re-read from the database when their
+        # listener reconnects). Streams drop what they already sent (a publish that timed
+        # out may have reached Redis after all).
+        self._deliver(channel, event)
+        if event.durable:
+            self._keep(channel, event)
 
     def _keep(self, channel: str, event: Event) -> None:
         self._pending.append((channel, event))
@@ -260,10 +283,12 @@ class RedisBroker(Broker):
             try:
                 while self._pending:
                     channel, event = self._pending[0]
-                    self.redis.publish(CHANNEL_PREFIX + channel, event.encode())
+                    self.publisher.publish(CHANNEL_PREFIX + channel, event.encode())
                     self._pending.popleft()
+                    self.breaker.succeeded()
                 delay = 0.2
             except self._error:
+                self.breaker.failed()
                 delay = min(delay * 2, 5.0)
 
     def _started(self) -> None:
@@ -316,13 +341,15 @@ class RedisBroker(Broker):
             with contextlib.suppress(Exception):
                 self._listener_pubsub.close()
         self.redis.close()
+        self.publisher.close()
 
 
 def init_app(app: Flask) -> Broker:
     """Attach a broker to ``app``: Redis when ``REDIS_URL`` is set, else the in-process one."""
     broker: Broker
     if app.config.get("REDIS_URL"):
-        broker = RedisBroker(app.config["REDIS_URL"])
+        timeout = app.config.get("REDIS_TIMEOUT_SECONDS", 0.5)
+        broker = RedisBroker(app.config["REDIS_URL"], timeout, app.config.get("REDIS_COOLDOWN_SECONDS", 5.0))
     else:
         broker = MemoryBroker()
         log.info("REDIS_URL is not set: using the in-process broker (one process only)")

@@ -95,6 +95,12 @@ start() {
 stop() {
   dir=${CHATROOM_SERVICES_DIR:?CHATROOM_SERVICES_DIR is not set: nothing to stop}
   local bin; bin=$(pg_bin)
+  # A test run killed while it had PostgreSQL paused (SIGSTOP, tests/test_faults.py) leaves it stopped: wake it.
+  if [ -f "$dir/pg/data/postmaster.pid" ]; then
+    local pm; pm=$(head -1 "$dir/pg/data/postmaster.pid")
+    # shellcheck disable=SC2046
+    kill -CONT "$pm" $(pgrep -P "$pm") 2>/dev/null || true
+  fi
   [ -d "$dir/pg/data" ] && as_pg "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true
   [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
   rm -rf "$dir"

@@ -67,6 +67,30 @@ def test_redis_publish_while_down_is_delivered_locally_and_retried(redis_url):
         broker.close()
 
 
+@pytest.mark.services
+def test_after_a_failed_publish_the_breaker_skips_redis_until_the_cool_down_ends(redis_url):
+    """A Redis that hangs costs one publish one short timeout; later publishes go local at once (issue 11)."""
+    broker = RedisBroker("redis://127.0.0.1:1/0", timeout=0.25, cooldown=60)  # nothing listens there
+    tries: list[str] = []
+    real = broker.publisher.publish
+    broker.publisher.publish = lambda *a, **k: tries.append("publish") or real(*a, **k)  # type: ignore[method-assign]
+    broker._keep = lambda channel, event: broker._pending.append((channel, event))  # type: ignore[method-assign]
+    try:
+        sub = broker.subscribe("room:5")
+        broker.publish("room:5", Event("typing", b"t1"))
+        assert broker.breaker.open and tries == ["publish"]
+        broker.publish("room:5", Event("typing", b"t2"))
+        broker.publish("room:5", Event("message", b"m", seq=1))
+        assert tries == ["publish"]  # not tried again while the breaker is open
+        assert [sub.get(1).frame for _ in range(3)] == [b"t1", b"t2", b"m"]  # every one delivered locally
+        assert [e.kind for _, e in broker._pending] == ["message"]  # and the durable one kept for Redis
+        broker.breaker.succeeded()  # the cool-down is over (or the retrier got through)
+        broker.publish("room:5", Event("typing", b"t3"))
+        assert tries == ["publish", "publish"]
+    finally:
+        broker.close()
+
+
 def test_durable_kinds_are_what_changes_a_page():
     """docs/architecture.md says which events a Redis outage re-sends: this is that list."""
     durable = {

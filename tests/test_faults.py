@@ -1,20 +1,25 @@
 """Holding up under abuse and faults (issue 11): a burst of password checks does not freeze a worker,
-and a paused Redis does not hold requests hostage.
+a paused Redis does not hold requests hostage, and a paused PostgreSQL makes /readyz say so at once.
 
 Live tests talk to a real gunicorn gevent worker on loopback; every one is bounded in
 count and in time, and none asserts a duration: they compare what happened while a burst
-or an outage lasted with what the burst itself did.
+or an outage lasted with what the burst itself did, or give each request a client timeout
+(a request that waited on the paused service raises instead of answering).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
+import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -28,7 +33,7 @@ from chatroom.passwords import _prehash
 from support.app import empty_database, make_config
 from support.clients import Client, form_token
 from support.constants import REQUIRE, ROOM_PASSWORD
-from support.live import Browser, free_port
+from support.live import Browser, Stream, collecting, free_port, message_seqs, wait_for
 
 BURST = 6  # wrong-password joins sent at once
 SLOW_ROUNDS = 12  # the production cost: about a quarter of a second per check
@@ -153,5 +158,113 @@ def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database
         assert redis_proc.poll() is None  # still stopped, not gone
     finally:
         redis_proc.send_signal(signal.SIGCONT)
+        app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()
+
+
+@pytest.mark.services
+@pytest.mark.live
+def test_posts_answer_commit_and_reach_local_streams_while_redis_is_paused(app, servers, make_room, paused_redis):
+    """Issue 11, through a real gevent worker: with Redis stopped, publishing gave up only after the broker's
+    5 s socket timeout. Now it has its own sub-second client behind a breaker: every request below answers
+    within its 3 s client timeout (rate limits on, so the limiter's storage is in the path too), both posts
+    commit, and a stream on the same server receives them (local delivery) while Redis is still stopped."""
+    url, redis_proc = paused_redis
+    server = servers(workers=1, redis=url, RATELIMIT_ENABLED="1")
+    room = make_room()
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
+    stream = Stream(server.port, f"/r/{room.code}/events?after=0", kim.cookie_header()).open()
+    texts = ["said while Redis sleeps", "and again, the breaker open"]
+    with collecting(stream) as [reader]:
+        redis_proc.pause()
+        pat.timeout = kim.timeout = 3  # a request held by the paused Redis raises instead of answering
+        assert pat.post(f"/r/{room.code}/messages", {"body": texts[0], "token": "a" * 32}) == 303
+        assert kim.get(f"/r/{room.code}")[0] == 200
+        assert pat.post(f"/r/{room.code}/typing", {}) == 204
+        assert pat.post(f"/r/{room.code}/messages", {"body": texts[1], "token": "b" * 32}) == 303
+        assert wait_for(lambda: message_seqs(reader.stream.events) == [1, 2])
+        assert redis_proc.poll() is None  # still stopped, not gone
+    with app.app_context():
+        bodies = db.session.scalars(select(Message.body).where(Message.room_id == room.id).order_by(Message.seq))
+        assert list(bodies) == texts
+        db.session.remove()
+
+
+# -- a paused PostgreSQL ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def paused_postgresql() -> Iterator[None]:
+    """Stop every process of the suite's PostgreSQL (``tests/services.sh``) with SIGSTOP; SIGCONT on the way out.
+
+    The postmaster first (it forks no backend after that), then its children: the server hangs, as a
+    frozen host does, rather than refuse.
+    """
+    folder = os.environ.get("CHATROOM_SERVICES_DIR")
+    if not folder:
+        pytest.fail("CHATROOM_SERVICES_DIR is not set: start the services with tests/services.sh")
+    postmaster = int((Path(folder) / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+    stopped = [postmaster]
+    try:
+        os.kill(postmaster, signal.SIGSTOP)
+        out = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
+        for pid in map(int, out.stdout.split()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def _ready(port: int, timeout: float) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.services
+@pytest.mark.live
+def test_readyz_says_a_paused_postgresql_is_unreachable_and_recovers(servers):
+    """Issue 11: with PostgreSQL stopped, /readyz hung about 150 s and then said ok. Its check now has its own
+    connection with bounded waits (under gevent, a deadline): 503 naming the database within the client's
+    timeout, and 200 again once PostgreSQL runs."""
+    server = servers(workers=1, redis=None)
+    assert _ready(server.port, 10) == (200, {"status": "ok", "checks": {"database": "ok", "redis": "not configured"}})
+    with paused_postgresql():
+        status, body = _ready(server.port, 6)
+        assert (status, body["checks"]["database"]) == (503, "unreachable")
+        assert _health(server.port)  # alive, only not ready
+    assert wait_for(lambda: _ready(server.port, 10)[0] == 200, timeout=10, interval=0.2)
+
+
+@pytest.mark.services
+def test_readyz_answers_while_postgresql_is_paused_without_gevent(_schema, database_url):
+    """The same check in a plain blocking process (the test client, no psycogreen): libpq's connect timeout
+    bounds it. The app's pool already holds a live connection, which the probe must not wait on."""
+    app = create_app(make_config(database_url, None))
+    try:
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        with app.app_context():  # a pooled connection to a server about to hang
+            db.session.execute(select(1))
+            db.session.remove()
+        answers: list = []
+        probe = threading.Thread(target=lambda: answers.append(client.get("/readyz")), daemon=True)
+        with paused_postgresql():
+            probe.start()
+            probe.join(15)  # the client's timeout: an answer after SIGCONT is too late
+            assert answers, "/readyz waited on the paused database"
+        [response] = answers
+        assert (response.status_code, response.get_json()["checks"]["database"]) == (503, "unreachable")
+        assert client.get("/readyz").status_code == 200
+    finally:
         app.extensions["chatroom.broker"].close()
         app.extensions["chatroom.presence"].close()

@@ -108,8 +108,9 @@ class Server:
 class Browser:
     """A person's browser, minus the JavaScript: cookies, forms with CSRF tokens, redirects not followed."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, timeout: float = 15) -> None:
         self.port = port
+        self.timeout = timeout  # seconds each request may take before the client gives up (raises)
         self.cookies: dict[str, str] = {}
         self.csrf: str | None = None
 
@@ -117,7 +118,7 @@ class Browser:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
     def request(self, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         headers = {"Cookie": self.cookie_header()}
         data = None
         if body is not None:

@@ -4,6 +4,7 @@
 // The log itself is not a live region: it would read each message's time and menu button, and one's own messages
 // back. Instead this file watches the page and words each event:
 //   a message from someone else   "Bea: text"            (not one's own; a burst as a count, see chatroom:quiet)
+//   a message that mentions you   "Bea mentioned you: text" (even when muted: it is addressed to you)
 //   a removal                     "A message from Bea was removed by the host"
 //   typing                        "Kim is typing", once per person until they stop
 //   people                        "Kim joined." / "Kim left.", batched (presence.js)
@@ -54,7 +55,8 @@
     typingDone(li.dataset.author);
     if (mine(li)) return;
     if (burst.on) { burst.count++; burst.last = li; quiet(500); return; }
-    chat(spoken(li));
+    if (li.querySelector('.mention[data-member="' + me + '"]')) say(who(li) + " mentioned you: " + text(li, ".message__body"));
+    else chat(spoken(li));
   }
   function changed(li) {
     if (!li.dataset.removedBy || removed.has(li.id)) return; // edits are not announced

@@ -5,7 +5,8 @@
 // becomes a menu button (the ARIA menu button pattern: Enter, Space or a click opens it and focuses the first
 // item; arrows move; Escape or Tab closes it and gives the focus back to the button). The menu is built from
 // the page's #menu-template (this viewer's actions) and shows those that apply to the message: edit and delete
-// on one's own within 5 minutes, report on others', remove and the person's removal or ban for the host.
+// on one's own within 5 minutes, report on others', remove and the person's removal or ban for the host; a
+// reaction (a toggle) for everyone while the room is open; marking a question, and answered, for the host.
 // Actions act in place: edit and report open a small form inside the message (fetched from chat.message with
 // form=, posted with htmx); delete, remove, remove person and ban are POSTs whose result the stream shows.
 // Each says what it did (chatroom:announce), or why it was refused (as an alert).
@@ -49,6 +50,7 @@
     if ("own" in button.dataset) return own && recent;
     if ("others" in button.dataset) return !own;
     if ("participant" in button.dataset) return !own && !li.classList.contains("message--host");
+    if ("asked" in button.dataset) return !!li.querySelector(".question");
     return true;
   }
   function open(more) {
@@ -58,6 +60,9 @@
     menu.id = "message-menu";
     menu.setAttribute("aria-label", more.getAttribute("aria-label"));
     menu.querySelectorAll("[data-alias]").forEach((span) => { span.textContent = text(li, ".message__alias"); });
+    menu.querySelectorAll("[data-do=question], [data-do=answered]").forEach((b) => { // the host's: as it is now
+      if (li.querySelector(b.dataset.do === "question" ? ".question" : ".badge--answered")) b.textContent = b.dataset.undo;
+    });
     menu.querySelectorAll("[role=menuitem]").forEach((b) => { if (!applies(b, li)) b.remove(); });
     owner = more;
     more.setAttribute("aria-expanded", "true");
@@ -107,8 +112,9 @@
   // A request of the menu's: the answer's text to ok(), or (refused, unreachable) why, beside the message and
   // as an alert, the focus back on its button.
   const OFFLINE = "Could not reach the server. Try again.";
-  function ask(url, li, more, ok, method) {
+  function ask(url, li, more, ok, method, body) {
     const init = { method: method || "GET", credentials: "same-origin", headers: { "X-CSRFToken": token ? token.content : "", "HX-Request": "true" } };
+    if (body) init.body = new URLSearchParams(body);
     fetch(url, init).then((res) => res.text().then((html) => {
       if (res.ok) return ok(html);
       const tpl = d.createElement("template");
@@ -124,16 +130,24 @@
   }
   function act(what, li, more, button) {
     const base = more.getAttribute("href"), alias = text(li, ".message__alias"), body = li.querySelector(".message__body");
-    const post = (url, done, keep) => ask(url, li, more, () => {
+    const post = (url, done, keep, body) => ask(url, li, more, () => {
       say(done);
       if (keep) more.focus(); else { pendingFocus = li.id; pane.focus({ preventScroll: true }); }
-    }, "POST");
+    }, "POST", body);
     if (what === "copy") {
       const no = () => say("Could not copy. Select the text and copy it instead.", true);
       if (!navigator.clipboard) no(); else navigator.clipboard.writeText(body.textContent).then(() => { say("Message copied."); more.focus(); }, no);
     } else if (what === "edit" || what === "report") {
       if (li.querySelector(".message__form")) li.querySelector(".message__form textarea").focus();
       else ask(base + "?form=" + what, li, more, (html) => form(li, html, what === "edit"));
+    } else if (what === "react") { // a toggle: the stream shows the new counts
+      const chip = li.querySelector('.reaction[value="' + button.dataset.emoji + '"]');
+      const had = !!chip && (chip.dataset.by || "").includes(" " + me + " ");
+      post(base + "/react", had ? "Reaction taken back." : "Reaction added.", true, { emoji: button.dataset.emoji });
+    } else if (what === "question" || what === "answered") { // the host's, both ways
+      const on = !li.querySelector(what === "question" ? ".question" : ".badge--answered");
+      const done = what === "question" ? (on ? "Marked as a question." : "No longer a question.") : (on ? "Marked answered." : "Marked not answered.");
+      post(base + "/" + what, done, true, { [what]: on ? "1" : "0" });
     } else if (what === "delete" || what === "remove") {
       post(base + "/" + what, button.dataset.done, false);
     } else {

@@ -9,7 +9,7 @@
   let timer = 0;
   const q = (el, s) => (el.matches(s) ? [el] : []).concat([...el.querySelectorAll(s)]);
   const top = () => Math.max(0, ...[...log.querySelectorAll(".message")].map((li) => +li.dataset.seq));
-  function own(el, from) { // messages from seq "from" on are new: a mention of the viewer is announced
+  function own(el) { // marks the viewer's reactions, votes and mentions (announce.js says a mention)
     q(el, "[data-by]").forEach((b) => {
       const mine = b.dataset.by.includes(` ${me} `), yours = b.querySelector(".yours");
       b.setAttribute("aria-pressed", mine);
@@ -20,14 +20,12 @@
       if (li.dataset.author === me) { if (vote) vote.hidden = true; return; }
       if (!body || !body.querySelector(`[data-member="${me}"]`) || li.querySelector(".mentioned")) return;
       body.insertAdjacentHTML("afterend", '<p class="mentioned">Mentions you</p>');
-      const text = li.querySelector(".message__alias").textContent + " mentioned you";
-      if (+li.dataset.seq >= from) d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text } }));
     });
   }
-  own(log, +t.dataset.fresh || Infinity);
+  own(log);
   new MutationObserver((records) => {
     const before = top.last || 0;
-    records.forEach((r) => r.addedNodes.forEach((n) => { if (n.nodeType === 1) own(n, before + 1); }));
+    records.forEach((r) => r.addedNodes.forEach((n) => { if (n.nodeType === 1) own(n); }));
     top.last = top();
     if (+t.dataset.mark && top.last > before) later();
   }).observe(log, { childList: true });

@@ -28,7 +28,6 @@
   new MutationObserver((records) => {
     const added = records.flatMap((r) => [...r.addedNodes]).filter((n) => n.nodeType === 1 && n.dataset.seq);
     if (t.dataset.loaded || !added.some((n) => n.querySelector("[data-by],.mention") || (+t.dataset.mark && n.dataset.seq > +t.dataset.mark))) return;
-    t.dataset.fresh = Math.min(...added.map((n) => +n.dataset.seq)); // news from here on (a mention is announced)
     load();
   }).observe(log, { childList: true });
   d.addEventListener("input", (e) => { if (e.target.id === "field-body" && e.target.value.includes("@")) load(); });

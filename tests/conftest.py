@@ -214,6 +214,22 @@ def servers(database_url, redis_url):
 
 
 @pytest.fixture
+def hosted(signed_in: Any, make_room: Any, join: Any) -> tuple[Any, Any, Any, Any]:
+    """A room with its host signed in and two participants: (room, host's client, Pat's, Kim's)."""
+    host, facilitator = signed_in()
+    room = make_room(owner=facilitator)
+    return room, host, join(room, "Pat"), join(room, "Kim")
+
+
+@pytest.fixture(scope="module")
+def browser_tools() -> None:
+    """Chromium, chromedriver and nginx are here (else skip, or fail in CI: ``support.browser.require_tools``)."""
+    from support.browser import require_tools
+
+    require_tools()
+
+
+@pytest.fixture
 def browsers() -> Iterator[Any]:
     """Start headless Chromium browsers (``browsers()``); all of them quit when the test ends."""
     from support.browser import Chrome

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -71,6 +71,17 @@ class Stream:
 
     def close(self) -> None:
         self.response.close()
+
+
+def _room_form(start: datetime) -> dict[str, str]:
+    """The room form's fields for an hour from ``start`` (UTC), titled "By the form"."""
+    return {
+        "title": "By the form",
+        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "timezone": "UTC",
+        "password": ROOM_PASSWORD,
+    }
 
 
 @pytest.fixture
@@ -318,13 +329,7 @@ def test_the_search_language_is_set_through_the_api_and_the_form(app, client, si
     assert '<label for="field-search_language">Search language</label>' in page
     assert '<option value="french" selected>French</option>' in page
     start = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=5)
-    form = {
-        "title": "By the form",
-        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
-        "ends_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
-        "timezone": "UTC",
-        "password": ROOM_PASSWORD,
-    }
+    form = _room_form(start)
     bad = browser.form("/rooms/", {**form, "search_language": "klingon"})
     assert bad.status_code == 422 and "Choose a search language" in bad.get_data(as_text=True)
     assert browser.form("/rooms/", {**form, "search_language": "german"}).status_code == 303
@@ -396,13 +401,7 @@ def limited(_schema, database_url, redis_url):
 def test_rooms_per_hour_count_the_form_and_the_api_together(limited):
     app, client, headers, browser = limited
     start = utcnow().replace(second=0, microsecond=0)
-    form = {
-        "title": "By the form",
-        "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
-        "ends_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
-        "timezone": "UTC",
-        "password": ROOM_PASSWORD,
-    }
+    form = _room_form(start)
     assert browser.form("/rooms/", form).status_code == 303
     made = client.post("/api/v1/rooms", json=_room_body("By the API"), headers=headers)
     assert made.status_code == 201

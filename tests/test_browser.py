@@ -21,8 +21,8 @@ from selenium.webdriver.common.keys import Keys
 from chatroom.extensions import db
 from chatroom.models import Facilitator, Room, utcnow
 from chatroom.services import admin, members, messages, tokens
-from support.browser import AppServer, Chrome, Nginx, connection_state, describe, join_room, missing_tools, sign_in
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome, Nginx, connection_state, describe, join_room, sign_in
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.factories import fill_room
 from support.live import Browser
 
@@ -35,17 +35,7 @@ LIVE = {"LIVE_STALL_SECONDS": 4, "LIVE_POLL_SECONDS": 1, "LIVE_RETRY_SECONDS": 3
 
 
 @pytest.fixture(scope="module")
-def _tools() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (tests/services.sh installs them as root)"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def server(_tools: None, _schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
+def server(browser_tools: None, _schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
     app_server = AppServer(database_url, redis_url, LIVE).start()
     yield app_server
     app_server.stop()

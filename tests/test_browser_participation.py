@@ -17,23 +17,12 @@ from selenium.webdriver.common.keys import Keys
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
 from chatroom.services import messages, notes, participation
-from support.browser import AppServer, Chrome, connection_state, describe, join_room, missing_tools, sign_in
-from support.constants import REQUIRE
+from support.browser import AppServer, Chrome, connection_state, describe, join_room, sign_in
 from support.factories import fill_room
 
-pytestmark = [pytest.mark.live, pytest.mark.once]
+pytestmark = [pytest.mark.live, pytest.mark.once, pytest.mark.usefixtures("browser_tools")]
 
 LIVE = {"LIVE_STALL_SECONDS": 20, "LIVE_POLL_SECONDS": 1, "LIVE_RETRY_SECONDS": 3}
-
-
-@pytest.fixture(scope="module")
-def _tools() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"browser tests need {', '.join(missing)}"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _live(*chromes: Chrome) -> None:

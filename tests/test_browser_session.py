@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message
-from support.browser import AppServer, Chrome, connection_state, join_room, missing_tools
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome, connection_state, join_room, require_tools
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser
 
 pytestmark = [pytest.mark.live, pytest.mark.once]
@@ -31,12 +31,7 @@ LIVE = {"LIVE_STALL_SECONDS": 4, "LIVE_POLL_SECONDS": 1, "LIVE_RETRY_SECONDS": 3
 @pytest.fixture
 def server(_schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
     """A fresh server per test: presence lives in the process, and the embedded pass reuses row ids."""
-    missing = missing_tools()
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (tests/services.sh installs them as root)"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tools()
     app_server = AppServer(database_url, redis_url, LIVE)
     app_server.env["RATELIMIT_ENABLED"] = "1"  # production limits: the class must get in anyway
     app_server.env["PRESENCE_PAGE_SECONDS"] = "60"  # a page load counts as here for a minute

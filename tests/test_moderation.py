@@ -11,23 +11,9 @@ from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import AuditEvent, Message, Room, utcnow
-from support.clients import form_token
+from support.clients import say
 from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser, Stream
-
-
-@pytest.fixture
-def hosted(signed_in, make_room, join):
-    """A room with its host signed in and two participants, Pat and Kim."""
-    host, facilitator = signed_in()
-    room = make_room(owner=facilitator)
-    return room, host, join(room, "Pat"), join(room, "Kim")
-
-
-def say(client, room, body):
-    page = client.get(f"/r/{room.code}").get_data(as_text=True)
-    token = form_token(page) if 'name="token"' in page else "f" * 32  # no composer once a room ends
-    return client.form(f"/r/{room.code}/messages", {"body": body, "token": token})
 
 
 def visible(client, room):

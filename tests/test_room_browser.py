@@ -16,8 +16,8 @@ from selenium.webdriver.common.keys import Keys
 
 from chatroom.extensions import db
 from chatroom.models import Membership
-from support.browser import AppServer, Chrome, missing_tools
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser
 
 pytestmark = pytest.mark.live
@@ -33,33 +33,10 @@ return [...document.querySelectorAll('#log .message')].filter((m) => {
 
 
 @pytest.fixture(scope="module")
-def _tools() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (tests/services.sh installs them as root)"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def server(_tools: None, _schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
+def server(browser_tools: None, _schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
     app_server = AppServer(database_url, redis_url, LIVE).start()
     yield app_server
     app_server.stop()
-
-
-@pytest.fixture
-def browsers() -> Iterator[Any]:
-    started: list[Chrome] = []
-
-    def start(**kwargs: Any) -> Chrome:
-        started.append(Chrome(**kwargs))
-        return started[-1]
-
-    yield start
-    for chrome in started:
-        chrome.quit()
 
 
 def _join(chrome: Chrome, base: str, code: str, alias: str, live: bool = True) -> None:

@@ -11,20 +11,7 @@ import pytest
 from chatroom import charts, events
 from chatroom.extensions import db
 from chatroom.models import Membership, Room
-from support.clients import form_token
-
-
-@pytest.fixture
-def hosted(signed_in, make_room, join):
-    """A room with its host signed in and two participants, Pat and Kim."""
-    host, facilitator = signed_in()
-    room = make_room(owner=facilitator)
-    return room, host, join(room, "Pat"), join(room, "Kim")
-
-
-def say(client, room, body):
-    token = form_token(client.get(f"/r/{room.code}").get_data(as_text=True))
-    return client.form(f"/r/{room.code}/messages", {"body": body, "token": token})
+from support.clients import say
 
 
 def messages_of(html: str) -> list[str]:

@@ -20,8 +20,8 @@ from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.services import members, messages
 from support import screen_reader
-from support.browser import AppServer, Chrome, missing_tools
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome, require_tools
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser, Stream
 
 pytestmark = [pytest.mark.live, pytest.mark.once]
@@ -37,12 +37,7 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def _tools() -> None:
-    missing = missing_tools() + ([] if screen_reader.available() else [str(screen_reader.BUILD)])
-    if missing:
-        message = f"screen reader tests need {', '.join(missing)} (tests/services.sh installs them)"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tools([] if screen_reader.available() else [str(screen_reader.BUILD)])
 
 
 @pytest.fixture

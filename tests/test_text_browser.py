@@ -22,8 +22,8 @@ import pytest
 from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.services import members, messages
-from support.browser import AppServer, Chrome, missing_tools
-from support.constants import REQUIRE, ROOM_PASSWORD
+from support.browser import AppServer, Chrome, require_tools
+from support.constants import ROOM_PASSWORD
 
 pytestmark = [pytest.mark.live, pytest.mark.once]
 
@@ -37,12 +37,7 @@ MAGENTA = "rgb(255, 0, 255)"
 
 @pytest.fixture(scope="module")
 def server(_schema: None, database_url: str, redis_url: str | None) -> Iterator[AppServer]:
-    missing = missing_tools()
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (tests/services.sh installs them as root)"
-        if REQUIRE:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tools()
     app_server = AppServer(database_url, redis_url).start()
     yield app_server
     app_server.stop()

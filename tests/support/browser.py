@@ -14,16 +14,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from .constants import PASSWORD, ROOM_PASSWORD, ROOT
+from .constants import PASSWORD, REQUIRE, ROOM_PASSWORD, ROOT
 from .live import GUNICORN, Server, free_port, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,6 +53,19 @@ def missing_tools() -> list[str]:
     if not AXE.is_file():
         missing.append(str(AXE))
     return missing
+
+
+def require_tools(extra: Sequence[str] = ()) -> None:
+    """Skip the calling test, or fail it where the services are required (CI), when a browser tool is missing.
+
+    ``extra``: more things the caller found missing (the screen reader's build, say).
+    """
+    missing = [*missing_tools(), *extra]
+    if missing:
+        message = f"browser tests need {', '.join(missing)} (tests/services.sh installs them as root)"
+        if REQUIRE:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 class AppServer(Server):

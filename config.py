@@ -114,6 +114,9 @@ class Config:
     # A room page load counts its reader as here this long (a reader without JavaScript has no stream):
     # longer than the page's auto-refresh (30 s), so a reader who keeps it on stays in "Here now".
     PRESENCE_PAGE_SECONDS = float(os.environ.get("PRESENCE_PAGE_SECONDS", "75"))
+    # "Here now" names everyone up to this many people; above it, every stream gets only the count and a link to
+    # the list (chat.people), so a class arriving costs each reader a few hundred bytes, not K lists of names.
+    PRESENCE_LIST_MAX = _int("PRESENCE_LIST_MAX", 50)
     # "... is typing" lasts this long after the typist's last signal (sent at most every 3 s while typing).
     TYPING_TTL_SECONDS = 5
     # Caps on open streams (chatroom/stream.py), per process: per seat (tabs and devices), per client

@@ -280,6 +280,17 @@ def here(code: str) -> tuple[str, int]:
     return "", 204
 
 
+@bp.get("/<code>/people")
+def people(code: str) -> str:
+    """Everyone in "Here now" (``presence.roster``), however many: the link that replaces the names in a room
+    with more than ``PRESENCE_LIST_MAX`` people here (``chat/_presence.html``).
+
+    :raise 403: not a member. :raise 404: no such room.
+    """
+    room, seat = member_room_or_403(code)
+    return render_template("chat/people.html", room=room, seat=seat, members=presence.roster(room))
+
+
 @bp.post("/<code>/leave")
 def leave(code: str) -> Response:
     """Leave the room: the seat closes and its streams end (303 to the room's page).

@@ -6,8 +6,13 @@ import time
 
 import pytest
 
+from chatroom import events
+from chatroom import presence as here_now
+from chatroom.extensions import db
+from chatroom.models import Room
 from chatroom.presence import MemoryPresence, RedisPresence
-from support.constants import BACKEND
+from chatroom.services import members
+from support.constants import BACKEND, ROOM_PASSWORD
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])
@@ -67,3 +72,45 @@ def test_claim_is_once_per_interval(make_presence):
     assert presence.claim("typing:2", 0.3)
     time.sleep(0.35)
     assert presence.claim("typing:1", 0.3)
+
+
+# -- "Here now" in a big room: a count and a link, not every name to every reader --------------------------------
+
+
+def _present(app, room, count: int) -> None:
+    """``count`` participants who loaded the room's page just now (so "Here now" counts them)."""
+    with app.test_request_context():
+        row = db.session.get(Room, room.id)
+        for n in range(count):
+            here_now.page_seen(row, members.join(row, f"Student {n}", ROOM_PASSWORD))
+
+
+def _announced(app, room) -> str:
+    with app.test_request_context():
+        row = db.session.get(Room, room.id)
+        return events.presence_changed(row, here_now.roster(row)).frame.decode()
+
+
+def test_up_to_the_limit_here_now_names_everyone(app, make_room):
+    app.config["PRESENCE_LIST_MAX"] = 5
+    room = make_room()
+    _present(app, room, 5)
+    frame = _announced(app, room)
+    assert frame.count("<li data-member=") == 5 and "Student 4" in frame and "people here now" not in frame
+
+
+def test_above_the_limit_every_reader_gets_a_count_and_the_list_is_a_link(app, make_room, join):
+    """Issue 13: 5,000 arrivals sent every reader the whole list each time (256 MB). Above PRESENCE_LIST_MAX the
+    announcement is a count and a link, a few hundred bytes however many are here; the list is a page away."""
+    app.config["PRESENCE_LIST_MAX"] = 5
+    room = make_room()
+    _present(app, room, 6)
+    frame = _announced(app, room)
+    assert "Student" not in frame and 'data-count="6"' in frame and "6 people here now" in frame
+    assert f'href="/r/{room.code}/people"' in frame and len(frame) < 400
+    pat = join(room, "Pat")
+    page = pat.get(f"/r/{room.code}/people")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert all(f"Student {n}" in html for n in range(6)) and "people here now" not in html
+    assert "7 people here now" in pat.get(f"/r/{room.code}").get_data(as_text=True)  # Pat's page load counts too

@@ -6,6 +6,7 @@
 //   - Each new "Here now" list (#presence, swapped in by the stream or a poll) is compared with the last one;
 //     who joined and who left is written into the log as one notice (li.log-notice), batched over a moment
 //     (a class arriving is one line, not sixty) and after a short grace (a reload is not a leave and a join).
+//     Above PRESENCE_LIST_MAX people the list is only a count, and nobody is named.
 //     announce.js says it (chatroom:people); it is not a message: never counted, never stored, not in the transcript.
 //   - When the stream closes for good (chatroom:closed), the list says this reader is not connected.
 (() => {
@@ -41,7 +42,10 @@
     });
     return people;
   }
-  let known = here();
+  // A big room's list is a count (#presence[data-count], chat/_presence.html): no names, so nobody to tell of;
+  // going from names to a count or back is not everyone leaving or arriving.
+  const counted = () => !!d.querySelector("#presence[data-count]");
+  let known = here(), wasCounted = counted();
   function names(list) {
     if (list.length <= 3) return list.length === 1 ? list[0] : list.slice(0, -1).join(", ") + " and " + list[list.length - 1];
     return list.slice(0, 2).join(", ") + " and " + (list.length - 2) + " others";
@@ -64,7 +68,9 @@
   }
   new MutationObserver(() => {
     if (closed || !d.getElementById("presence")) return;
-    const now = here();
+    const now = here(), isCounted = counted(), skip = isCounted || wasCounted;
+    wasCounted = isCounted;
+    if (skip) { known = now; return; }
     now.forEach((alias, id) => {
       if (known.has(id) || id === me) return;
       if (left.has(id)) left.delete(id); else joined.set(id, alias);

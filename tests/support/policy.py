@@ -106,6 +106,7 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "chat.newer":              {"GET": _members(200)},
     "chat.typing":             {"POST": _members(204)},
     "chat.here":               {"POST": _members(204)},  # a tab's presence: away, back, or gone
+    "chat.people":             {"GET": _members(200)},  # everyone here now, for a room too big to name them
     "chat.leave":              {"POST": _same(303)},  # only a participant's own seat closes
     "chat.message":            {"GET": _members(200)},
     "chat.edit_message":       {"POST": _members(303, host=403)},  # authors only, even for the host

@@ -160,12 +160,13 @@ def asset(name: str) -> BaseResponse:
     if encoding:
         response.headers["Content-Encoding"] = encoding
     response.vary.add("Accept-Encoding")
-    response.set_etag(f"{current.digest}-{encoding or 'identity'}")
     if request.args.get("v") == current.digest:
+        # Named by its hash: never revalidated (immutable), so no ETag either (bytes off the room's first load).
         response.cache_control.public = True
         response.cache_control.max_age = 365 * 24 * 3600
         response.cache_control.immutable = True
     else:
+        response.set_etag(f"{current.digest}-{encoding or 'identity'}")
         response.cache_control.no_cache = True
     return response.make_conditional(request)
 

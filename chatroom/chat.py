@@ -280,6 +280,17 @@ def here(code: str) -> tuple[str, int]:
     return "", 204
 
 
+@bp.get("/<code>/menu")
+def menu(code: str) -> str:
+    """The message menu's actions for this viewer (``chat/_menu.html``): what static/js/menu.js offers in each
+    message's menu, asked for when a menu is first used.
+
+    :raise 403: not a member. :raise 404: no such room.
+    """
+    room, seat = member_room_or_403(code)
+    return render_template("chat/_menu.html", room=room, seat=seat, open=room.status() is RoomStatus.OPEN)
+
+
 @bp.get("/<code>/people")
 def people(code: str) -> str:
     """Everyone in "Here now" (``presence.roster``), however many: the link that replaces the names in a room

@@ -13,7 +13,7 @@
   // clicked; a click before it is here opens the menu once it is (its link to the message's page waits).
   const wake = (evt) => {
     const more = evt.target.closest && evt.target.closest(".message__more");
-    if (!more || log.dataset.menu || !log.dataset.menuSrc) return;
+    if (!more || log.dataset.menu === "ready" || log.dataset.menu === "failed" || !log.dataset.menuSrc) return;
     if (evt.type === "click") { evt.preventDefault(); log.dataset.menuFor = more.closest(".message").id; }
     d.dispatchEvent(new CustomEvent("chatroom:load", { detail: { src: log.dataset.menuSrc } }));
   };

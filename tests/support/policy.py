@@ -107,6 +107,7 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "chat.typing":             {"POST": _members(204)},
     "chat.here":               {"POST": _members(204)},  # a tab's presence: away, back, or gone
     "chat.people":             {"GET": _members(200)},  # everyone here now, for a room too big to name them
+    "chat.menu":               {"GET": _members(200)},  # the message menu's actions for this viewer
     "chat.leave":              {"POST": _same(303)},  # only a participant's own seat closes
     "chat.message":            {"GET": _members(200)},
     "chat.edit_message":       {"POST": _members(303, host=403)},  # authors only, even for the host

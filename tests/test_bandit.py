@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support.constants import ROOT
+
+pytestmark = pytest.mark.once  # static analysis of the source: the same on either backend (tests/run.sh)
 
 
 def test_bandit_finds_no_high_severity_issue():

@@ -2,9 +2,9 @@
 axe-core on every page in both themes and at 320 px, the page weight, and the fallback to polling
 behind the two nginx middleboxes our users meet (one that compresses the stream, one that refuses it).
 
-The journeys and the fallback run in both passes of tests/run.sh (the stream goes through Redis in the
-first); the checks of the pages themselves do not depend on the backend and run once, in the embedded
-pass. Each test starts its browsers and servers itself and bounds every wait.
+Two participants chatting live runs in both passes of tests/run.sh (the stream goes through Redis in the
+first); everything else here is the page's own behaviour, the same on either backend, and runs once, in
+the embedded pass. Each test starts its browsers and servers itself and bounds every wait.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def test_two_participants_chat_live(app, server, browsers):
         assert chrome.errors() == []
 
 
+@once
 def test_reading_older_and_newer_messages_with_javascript(app, server, browsers, make_room):
     """The view stays put: older messages load at the top (and by the link, keeping the focus), new ones
     are followed only from the bottom, otherwise counted on a button that takes the reader there."""
@@ -275,6 +276,7 @@ def test_everything_but_live_updates_works_without_javascript(app, server, brows
 # -- restricted networks ----------------------------------------------------------------------------------
 
 
+@once
 @pytest.mark.parametrize("mode", ["gzip", "refuse"])
 def test_falls_back_to_polling_behind_a_middlebox(app, server, browsers, make_room, mode):
     """Behind a proxy that compresses the stream (so nothing arrives) or refuses it, the page says so,
@@ -306,6 +308,7 @@ def test_falls_back_to_polling_behind_a_middlebox(app, server, browsers, make_ro
         proxy.stop()
 
 
+@once
 def test_a_proxy_that_passes_the_stream_stays_live(app, server, browsers, make_room):
     """The control: the same nginx without the compression passes each event on, so the page is live."""
     room = make_room(title="Plain proxy")

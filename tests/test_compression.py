@@ -13,6 +13,8 @@ from flask import Flask
 from chatroom import compression
 from support.factories import fill_room
 
+pytestmark = pytest.mark.once  # bytes and headers of pages and assets: the same on either backend (tests/run.sh)
+
 
 def _get(client, url, encoding="br, gzip"):
     return client.get(url, headers={"Accept-Encoding": encoding})

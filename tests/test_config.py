@@ -8,6 +8,8 @@ from chatroom import create_app
 from config import Config, database_url, forwarded_allow_ips, host_list
 from support.constants import PASSWORD
 
+pytestmark = pytest.mark.once  # configuration: the same on either backend (tests/run.sh)
+
 
 def test_postgres_scheme_from_paas_is_accepted():
     assert database_url("postgres://u:p@h:5432/d") == "postgresql+psycopg2://u:p@h:5432/d"

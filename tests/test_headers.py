@@ -28,6 +28,8 @@ from support.constants import PASSWORD, ROOT
 from support.policy import EXPECTED
 from support.world import World, build_world, client_for, url_of
 
+pytestmark = pytest.mark.once  # response headers of every page: the same on either backend (tests/run.sh)
+
 BASELINE = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from chatroom.sse import comment, cursor, frame, parse
 from chatroom.text import clean_body, clean_line, key_of
 
+pytestmark = pytest.mark.once  # properties of pure functions: the same on either backend (tests/run.sh)
+
 PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- an independent SSE parser, after https://html.spec.whatwg.org/multipage/server-sent-events.html ------

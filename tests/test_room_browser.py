@@ -2,8 +2,9 @@
 one's own messages, the message menu acting in place, the host running the session from the room (seen live by
 participants), the picture of the session on the owner page, and every action with JavaScript off.
 
-The host's live session runs in both passes of tests/run.sh (its events go through Redis in the first); the
-checks of the pages themselves run once. Each test bounds every wait.
+The page's behaviour is the same on either backend, so these run once (the embedded pass of tests/run.sh; the
+live path through Redis is tests/test_browser.py's two participants and tests/test_stream.py). Each test bounds
+every wait.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def test_the_message_menu_edits_in_place_without_a_page_load(server, browsers, m
 # -- the host in the room ----------------------------------------------------------------------------------
 
 
+@once
 def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_room, make_facilitator):
     """From the panel: hold messages, approve one, remove a message and then a person; participants see each
     change live, and the host's People list follows (online, then left)."""

@@ -6,6 +6,8 @@ import pytest
 
 from chatroom.sse import comment, frame, parse
 
+pytestmark = pytest.mark.once  # pure SSE framing: the same on either backend (tests/run.sh)
+
 
 def test_frame_with_id_and_event():
     assert frame("hello", id=7, event="typing") == b"id: 7\nevent: typing\ndata: hello\n\n"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from support.constants import PASSWORD
+
+pytestmark = (
+    pytest.mark.once
+)  # pages that touch no backend-specific behaviour: the same on either backend (tests/run.sh)
 
 
 def _cookie_header(response, name):

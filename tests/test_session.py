@@ -600,7 +600,7 @@ def test_the_presence_endpoint_marks_away_and_gone(app, make_room, join):
         offline = [h for h in roster(db.session.get(Room, room.id)) if h.state == "offline"]
         assert [h.alias for h in offline] == ["Pat"] and offline[0].last_seen is not None
     assert re.search(
-        r'data-state="offline">Pat <span class="presence__state">offline, last seen <time',
+        r'data-state="offline"><bdi>Pat</bdi> <span class="presence__state">offline, last seen <time',
         page(kim.get(f"/r/{room.code}")),
     )
     assert pat.form(f"/r/{room.code}/presence", {"tab": "no", "state": "away"}).status_code == 400

@@ -99,6 +99,7 @@ export RATELIMIT_ENABLED=0  # K joins and R posts a second from one address are 
 export PUBLIC_URL="http://127.0.0.1:$port"  # production refuses to start without it (links are built on it)
 # The same goes for the stream caps: K streams from a few addresses, many per participant with --members.
 export STREAMS_PER_SEAT=1000000 STREAMS_PER_ADDRESS=1000000 CONNECTIONS_PER_ADDRESS=100000
+export MEMBERS_PER_ROOM=1000000  # one room of K participants is the point (the production cap is 500)
 export HOST=127.0.0.1 PORT="$port" WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} FLASK_APP=wsgi
 unset ACCESS_LOG
 

@@ -51,7 +51,7 @@ PASSWORD = "bench-password-not-secret"  # the facilitator's (≥ 12 characters)
 ROOM_PASSWORD = "bench-room"
 DEFAULT_SOURCE_IPS = [f"127.0.0.{i}" for i in range(2, 10)]
 CSRF_META = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
-BODY_OPEN = b'<p class="message__body">'
+BODY_OPEN = b'<p class="message__body" dir="auto">'  # chat/_message.html
 BODY_CLOSE = b"</p>"
 MAX_RECONNECTS = 3  # per stream, during one run
 RETRY_SECONDS = 2.0  # what the server's ``retry:`` asks browsers to wait

@@ -44,7 +44,7 @@ class EventKind(enum.StrEnum):
 
     MESSAGE = "message"  # a message became visible: ``seq`` its number, ``rev`` the room's change number then
     CHANGE = "change"  # an edit or removal: ``rev`` its change number, ``seq`` the room's last message then
-    PRESENCE = "presence"  # the "here now" list changed
+    PRESENCE = "presence"  # "here now" changed: ``seq`` people are here; ``target`` 1 when it is only their count
     TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
     REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned): its streams end
     ROOM = "room"  # the room's settings or schedule changed
@@ -256,9 +256,14 @@ def member_changed(room: Room, membership: Membership, count: int, new: bool = F
 
 
 def presence_changed(room: Room, members: Sequence[object]) -> Event:
-    """The "here now" list, rendered once for everyone (``members``: ``presence.Here`` entries, or memberships)."""
-    html = render_template("chat/_presence.html", room=room, members=members, oob=True)
-    return Event(EventKind.PRESENCE, frame(html))
+    """The "here now" list, rendered once for everyone (``members``: ``presence.Here`` entries, or memberships).
+
+    Rendered by the presence announcer's thread too, outside any request: the list page's link needs one.
+    """
+    html = _render_anywhere("chat/_presence.html", room=room, members=members, oob=True)
+    here = sum(1 for m in members if getattr(m, "state", "online") != "offline")
+    counted = here > int(current_app.config.get("PRESENCE_LIST_MAX", 50))
+    return Event(EventKind.PRESENCE, frame(html), seq=here, target=int(counted))
 
 
 def typing(membership: Membership, ttl_seconds: float) -> Event:

@@ -25,7 +25,8 @@ serving every other socket.
 
 Presence. A "here now" list is the whole list, so only the newest matters: each room writer
 sends one at most every ``PRESENCE_EVERY`` seconds (the first at once, then the newest when
-its turn comes), whatever the announcers of every process publish meanwhile.
+its turn comes), whatever the announcers of every process publish meanwhile; a big room's,
+which is only a count (the event's ``target`` says so), at most every ``PRESENCE_COUNT_EVERY``.
 
 Back-pressure. A socket that cannot take all the bytes keeps the rest in a small backlog
 (references to the shared bytes, not copies) and a write watcher sends it when the socket
@@ -75,6 +76,7 @@ HOLD_SECONDS = 0.3  # see chatroom/stream.py: an early message waits this long f
 # A room's "here now" list reaches each stream at most this often (the newest list wins): a crowd
 # arriving costs a few lists per stream, not one per announcement of every process.
 PRESENCE_EVERY = 2.0
+PRESENCE_COUNT_EVERY = 10.0  # a big room's "here now" is only a count (events.presence_changed): it can wait
 # The room's recent messages and changes, kept by its writer so a stream that (re)connects near the
 # end of the room catches up from memory instead of the database (a reconnect storm costs no reads).
 RECENT_LIMIT = 2000
@@ -458,7 +460,8 @@ class RoomWriter:
         elif kind is EventKind.PRESENCE:
             self._presence_frame = event.frame
             if self._presence_timer is None:
-                wait = self._presence_sent + PRESENCE_EVERY - now
+                every = PRESENCE_COUNT_EVERY if event.target else PRESENCE_EVERY
+                wait = self._presence_sent + every - now
                 if wait <= 0:
                     self._send_presence()
                 else:

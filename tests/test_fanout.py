@@ -172,3 +172,20 @@ def test_presence_lists_reach_each_stream_at_most_once_per_interval_newest_first
     assert [e["data"] for e in _read(sock)] == ["here 0"]  # the first at once
     gevent.sleep(0.3)
     assert [e["data"] for e in _read(sock)] == ["here 4"]  # then only the newest
+
+
+def test_a_big_rooms_count_waits_longer_than_a_list(world, monkeypatch):
+    """Above PRESENCE_LIST_MAX people "here now" is a count (``target`` 1): it reaches a stream at most every
+    PRESENCE_COUNT_EVERY, so a class of thousands arriving is a few updates per reader, not one every 2 s."""
+    monkeypatch.setattr(fanout, "PRESENCE_EVERY", 0.05)
+    monkeypatch.setattr(fanout, "PRESENCE_COUNT_EVERY", 0.4)
+    hub, _web, open_stream = world
+    _, sock = open_stream(7)
+    writer = hub.rooms[1]
+    writer.deliver(Event(EventKind.PRESENCE, b"data: 60 here\n\n", seq=60, target=1))
+    assert [e["data"] for e in _read(sock)] == ["60 here"]
+    writer.deliver(Event(EventKind.PRESENCE, b"data: 61 here\n\n", seq=61, target=1))
+    gevent.sleep(0.15)  # past a list's interval, not a count's
+    assert _read(sock) == []
+    gevent.sleep(0.35)
+    assert [e["data"] for e in _read(sock)] == ["61 here"]

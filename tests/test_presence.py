@@ -99,6 +99,21 @@ def test_up_to_the_limit_here_now_names_everyone(app, make_room):
     assert frame.count("<li data-member=") == 5 and "Student 4" in frame and "people here now" not in frame
 
 
+def test_the_announcer_renders_the_count_outside_any_request(app, make_room):
+    """The presence announcer runs in a thread of its own, with an app context and no request."""
+    app.config["PRESENCE_LIST_MAX"] = 5
+    room = make_room()
+    _present(app, room, 6)
+    with app.app_context():
+        row = db.session.get(Room, room.id)
+        frame = events.presence_changed(row, here_now.roster(row)).frame.decode()
+    assert "6 people here now" in frame and f'href="/r/{room.code}/people"' in frame
+    with app.app_context():
+        row = db.session.get(Room, room.id)
+        event = events.presence_changed(row, here_now.roster(row))
+    assert (event.seq, event.target) == (6, 1)  # six here, and only their count (the room writers wait longer)
+
+
 def test_above_the_limit_every_reader_gets_a_count_and_the_list_is_a_link(app, make_room, join):
     """Issue 13: 5,000 arrivals sent every reader the whole list each time (256 MB). Above PRESENCE_LIST_MAX the
     announcement is a count and a link, a few hundred bytes however many are here; the list is a page away."""

@@ -8,6 +8,7 @@ and call one service in ``services/participation.py``, ``services/notes.py`` or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, make_response, render_template, request, url_for
@@ -66,19 +67,24 @@ def vote(code: str, seq: int) -> Response:
 @bp.post("/<code>/messages/<id:seq>/question")
 def mark_question(code: str, seq: int) -> Response:
     """The host marks a message as a question (``question=1``) or not (``0``). :raise 404: not theirs; 409."""
-    room = owned_room_or_404(code)
-    question = request.form.get("question", "1") == "1"
-    participation.set_question(room, _message_or_404(room, seq), question)
-    return _done(room, seq, "Marked as a question." if question else "No longer a question.")
+    said = ("Marked as a question.", "No longer a question.")
+    return _host_mark(code, seq, "question", participation.set_question, said)
 
 
 @bp.post("/<code>/messages/<id:seq>/answered")
 def mark_answered(code: str, seq: int) -> Response:
     """The host marks a question answered (``answered=1``) or not (``0``). :raise 404: not theirs; 409."""
+    return _host_mark(code, seq, "answered", participation.set_answered, ("Marked answered.", "Marked not answered."))
+
+
+def _host_mark(
+    code: str, seq: int, field: str, mark: Callable[[Room, Message, bool], Message], said: tuple[str, str]
+) -> Response:
+    """One of the host's two-way marks on a message: ``field`` is ``1`` (the default) or ``0`` in the form."""
     room = owned_room_or_404(code)
-    answered = request.form.get("answered", "1") == "1"
-    participation.set_answered(room, _message_or_404(room, seq), answered)
-    return _done(room, seq, "Marked answered." if answered else "Marked not answered.")
+    on = request.form.get(field, "1") == "1"
+    mark(room, _message_or_404(room, seq), on)
+    return _done(room, seq, said[0] if on else said[1])
 
 
 @bp.get("/<code>/questions")

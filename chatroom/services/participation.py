@@ -113,13 +113,7 @@ def set_question(room: Room, message: Message, question: bool) -> Message:
     if not question:
         message.answered_at = None
     audit(room, host_name(room), "question marked" if question else "question unmarked", f"message {message.seq}")
-    db.session.flush()
-    event = events.message_changed(room, message, seq, rev)
-    panel = events.host_questions_changed(room, top_questions(room))
-    db.session.commit()
-    publish(room, event)
-    publish(room, panel)
-    return message
+    return _commit_question_change(room, message, seq, rev)
 
 
 @refuses_cleanly
@@ -136,6 +130,11 @@ def set_answered(room: Room, message: Message, answered: bool) -> Message:
     rev, seq = next_rev(room.id)
     db.session.refresh(message)
     message.answered_at, message.rev = (utcnow() if answered else None), rev
+    return _commit_question_change(room, message, seq, rev)
+
+
+def _commit_question_change(room: Room, message: Message, seq: int, rev: int) -> Message:
+    """Commit a change to a question, then publish it: the message for everyone, the host's questions panel."""
     db.session.flush()
     event = events.message_changed(room, message, seq, rev)
     panel = events.host_questions_changed(room, top_questions(room))

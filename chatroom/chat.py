@@ -1,6 +1,7 @@
 """The participant's room: join, read, post, page back through history, and one's own messages.
 
-Everything the host does to a running room lives in ``chatroom/host.py``.
+Everything the host does to a running room lives in ``chatroom/host.py``; taking part (reactions, votes,
+questions, search, private notes) in ``chatroom/participation.py``; what is left here is the seat's own.
 Every view here starts from ``access.member_room_or_403``: a room is reachable only
 through the caller's own seat in it.
 """

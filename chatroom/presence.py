@@ -1,5 +1,7 @@
 """Who is here now, and who may say they are typing: ephemeral, never in the database.
 
+(One module: the memory and Redis trackers share one interface, and the roster and announcer read them.)
+
 A seat is *present* while at least one of its streams is open, on any process of any
 instance. Each open stream is one entry ``membership:connection`` with an expiry,
 refreshed by its process every third of ``PRESENCE_TTL_SECONDS``, so a crashed

@@ -1,5 +1,8 @@
 """The live stream: one server-sent events response per open room tab.
 
+(Long on purpose: the protocol below and its two runners share private helpers; the room writer is
+``chatroom/fanout.py`` and the caps ``chatroom/stream_caps.py``.)
+
 Protocol (the part that is easy to get subtly wrong; ``docs/architecture.md``):
 
 A client's position is a cursor ``seq.rev``: the last message number it has
@@ -44,7 +47,7 @@ each event is written to every socket of the room by one writer. Anywhere else (
 Flask test client, a threaded server) the stream is a plain generator with its own
 inbox (``_run``). Both run ``_forward`` and ``_catch_up`` below.
 
-Caps. A seat may hold ``STREAMS_PER_SEAT`` streams (tabs and devices), an address
+Caps (``chatroom/stream_caps.py``). A seat may hold ``STREAMS_PER_SEAT`` streams (tabs and devices), an address
 ``STREAMS_PER_ADDRESS`` (generous: a class shares one address), and a worker
 ``STREAMS_PER_WORKER`` (below its open-files limit, so ordinary pages are still
 served when it is full; ``gunicorn.conf.py`` works it out). Over a cap the answer is
@@ -59,11 +62,9 @@ import contextlib
 import io
 import logging
 import re
-import resource
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,9 +73,9 @@ from flask import Blueprint, Flask, Response, abort, current_app, request, strea
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 
+from . import stream_caps
 from .access import member_room_or_403
 from .broker import Broker
-from .errors import render_error
 from .events import (
     Event,
     EventKind,
@@ -94,6 +95,7 @@ from .models import Membership, Room, RoomStatus
 from .presence import Presence, present_members
 from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
+from .stream_caps import Ticket
 from .text import is_number
 
 bp = Blueprint("stream", __name__)
@@ -156,103 +158,6 @@ def _replay_cache() -> _ReplayCache:
     return current_app.extensions.setdefault("chatroom.replay", _ReplayCache())
 
 
-# -- caps ----------------------------------------------------------------------------------------------------
-
-
-class _Slots:
-    """Open streams of this process per seat, per address and in all, against the caps (module docstring)."""
-
-    def __init__(self, per_seat: int, per_address: int, total: int) -> None:
-        self.per_seat, self.per_address, self.total = per_seat, per_address, total
-        self._lock = threading.Lock()
-        self.seats: Counter[int] = Counter()
-        self.addresses: Counter[str] = Counter()
-        self.count = 0
-
-    def take(self, seat: int, address: str) -> _Ticket | str:
-        """A ticket for one more stream, or why not: ``full``, ``seat`` or ``address``."""
-        with self._lock:
-            if self.count >= self.total:
-                return "full"
-            if self.seats[seat] >= self.per_seat:
-                return "seat"
-            if self.addresses[address] >= self.per_address:
-                return "address"
-            self.count += 1
-            self.seats[seat] += 1
-            self.addresses[address] += 1
-        return _Ticket(self, seat, address)
-
-    def give_back(self, seat: int, address: str) -> None:
-        with self._lock:
-            self.count -= 1
-            self.seats[seat] -= 1
-            if self.seats[seat] <= 0:
-                del self.seats[seat]
-            self.addresses[address] -= 1
-            if self.addresses[address] <= 0:
-                del self.addresses[address]
-
-
-class _Ticket:
-    """One stream's place under the caps; given back exactly once, when the stream ends."""
-
-    __slots__ = ("address", "done", "seat", "slots")
-
-    def __init__(self, slots: _Slots, seat: int, address: str) -> None:
-        self.slots, self.seat, self.address, self.done = slots, seat, address, False
-
-    def release(self) -> None:
-        if not self.done:
-            self.done = True
-            self.slots.give_back(self.seat, self.address)
-
-
-def _worker_stream_limit(config: dict[str, Any]) -> int:
-    """``STREAMS_PER_WORKER``, or (0) what the open-files limit leaves after room for ordinary requests."""
-    configured = int(config.get("STREAMS_PER_WORKER") or 0)
-    if configured > 0:
-        return configured
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 100_000
-    return max(soft - max(256, soft // 5), 16)
-
-
-def _slots() -> _Slots:
-    app = current_app
-    slots = app.extensions.get("chatroom.stream_slots")
-    if slots is None:
-        config = app.config
-        slots = _Slots(
-            int(config.get("STREAMS_PER_SEAT", 6)),
-            int(config.get("STREAMS_PER_ADDRESS", 500)),
-            _worker_stream_limit(config),
-        )
-        app.extensions["chatroom.stream_slots"] = slots
-    return slots
-
-
-REFUSALS = {
-    "seat": (429, "This room is open in too many tabs or devices with your seat. Close one, then reload this page."),
-    "address": (429, "Too many live connections come from your network. New messages still appear, a little later."),
-    "full": (503, "The server is at capacity for live updates. New messages still appear, a little later."),
-}
-
-
-def _refusal(reason: str) -> Response:
-    """The refusal of a stream over a cap: its status, sentence and ``Retry-After`` (RFC 9110 §10.2.3)."""
-    status, message = REFUSALS[reason]
-    headers = {
-        "Retry-After": str(int(current_app.config.get("STREAM_REFUSAL_RETRY_SECONDS", 60))),
-        "Cache-Control": "no-store",
-    }
-    rendered = render_error(status, message, headers=headers)
-    if isinstance(rendered, tuple):
-        return Response(rendered[0], status=status, headers=headers)
-    return rendered  # type: ignore[return-value]  # a plain-text answer: no page could be drawn
-
-
 # -- the view ------------------------------------------------------------------------------------------------
 
 
@@ -285,9 +190,9 @@ def events(code: str) -> Response:
     last, rev = _cursor(room)
     tab = request.args.get("tab", "")
     tab = tab if _TAB.fullmatch(tab) else ""
-    ticket = _slots().take(seat.id, request.remote_addr or "")
+    ticket = stream_caps.slots().take(seat.id, request.remote_addr or "")
     if isinstance(ticket, str):
-        return _refusal(ticket)
+        return stream_caps.refusal(ticket)
     try:
         state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
         if _can_take_over(request.environ):
@@ -304,7 +209,7 @@ def events(code: str) -> Response:
 class _Releasing:
     """The response body: gives the stream's slot back when the server closes it (unless handed over)."""
 
-    def __init__(self, body: Iterator[bytes], ticket: _Ticket) -> None:
+    def __init__(self, body: Iterator[bytes], ticket: Ticket) -> None:
         self.body, self.ticket = body, ticket
 
     def __iter__(self) -> _Releasing:
@@ -785,7 +690,7 @@ def _fanout() -> Fanout:
 class _Handover:
     """The live path's response body: opens the stream in the request, then hands its socket to the room's writer."""
 
-    def __init__(self, state: StreamState, ticket: _Ticket) -> None:
+    def __init__(self, state: StreamState, ticket: Ticket) -> None:
         self.state, self.ticket = state, ticket
         self.handed_over = False
         self._body: Generator[bytes] = self._open()
@@ -875,5 +780,5 @@ def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
     return shared + frame(_panels(state, room))
 
 
-def _run_live(state: StreamState, ticket: _Ticket) -> _Handover:
+def _run_live(state: StreamState, ticket: Ticket) -> _Handover:
     return _Handover(state, ticket)

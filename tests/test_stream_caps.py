@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from chatroom.stream import REFUSALS, _Slots
+from chatroom.stream_caps import REFUSALS, Slots
 from support.constants import ROOM_PASSWORD
 from support.live import Browser, Server, Stream, wait_for
 
@@ -39,7 +39,7 @@ def _get(port: int, path: str, timeout: float = 5) -> int:
 
 @pytest.mark.once
 def test_slots_count_per_seat_per_address_and_in_all():
-    slots = _Slots(per_seat=2, per_address=3, total=4)
+    slots = Slots(per_seat=2, per_address=3, total=4)
     a1, a2 = slots.take(1, "10.0.0.1"), slots.take(1, "10.0.0.1")
     assert slots.take(1, "10.0.0.2") == "seat"
     b1 = slots.take(2, "10.0.0.1")

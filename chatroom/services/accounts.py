@@ -1,5 +1,7 @@
 """Facilitator accounts: sign-up, passwords, password reset and two-factor sign-in.
 
+(One module: every writer of an account's credentials, so their rules stay side by side.)
+
 Password reset links carry a signed, timed token (itsdangerous) holding the
 account id and a fingerprint of the account's password hash and session token.
 Resetting the password (or signing out everywhere) changes the fingerprint, so a

@@ -46,7 +46,7 @@ class EventKind(enum.StrEnum):
     CHANGE = "change"  # an edit or removal: ``rev`` its change number, ``seq`` the room's last message then
     PRESENCE = "presence"  # "here now" changed: ``seq`` people are here; ``target`` 1 when it is only their count
     TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
-    REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned): its streams end
+    REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned: ``seq`` 1): its streams end
     ROOM = "room"  # the room's settings or schedule changed
     HOST = "host"  # for the host's streams only (queue, reports, questions, private threads)
     PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
@@ -156,9 +156,10 @@ def room_deleted(room_id: int) -> Event:
     return Event(EventKind.ROOM)
 
 
-def seat_closed(membership_id: int) -> Event:
-    """A seat was closed (left, removed or banned): that seat's streams end with a ``close`` event."""
-    return Event(EventKind.REMOVED, target=membership_id)
+def seat_closed(membership_id: int, banned: bool = False) -> Event:
+    """A seat was closed (left, removed or banned): that seat's streams end with a ``close`` event, whose notice
+    says ``banned`` (``seq`` 1: the browser may not come back) or ``removed``."""
+    return Event(EventKind.REMOVED, target=membership_id, seq=int(banned))
 
 
 def host_panels_html(
@@ -290,6 +291,6 @@ def tab_departed(membership_id: int, tab: str) -> Event:
 def closing(notice: str) -> bytes:
     """The last words of a stream: a visible notice, then the ``close`` event the page stops on.
 
-    ``notice`` is ``ended`` (the room ended) or ``removed`` (the seat was closed).
+    ``notice`` is ``ended`` (the room ended), ``removed`` (the seat was closed) or ``banned`` (closed for good).
     """
     return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")

@@ -431,7 +431,7 @@ class RoomWriter:
         now = time.monotonic()
         if kind is EventKind.REMOVED:
             for stream in [s for s in self.streams if s.state.membership_id == event.target]:
-                stream.finish("removed")  # one still opening is ended by its own request
+                stream.finish("banned" if event.seq else "removed")  # one still opening: by its own request
             return
         if kind is EventKind.DEPART:  # a tab said goodbye: its socket is closed or closing
             tab = event.frame.decode()

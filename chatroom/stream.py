@@ -525,7 +525,7 @@ def _run(state: _StreamState) -> Iterator[bytes]:
             out: list[bytes] = []
             while event is not None:  # everything already waiting goes out in one write
                 if event.kind == EventKind.REMOVED and event.target == state.membership_id:
-                    yield b"".join(out) + closing("removed")
+                    yield b"".join(out) + closing("banned" if event.seq else "removed")
                     return
                 if _departed(state, event):
                     yield b"".join(out)
@@ -618,7 +618,7 @@ class _LiveWeb:
         self.app = app
         self.environ = {key: environ[key] for key in self.ENVIRON_KEYS if key in environ}
         self.tracker: Presence = app.extensions["chatroom.presence"]
-        self.words = {notice: closing(notice) for notice in ("ended", "removed")}  # rendered once
+        self.words = {notice: closing(notice) for notice in ("ended", "removed", "banned")}  # rendered once
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:

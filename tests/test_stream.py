@@ -249,6 +249,16 @@ def test_removed_participant_stream_ends_and_cannot_reconnect(app, servers, make
     again = _stream(server, pat, room.code).open()
     assert again.status == 403
     again.close()
+    # A ban says so: the page must not tell a banned browser it may join again.
+    kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
+    stream = _stream(server, kim, room.code).open()
+    list(stream.read_events(0.5))
+    with app.app_context():
+        member = db.session.query(Membership).filter_by(room_id=room.id, alias="Kim").one()
+    assert hana.post(f"/r/{room.code}/members/{member.id}/ban", {}) == 303
+    events = list(stream.read_events(5))
+    assert [e.data for e in events if e.event == "close"] == ["banned"]
+    assert any("cannot join it again" in e.data for e in events) and not any("join again" in e.data for e in events)
 
 
 def test_stream_ends_when_the_room_ends_and_refuses_reconnects(app, servers, make_room, make_facilitator):

@@ -124,7 +124,7 @@ def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
     membership.removed = True
     audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
-    publish(room, events.seat_closed(membership.id))
+    publish(room, events.seat_closed(membership.id, banned=membership.banned))
     _publish_row(room, membership)
 
 

@@ -113,6 +113,7 @@
       delete form.dataset.wait;
       if (!(form.id === "composer" && shut)) buttons.forEach((b) => { b.disabled = false; });
       const p = form.querySelector(".refusal") || form.querySelector(".field-error");
+      if (form.dataset.closed === "closed") { if (p) p.remove(); return; } // shut for good meanwhile: no "again"
       if (p) p.textContent = form.id === "composer" ? "You can send again now." : "You can try again now.";
     }, wait * 1000);
   }
@@ -123,6 +124,8 @@
     ctx.chatroomWait = seconds(ctx.response.headers);
     // The composer re-rendered by the server, with what was typed and the reason: swap it in.
     if (source.id === "composer" && /id="composer"/.test(ctx.text || "")) return;
+    // The server placed its reason itself, out of band (a host control's error line): swap that in.
+    if (/hx-swap-oob/.test(ctx.text || "")) return;
     evt.preventDefault(); // anything else (an error page's fragment) would replace the form: keep the form
     const form = formOf(source), text = reasonIn(ctx.text, status);
     note(form, text, false);
@@ -190,7 +193,7 @@
   if (status) new MutationObserver(apply).observe(status, { childList: true, subtree: true, characterData: true });
   d.addEventListener("chatroom:closed", (evt) => {
     const why = evt.detail && evt.detail.why;
-    closedBy = why === "removed" ? "The host removed you from this room: you can no longer post here. Your text is kept, to copy."
+    closedBy = why === "removed" || why === "banned" ? "The host removed you from this room: you can no longer post here. Your text is kept, to copy."
       : why === "ended" ? "This room has ended: messages can no longer be sent. Your text is kept, to copy."
       : "You are no longer connected to this room: reload the page to post again.";
     apply();

@@ -42,6 +42,7 @@
       Math.round(POLL / 1000) + " seconds.",
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
+    banned: "Not connected: the host removed you from this room for good.",
     offline: "Offline: no network. Messages you write are kept until you can send them.",
     refused: "Live updates are refused for now (too many open tabs or connections). Checking for new messages every " +
       Math.round(POLL / 1000) + " seconds.",
@@ -155,6 +156,8 @@
     if (code === 401 || code === 403 || code === 404) close(TEXT.gone);
     else if (code === 429 || code === 503) {
       fallback();
+      clearTimeout(watchdog); // the stall check of this request: it was answered, with a refusal
+      watchdog = 0;
       setState("fallback", TEXT.refused);
       clearTimeout(retryTimer);
       retryTimer = setTimeout(() => startStream(false), ms(after, 60) * (800 + 400 * Math.random()));
@@ -233,7 +236,7 @@
   d.addEventListener("close", (evt) => {
     if (!ours(evt)) return;
     const why = evt.detail && evt.detail.data;
-    close(why === "ended" ? TEXT.ended : why === "removed" ? TEXT.removed : TEXT.gone, why);
+    close(why === "ended" ? TEXT.ended : why === "removed" ? TEXT.removed : why === "banned" ? TEXT.banned : TEXT.gone, why);
   });
   d.addEventListener("htmx:sse:before:message", (evt) => {
     if (!ours(evt)) return;

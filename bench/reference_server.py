@@ -56,7 +56,7 @@ class Room:
             f'<time datetime="{time.strftime("%Y-%m-%dT%H:%M:%S+00:00", now)}">{time.strftime("%H:%M", now)}</time> '
             f'<a class="message__more" href="/r/reference/messages/{self.seq}" '
             f'aria-label="Options for this message">…</a></p>\n'
-            f'<p class="message__body">{escape(body)}</p>\n</li>'
+            f'<p class="message__body" dir="auto">{escape(body)}</p>\n</li>'
         )
         frame = f"id: {self.seq}.0\n" + "".join(f"data: {line}\n" for line in html.split("\n")) + "\n"
         self.broadcast(chunk(frame.encode()))

@@ -80,6 +80,10 @@ PRESENCE_COUNT_EVERY = 10.0  # a big room's "here now" is only a count (events.p
 # The room's recent messages and changes, kept by its writer so a stream that (re)connects near the
 # end of the room catches up from memory instead of the database (a reconnect storm costs no reads).
 RECENT_LIMIT = 2000
+# A writer whose last stream left keeps listening this long (seconds) before it goes: every stream of a
+# room dropped at once (a proxy restart, a network blip) comes back to a writer that remembers what they
+# missed, so the reconnect storm reads nothing from the database.
+LINGER_SECONDS = 60.0
 
 HEARTBEAT = b": heartbeat\n\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -390,6 +394,8 @@ class RoomWriter:
         self._presence_frame: bytes | None = None  # the newest list, waiting for its turn
         self._presence_sent = 0.0  # monotonic
         self._presence_timer: Any = None
+        self._linger_timer: Any = None
+        self.ended = False  # the room ended: its last stream out takes the writer away at once
 
     # -- what the writer remembers for streams that join -------------------------------------------------------------
 
@@ -645,30 +651,48 @@ class RoomWriter:
 
     def end(self, notice: str) -> None:
         """End every stream of the room with ``notice`` (the room ended or is gone)."""
+        self.ended = True
+        if not self.streams:
+            self.fanout.drop(self)
         for stream in tuple(self.streams):
             stream.finish(notice)  # one still opening is ended by its own request
 
     # -- membership ----------------------------------------------------------------------------------------------------
 
     def add(self, stream: LiveStream) -> None:
-        """A stream joins the room (busy until its request hands it over)."""
+        """A stream joins the room (busy until its request hands it over); a lingering writer stays."""
         self.streams.add(stream)
+        self._stop_timer("_linger_timer")
 
     def remove(self, stream: LiveStream) -> None:
-        """A stream leaves; the last one out takes the room's writer away."""
+        """A stream leaves. After the last one out the writer lingers ``LINGER_SECONDS``, still listening, then
+        goes (at once when the room has ended)."""
         self.streams.discard(stream)
         self._queued.discard(stream)
+        if self.streams:
+            return
+        if self.ended:
+            self.fanout.drop(self)
+        elif self._linger_timer is None:
+            self._linger_timer = gevent.get_hub().loop.timer(LINGER_SECONDS)
+            self._linger_timer.start(self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._stop_timer("_linger_timer")
         if not self.streams:
             self.fanout.drop(self)
 
+    def _stop_timer(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            timer.stop()
+            timer.close()
+            setattr(self, name, None)
+
     def close(self) -> None:
         """Stop the room's timers (it has no streams left)."""
-        for name in ("_end_timer", "_presence_timer"):
-            timer = getattr(self, name)
-            if timer is not None:
-                timer.stop()
-                timer.close()
-                setattr(self, name, None)
+        for name in ("_end_timer", "_presence_timer", "_linger_timer"):
+            self._stop_timer(name)
 
 
 class Fanout:

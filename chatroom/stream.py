@@ -193,15 +193,18 @@ def events(code: str) -> Response:
     ticket = stream_caps.slots().take(seat.id, request.remote_addr or "")
     if isinstance(ticket, str):
         return stream_caps.refusal(ticket)
+    body: Iterator[bytes] | None = None
     try:
         state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
         if _can_take_over(request.environ):
-            body: Iterator[bytes] = _run_live(state, ticket)  # reads on with this connection, then lets it go
+            body = _Handover(state, ticket)  # subscribes and reads the first bytes now, in this session
         else:
             db.session.remove()
             body = _run(state)
         return Response(stream_with_context(_Releasing(body, ticket)), headers=HEADERS)
     except BaseException:
+        if isinstance(body, _Handover):
+            body.close()
         ticket.release()
         raise
 
@@ -263,7 +266,7 @@ def _shared_replay(state: _StreamState) -> _Replay | None:
         return entry
 
 
-def _catch_up(state: _StreamState) -> Iterator[bytes]:
+def _catch_up(state: _StreamState) -> Generator[bytes]:
     """Send what the database has beyond the client's cursor, then let the connection go.
 
     First the changes the client lacks to messages it already has (so its cursor
@@ -688,12 +691,31 @@ def _fanout() -> Fanout:
 
 
 class _Handover:
-    """The live path's response body: opens the stream in the request, then hands its socket to the room's writer."""
+    """The live path's response body: opens the stream in the request, then hands its socket to the room's writer.
+
+    Made in the view, it subscribes and reads the first bytes (the room's state and the catch-up) in the view's
+    own database session, the one that found the seat: the body runs after Flask's teardown, which would cost a
+    second connection, its ping and its rollback for every stream opened.
+    """
 
     def __init__(self, state: StreamState, ticket: Ticket) -> None:
         self.state, self.ticket = state, ticket
         self.handed_over = False
-        self._body: Generator[bytes] = self._open()
+        self.environ = request.environ
+        self.tracker: Presence = current_app.extensions["chatroom.presence"]
+        self.retry = current_app.config["STREAM_RETRY_MS"]
+        self.writer = _fanout().room(state.room_id, channel(state.room_id), state.ends_at)
+        self.stream = LiveStream(self.writer, state, ticket)
+        self.writer.add(self.stream)  # busy: live events wait in its pending list until the hand-over
+        state.subscribed_at = time.monotonic()
+        self.more = False  # the catch-up went on past the first bytes: the body reads the rest
+        self._left = False
+        try:
+            self.first = self._first_bytes()
+        except BaseException:
+            self._leave()
+            raise
+        self._body: Generator[bytes] = self._run()
 
     def __iter__(self) -> _Handover:
         return self
@@ -703,38 +725,42 @@ class _Handover:
 
     def close(self) -> None:
         self._body.close()
+        if not self.handed_over:
+            self._leave()  # also when the body never started
 
-    def _open(self) -> Generator[bytes]:
-        state, environ = self.state, request.environ
-        config = current_app.config
-        tracker: Presence = current_app.extensions["chatroom.presence"]
-        fanout = _fanout()
-        writer = fanout.room(state.room_id, channel(state.room_id), state.ends_at)
-        stream = LiveStream(writer, state, self.ticket)
-        writer.add(stream)  # busy: live events wait in its pending list until the hand-over
-        state.subscribed_at = time.monotonic()
+    def _first_bytes(self) -> bytes:
+        """The head comment, the room's state and the catch-up, read after subscribing. A writer that has listened
+        long enough remembers what the client lacks (no database read at all); otherwise one read serves the
+        state and the catch-up, up to 256 KiB (the body pages through the rest)."""
+        state, writer = self.state, self.writer
+        first = [retry(self.retry) + comment("connected"), _live_state(writer, state)]
+        recent = writer.recent_for(state)
+        if recent is not None:
+            for past in recent:
+                first.extend(_forward(state, past))
+            return b"".join(first)
+        size = 0
+        catch_up: Generator[bytes] = _catch_up(state)
+        for data in catch_up:
+            first.append(data)
+            size += len(data)
+            if size >= 256 * 1024:
+                catch_up.close()  # the cursor in ``state`` says how far it got
+                self.more = True
+                break
+        else:
+            writer.caught_up_to(state.last, state.rev)
+        return b"".join(first)
+
+    def _run(self) -> Generator[bytes]:
+        state, stream = self.state, self.stream
         try:
-            # The first bytes: the head, the room's state, and the catch-up, read after subscribing.
-            # A writer that has listened long enough remembers what the client lacks (no database
-            # read at all); otherwise one connection serves the state and the catch-up.
-            first = [retry(config["STREAM_RETRY_MS"]) + comment("connected"), _live_state(writer, state)]
-            recent = writer.recent_for(state)
-            if recent is not None:
-                for past in recent:
-                    first.extend(_forward(state, past))
-                db.session.remove()
-                yield b"".join(first)
-            else:
-                size = 0
-                for data in _catch_up(state):  # it lets the connection go when it is done
-                    first.append(data)
-                    size += len(data)
-                    if size >= 256 * 1024:
-                        yield b"".join(first)
-                        first, size = [], 0
-                writer.caught_up_to(state.last, state.rev)
-                yield b"".join(first)
-            stream.conn_id = _enter(tracker, state)
+            yield self.first
+            self.first = b""
+            if self.more:
+                yield from _catch_up(state)  # it lets the connection go when it is done
+                self.writer.caught_up_to(state.last, state.rev)
+            stream.conn_id = _enter(self.tracker, state)
             while not stream.closed:
                 event = stream.next_pending()
                 if event is None:
@@ -752,16 +778,23 @@ class _Handover:
                 yield closing("ended")
                 return
             # The hand-over. Nothing pending and no switch from here on, so no event slips between.
-            fd, chunked = _take_socket(environ)
+            fd, chunked = _take_socket(self.environ)
             stream.start(fd, chunked)
             self.handed_over = True
         finally:
             if not self.handed_over:
-                stream.closed = True
-                writer.remove(stream)
-                if stream.conn_id is not None:
-                    _leave(tracker, state, stream.conn_id)
+                self._leave()
             db.session.remove()
+
+    def _leave(self) -> None:
+        """The stream never went live: out of the writer, and out of presence if it got in (once)."""
+        if self._left:
+            return
+        self._left = True
+        self.stream.closed = True
+        self.writer.remove(self.stream)
+        if self.stream.conn_id is not None:
+            _leave(self.tracker, self.state, self.stream.conn_id)
 
 
 def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
@@ -778,7 +811,3 @@ def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
     shared = frame(room_state_html(room))
     writer.keep_state(shared, version)
     return shared + frame(_panels(state, room))
-
-
-def _run_live(state: StreamState, ticket: Ticket) -> _Handover:
-    return _Handover(state, ticket)

@@ -141,8 +141,41 @@ def test_a_client_that_hangs_up_is_noticed_at_once(world):
     stream, sock = open_stream(7)
     sock.close()
     gevent.sleep(0.01)  # the read watcher fires
-    assert stream.closed and not hub.rooms
+    assert stream.closed and not hub.rooms[1].streams
     assert web.left == [stream]
+
+
+def test_a_writer_lingers_after_its_last_stream_and_remembers_for_the_reconnect(world, monkeypatch):
+    """Every stream of a room dropped at once (a proxy restart) comes back to a writer that kept listening:
+    what they missed meanwhile is served from its memory, not read from the database by each of them."""
+    monkeypatch.setattr(fanout, "LINGER_SECONDS", 0.2)
+    hub, _web, open_stream = world
+    _stream, sock = open_stream(7)
+    writer = hub.rooms[1]
+    writer.caught_up_to(0, 0)  # what a catch-up from the database does for the first stream
+    writer.deliver(_message(1))
+    sock.close()
+    gevent.sleep(0.01)
+    assert hub.rooms.get(1) is writer  # no streams, still listening
+    writer.deliver(_message(2))  # posted while nobody was connected here
+    back = StreamState(1, 7, False, 1, 0, 4e9)  # the tab reconnects with Last-Event-ID 1
+    assert [e.seq for e in writer.recent_for(back) or []] == [1, 2]
+    again, again_sock = open_stream(7, last=1)
+    gevent.sleep(0.3)  # past the linger: a writer with a stream stays
+    assert hub.rooms.get(1) is writer
+    again.cut()
+    again_sock.close()
+    gevent.sleep(0.3)
+    assert 1 not in hub.rooms  # the linger is over: it went
+
+
+def test_an_ended_rooms_writer_goes_with_its_last_stream(world):
+    hub, _web, open_stream = world
+    _stream, sock = open_stream(7)
+    writer = hub.rooms[1]
+    writer.end("ended")
+    assert _read(sock)[-1] == {"event": "close", "data": "ended"}
+    assert 1 not in hub.rooms
 
 
 def test_removed_and_rechecked_seats_end_with_their_last_words(world):

@@ -26,6 +26,7 @@ from .models import Facilitator, Membership, Room
 SEATS = "seats"  # session key: {room id: membership id}
 # Session key: the facilitator whose password was right, waiting for the second factor (auth/sessions.py).
 PENDING_SIGN_IN = "two_factor_pending"
+MAX_SEATS_LOOKED_UP = 50  # a browser's seats in other rooms are in the same cookie; a forged list stays short
 _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
 
 
@@ -60,12 +61,42 @@ def room_owned_by_or_404(code: str, owner: Facilitator) -> Room:
 
 
 def member_room_or_403(code: str) -> tuple[Room, Membership]:
-    """The room and the caller's active seat in it. :raise 404: no such room; 403: no seat in it."""
-    room = room_or_404(code)
-    seat = seat_for(room)
+    """The room and the caller's active seat in it (``room_and_seat``). :raise 404: no such room; 403: no seat."""
+    room, seat = room_and_seat(code)
     if seat is None:
         abort(403)
     return room, seat
+
+
+def room_and_seat(code: str) -> tuple[Room, Membership | None]:
+    """The room and the caller's active seat in it, or None for the seat (``seat_for``). :raise 404: no such room.
+
+    A participant's usual case is one query, the room and the seat together (every post and every stream
+    opened pays for it); anything else (no seat, a facilitator) takes the two-step path.
+    """
+    found = _participant_seat(code)
+    if found is not None:
+        return found
+    room = room_or_404(code)
+    return room, seat_for(room)
+
+
+def _participant_seat(code: str) -> tuple[Room, Membership] | None:
+    """The room ``code`` and the active seat the session holds in it, in one query; None when that is not
+    simply so (no session seats, a signed-in facilitator, a wrong code, a seat gone), for the full check."""
+    seats = session.get(SEATS)
+    code = code.lower()
+    if not seats or not isinstance(seats, dict) or current_user.is_authenticated or not _CODE.fullmatch(code):
+        return None
+    held = [seat for seat in seats.values() if isinstance(seat, int)][:MAX_SEATS_LOOKED_UP]
+    row = db.session.execute(
+        select(Room, Membership)
+        .join(Membership, Membership.room_id == Room.id)
+        .where(Room.code == code, Membership.id.in_(held), Membership.left_at.is_(None))
+    ).first()
+    if row is None or seats.get(str(row[0].id)) != row[1].id:
+        return None
+    return row[0], row[1]
 
 
 def participant_or_404(room: Room, membership_id: int) -> Membership:

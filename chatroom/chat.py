@@ -21,6 +21,7 @@ from .access import (
     member_room_or_403,
     previous_seat,
     remember_seat,
+    room_and_seat,
     room_or_404,
     seat_for,
 )
@@ -110,8 +111,7 @@ def room(code: str) -> str | tuple[str, int]:
 
     :raise 404: no such room. :raise 400: a malformed ``before`` cursor.
     """
-    room = room_or_404(code)
-    seat = seat_for(room)
+    room, seat = room_and_seat(code)
     if seat is None:
         return _join_page(room, {}, {})
     before = query_cursor("before")
@@ -187,8 +187,7 @@ def post(code: str) -> Response | tuple[str, int]:
     :raise 403: no seat here (removed, left, ended: the text comes back), the room is not open or locked;
     :raise 422: empty or too long; 429: slow mode or the flood limit (with ``Retry-After``).
     """
-    room = room_or_404(code)
-    seat = seat_for(room)
+    room, seat = room_and_seat(code)
     body = request.form.get("body", "")
     if seat is None:
         return _unsent(room, body, _closed_reason(room), 403)
@@ -309,8 +308,7 @@ def leave(code: str) -> Response:
 
     The browser keeps the closed seat in its session, so the join page welcomes it back under its alias.
     """
-    room = room_or_404(code)
-    seat = seat_for(room)
+    room, seat = room_and_seat(code)
     if seat is not None and not seat.is_host:
         members.leave(seat)
         flash(f"You left “{room.title}”.", "success")

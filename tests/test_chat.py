@@ -168,6 +168,37 @@ def test_double_submitted_form_stores_one_message(app, make_room, join):
     assert [m.body for m in _messages(app, room)] == ["once"]
 
 
+def test_a_form_sent_twice_at_the_same_moment_stores_one_message(app, make_room, join):
+    """Both copies pass the first token check before either commits; the room's row lock orders them, and the
+    second one's insert meets the unique token: it answers with the first one's message, and publishes nothing."""
+    room = make_room()
+    pat = join(room)
+    with app.app_context():
+        seat_id = db.session.scalar(
+            select(Membership.id).where(Membership.room_id == room.id, Membership.alias == "Pat")
+        )
+    token = "ab" * 16
+    gate = threading.Barrier(2)
+    results: list[tuple[int | None, bool]] = []
+
+    def send() -> None:
+        with app.test_request_context():
+            seat = db.session.get(Membership, seat_id)
+            gate.wait()
+            message, created = messages.post(seat, "only once", token)
+            results.append((message.seq, created))
+            db.session.remove()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(created for _, created in results) == [False, True]
+    assert {seq for seq, _ in results} == {1}
+    assert [m.body for m in _messages(app, room)] == ["only once"]
+
+
 def test_form_without_token_is_refused(app, make_room, join):
     room = make_room()
     pat = join(room)

@@ -107,11 +107,6 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
         return _hold(membership, room, text, token, marks)
 
     seq, rev = next_seq(room.id)
-    # Now that we hold the room's row lock, a twin submission has either committed or waits for us.
-    existing = _message_by_token(room.id, token)
-    if existing is not None:
-        db.session.rollback()
-        return existing, False
     now = utcnow()
     message = Message(
         room_id=room.id,
@@ -128,7 +123,14 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     # Rendered while we hold the lock, so the publish follows the commit at once: the
     # longer that gap, the more often two posts reach the streams out of order.
     event = events.message_posted(room, message, rev)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form, submitted twice at once: the other one committed first (its token)
+        db.session.rollback()
+        existing = _message_by_token(room.id, token)
+        if existing is None:
+            raise
+        return existing, False
     publish(room, event)
     if question:
         publish_questions(room)

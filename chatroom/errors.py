@@ -14,11 +14,14 @@ with the same sentence.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Flask, render_template
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -39,7 +42,10 @@ MESSAGES = {
     413: "That was too large to send. Shorten it and try again.",
     429: "Too many attempts. Wait a moment and try again.",
     500: "Something went wrong on our side. Your last action may not have been saved; try again.",
+    503: "The server is busy right now, and your last action was not saved. Try again in a few seconds.",
 }
+# How long a client should wait after a 503 for a busy or unreachable database (RFC 9110 §10.2.3), in seconds.
+BUSY_RETRY_SECONDS = 5
 
 
 def render_error(
@@ -83,6 +89,21 @@ def init_app(app: Flask) -> None:
         if problems.wants_problem():
             return _http_problem(error)
         return render_error(error.code or 500)
+
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(OperationalError)
+    def database_busy(error: Exception) -> tuple[str, int] | Response:
+        """Every pooled connection stayed busy for ``DB_POOL_TIMEOUT_SECONDS``, or the database did not answer
+        (a restart, a failover): 503 with ``Retry-After`` (RFC 9110 §15.6.4), not a 500. Nothing was committed."""
+        log.warning("database busy or unreachable: %s", str(error).splitlines()[0][:200])
+        with contextlib.suppress(Exception):  # the connection may be gone as well
+            db.session.rollback()
+        answer = render_error(503, headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
+        if isinstance(answer, Response):
+            answer.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+            return answer
+        body, status = answer
+        return Response(body, status, {"Retry-After": str(BUSY_RETRY_SECONDS)}, mimetype="text/html")
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[str, int] | Response:

@@ -25,11 +25,13 @@ import bcrypt
 import pytest
 import redis
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from chatroom import create_app
 from chatroom.extensions import db
 from chatroom.models import Message, Room
 from chatroom.passwords import _prehash
+from chatroom.services import tokens
 from support.app import empty_database, make_config
 from support.clients import Client, form_token
 from support.constants import REQUIRE, ROOM_PASSWORD
@@ -265,6 +267,60 @@ def test_readyz_answers_while_postgresql_is_paused_without_gevent(_schema, datab
         [response] = answers
         assert (response.status_code, response.get_json()["checks"]["database"]) == (503, "unreachable")
         assert client.get("/readyz").status_code == 200
+    finally:
+        app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()
+
+
+@pytest.mark.services  # SQLite has no pool to wear out (its writers wait on a lock: the next test's error)
+def test_a_request_that_finds_every_connection_busy_gets_503_with_retry_after(_schema, database_url, redis_url):
+    """A pool worn out by a burst (a reconnect storm, a class of 300 posting) answers 503 with ``Retry-After`` and a
+    sentence, for pages, the API and streams alike: the browser's retry waits, and no 500 reaches anybody."""
+    options = {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 0, "pool_timeout": 1}
+    app = create_app(make_config(database_url, redis_url, SQLALCHEMY_ENGINE_OPTIONS=options))
+    client = app.test_client()
+    try:
+        with app.app_context():
+            empty_database(app)
+            held = db.engine.connect()  # the pool's only connection, busy elsewhere
+            try:
+                page = client.get("/r/abcdefghjk")
+                api = client.get("/api/v1/rooms/abcdefghjk", headers={"Authorization": "Bearer nope"})
+            finally:
+                held.close()
+        assert page.status_code == 503
+        assert page.headers["Retry-After"] == "5"
+        assert "busy right now" in page.get_data(as_text=True)
+        assert api.status_code in (401, 503)  # the token check may come first; never a 500
+        if api.status_code == 503:
+            assert api.headers["Retry-After"] == "5" and api.is_json
+        assert client.get("/r/abcdefghjk").status_code == 404  # the pool is free again: an ordinary answer
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()
+
+
+def test_a_request_that_cannot_reach_the_database_gets_503_with_retry_after(database_url, redis_url, tmp_path):
+    """A database that does not answer (a restart, a failover, a missing file) is "busy, try again": 503 with
+    ``Retry-After`` and a sentence in the page, and JSON under ``/api/``, never a 500."""
+    if database_url.startswith("sqlite"):
+        gone = f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite3'}"
+    else:  # the same server, a port where nothing listens
+        gone = str(make_url(database_url).set(host="127.0.0.1", port=free_port()))
+    app = create_app(make_config(gone, redis_url))
+    client = app.test_client()
+    try:
+        page = client.get("/r/abcdefghjk")
+        assert page.status_code == 503
+        assert page.headers["Retry-After"] == "5"
+        assert "busy right now" in page.get_data(as_text=True)
+        partial = client.get("/r/abcdefghjk", headers={"HX-Request": "true"})
+        assert partial.status_code == 503 and "<html" not in partial.get_data(as_text=True)
+        api = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens.PREFIX}{'x' * 40}"})
+        assert api.status_code == 503 and api.is_json and api.headers["Retry-After"] == "5"
     finally:
         app.extensions["chatroom.broker"].close()
         app.extensions["chatroom.presence"].close()

@@ -51,11 +51,13 @@ PASSWORD = "bench-password-not-secret"  # the facilitator's (≥ 12 characters)
 ROOM_PASSWORD = "bench-room"
 DEFAULT_SOURCE_IPS = [f"127.0.0.{i}" for i in range(2, 10)]
 CSRF_META = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
-BODY_OPEN = b'<p class="message__body" dir="auto">'  # chat/_message.html
+BODY_OPEN = b'<p class="message__body"'  # chat/_message.html (attributes may follow: dir="auto")
 BODY_CLOSE = b"</p>"
 MAX_RECONNECTS = 3  # per stream, during one run
 RETRY_SECONDS = 2.0  # what the server's ``retry:`` asks browsers to wait
 POSTER_GRACE_SECONDS = 15.0  # how long posts may run on after the schedule ends
+SWEEP_CARRY = 32  # bytes a swept stream keeps from its last read (a split ``id:`` line is still read whole)
+SWEEP_SLICE = 250  # swept streams read in one go before the loop gets a turn (bounds the sweep's own lag)
 
 # The targets (bench/README.md): p99 latency by room size, server CPU, memory, and nothing lost.
 LATENCY_TARGETS_MS = ((1000, 50.0), (5000, 150.0))
@@ -493,6 +495,7 @@ class Tally:
     malformed: int = 0
     closes: int = 0  # ``close`` events (room ended, member removed)
     reconnects: int = 0
+    sweep: float = 0.0  # > 0: counted streams are plain sockets read every this many seconds (``sweep_streams``)
     latencies: array[float] = field(default_factory=lambda: array("d"))  # seconds, one per first delivery
     numbers: array[int] = field(default_factory=lambda: array("l"))  # the message number of each latency
     errors: Counter[str] = field(default_factory=Counter)
@@ -517,6 +520,8 @@ class StreamClient:
         self.heartbeats = 0
         self.storming = False  # we are dropping it on purpose: do not reconnect on our own
         self.protocol: StreamProtocol | None = None
+        self.sock: socket.socket | None = None  # a swept (counted) stream's socket, while it is open
+        self.carry = b""  # a swept stream's last bytes: a pattern split between two reads counts once
 
     def request(self) -> bytes:
         lines = [
@@ -532,6 +537,8 @@ class StreamClient:
 
     async def connect(self) -> StreamClient:
         """Open the stream and wait for its first bytes. :raise OSError/HttpError: it did not open."""
+        if not self.probe and self.tally.sweep > 0:
+            return await self.connect_swept()
         loop = asyncio.get_running_loop()
         protocol = StreamProtocol(self, loop)
         self.protocol = protocol
@@ -543,6 +550,106 @@ class StreamClient:
             protocol.close()
             raise
         return self
+
+    async def connect_swept(self) -> StreamClient:
+        """Open a counted stream on a plain non-blocking socket that ``sweep_streams`` reads, not the event loop.
+
+        The head and the first bytes are read here (through the loop); after that
+        nothing watches the socket: the sweeper reads what has piled up every
+        ``--sweep`` seconds, so thousands of counted streams cost one ``recv`` each per
+        sweep instead of a callback per event. :raise OSError/HttpError: it did not open.
+        """
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.local_ip, 0))
+            await loop.sock_connect(sock, (self.host, self.port))
+            await loop.sock_sendall(sock, self.request())
+            head = b""
+            while (end := head.find(b"\r\n\r\n")) < 0 or len(head) == end + 4:
+                data = await loop.sock_recv(sock, 65536)
+                if not data:
+                    raise ConnectionResetError("stream closed before its first bytes")
+                head += data
+                if end < 0 and len(head) > 65536:
+                    raise HttpError("stream: response head too long")
+            status = head.split(b" ", 2)[1]
+            if status != b"200" or b"text/event-stream" not in head[:end].lower():
+                raise HttpError(f"stream: HTTP {status.decode()} instead of an event stream")
+        except BaseException:  # a timeout cancels us: do not leave the socket open
+            sock.close()
+            raise
+        self.tally.bytes += len(head)
+        self.carry = b""
+        self.sock = sock
+        self.count_swept(bytearray(head[end + 4 :]), 0, len(head) - end - 4)
+        return self
+
+    def sweep(self, buf: bytearray, view: memoryview) -> None:
+        """Read whatever a counted stream's socket holds (``buf`` is scratch space), count it; notice its end."""
+        sock = self.sock
+        if sock is None:
+            return
+        while True:
+            carry = self.carry
+            start = len(carry)
+            buf[:start] = carry
+            try:
+                n = sock.recv_into(view[start:])
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self.swept_end(repr(error))
+                return
+            if not n:
+                self.swept_end("EOF")
+                return
+            self.tally.bytes += n
+            self.count_swept(buf, start, start + n)
+            if start + n < len(buf):
+                return  # it had less than the buffer holds: nothing more is waiting
+
+    def count_swept(self, buf: bytearray, start: int, end: int) -> None:
+        """Count message ids, heartbeats and ``close`` events in ``buf[start:end]`` (``buf[:start]`` is the carry).
+
+        The bytes are still in chunked transfer coding: the server writes every event
+        as one chunk, so chunk sizes never split a pattern. A match that lies wholly in
+        the carry was counted by the previous read, so each pattern is searched from
+        ``len(pattern) - 1`` bytes before the new bytes on.
+        """
+        self.count += buf.count(b"id: ", max(0, start - 3), end)
+        at = buf.rfind(b"id: ", 0, end)  # the newest id whose line is whole (it may have begun in the carry)
+        line_end = buf.find(b"\n", at, end) if at >= 0 else -1
+        if at > 0 and line_end < 0:  # its line is still coming: the one before it
+            at = buf.rfind(b"id: ", 0, at)
+            line_end = buf.find(b"\n", at, end) if at >= 0 else -1
+        if line_end > 0:
+            self.last_id = bytes(buf[at + 4 : line_end]).strip()  # where a reconnect resumes
+        if buf.find(b": heartbeat", max(0, start - 10), end) >= 0:
+            self.heartbeats += buf.count(b": heartbeat", max(0, start - 10), end)
+        if buf.find(b"event: close", max(0, start - 11), end) >= 0:
+            self.tally.closes += buf.count(b"event: close", max(0, start - 11), end)
+        self.carry = bytes(buf[max(0, end - SWEEP_CARRY) : end])
+
+    def swept_end(self, why: str) -> None:
+        """A swept stream's socket reached its end (the server closed it, or it was reset)."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+        if self.storming:
+            return
+        if self.tally.running:
+            self.tally.errors[f"stream ended by the server: {why:.80}"] += 1
+            self.connection_lost()
+
+    def close(self) -> None:
+        """Drop the stream's connection now, whichever kind it is."""
+        if self.protocol is not None:
+            self.protocol.close()
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
     def connection_lost(self) -> None:
         """The server ended an open stream: reconnect as a browser would, a bounded number of times."""
@@ -583,8 +690,9 @@ class StreamClient:
             tally.other_events += 1
             return
         seq = int(self.last_id.split(b".", 1)[0])
+        at = event.find(b">", at, end) + 1
         stop = event.find(BODY_CLOSE, at, end)
-        words = event[at + len(BODY_OPEN) : stop].split() if stop >= 0 else []
+        words = event[at:stop].split() if at and stop >= 0 else []
         if len(words) != 4 or words[0] != b"bench":
             tally.malformed += 1
             return
@@ -883,6 +991,38 @@ async def watch_loop_lag(tally: Tally, lags: list[float], period: float = 0.05) 
         lags.append(max(0.0, loop.time() - due))
 
 
+async def sweep_streams(tally: Tally, clients: list[StreamClient], period: float) -> None:
+    """Read every swept (counted) stream once per ``period`` seconds, in slices spread over the period.
+
+    Each slice reads ``SWEEP_SLICE`` sockets (one ``recv`` each, usually) and then
+    gives the loop back until the next slice is due, so the probes are never held
+    up for long. Runs until ``tally.running`` is false; ``sweep_all`` does a last
+    full sweep before anyone reads the counts.
+    """
+    loop = asyncio.get_running_loop()
+    buf = bytearray(1 << 18)
+    view = memoryview(buf)
+    swept = [c for c in clients if not c.probe]
+    slices = max(1, math.ceil(len(swept) / SWEEP_SLICE))
+    while tally.running:
+        began = loop.time()
+        for i in range(slices):
+            for client in swept[i * SWEEP_SLICE : (i + 1) * SWEEP_SLICE]:
+                client.sweep(buf, view)
+            await asyncio.sleep(max(0.0, began + period * (i + 1) / slices - loop.time()))
+            if not tally.running:
+                return
+
+
+def sweep_all(clients: list[StreamClient]) -> None:
+    """Read every swept stream now, all at once (before counts are read: the last deliveries count too)."""
+    buf = bytearray(1 << 18)
+    view = memoryview(buf)
+    for client in clients:
+        if client.sock is not None:
+            client.sweep(buf, view)
+
+
 async def wait_until_quiet(tally: Tally, quiet: float, limit: float) -> tuple[float, bool]:
     """Wait until no event but comments arrives for ``quiet`` seconds (at most ``limit``).
 
@@ -928,7 +1068,8 @@ class Bench:
         self.nofile = raise_nofile_limit()[0]
         self.server = ServerProcesses.find(args.server_pids, args.server_pidfile, self.port)
         self.nonce = secrets.token_hex(4)
-        self.tally = Tally(nonce=self.nonce.encode())
+        self.tally = Tally(nonce=self.nonce.encode(), sweep=args.sweep)
+        self.sweeper: asyncio.Task[None] | None = None
         self.marks: dict[str, Mark] = {}
         self.timings: dict[str, float] = {}
         self.code = ""
@@ -982,6 +1123,7 @@ class Bench:
     async def hold(self, seconds: float) -> None:
         """Keep every stream open and idle for ``seconds``; count the ones the server drops, and heartbeats."""
         log(f"holding {self.open} idle streams for {seconds:g} s")
+        sweep_all(self.clients)
         dropped_before = sum(c.dropped for c in self.clients)
         beats_before = [c.heartbeats for c in self.clients]
         began = time.monotonic()
@@ -989,6 +1131,7 @@ class Bench:
             await asyncio.sleep(min(30.0, seconds - (time.monotonic() - began)))
             dropped = sum(c.dropped for c in self.clients) - dropped_before
             log(f"held {time.monotonic() - began:.0f} s: {dropped} dropped")
+        sweep_all(self.clients)
         beats = sorted(c.heartbeats - b for c, b in zip(self.clients, beats_before, strict=True))
         self.held = {
             "seconds": seconds,
@@ -1042,6 +1185,10 @@ class Bench:
             )
             for i in range(args.clients)
         ]
+        if self.tally.sweep > 0 and any(not c.probe for c in self.clients):
+            self.sweeper = asyncio.get_running_loop().create_task(
+                sweep_streams(self.tally, self.clients, self.tally.sweep)
+            )
         began = time.monotonic()
         opened, errors = await bounded(
             [client.connect for client in self.clients],
@@ -1085,8 +1232,11 @@ class Bench:
         deadline = time.monotonic() + args.drain
         while self.received() < len(self.posts.ok) * args.clients and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        self.mark("drained")
         tally.running = False
+        if self.sweeper is not None:
+            await self.sweeper
+        sweep_all(self.clients)  # what arrived since the last sweep counts too
+        self.mark("drained")
         await lag_watch
         self.timings["drain_s"] = self.marks["drained"].wall - self.marks["posted"].wall
         self.traffic["posting"] = {
@@ -1106,8 +1256,7 @@ class Bench:
         began = time.monotonic()
         for client in self.clients:
             client.storming = True
-            if client.protocol is not None:
-                client.protocol.close()
+            client.close()
         await asyncio.sleep(0.2)
         rng = secrets.SystemRandom()
 
@@ -1137,8 +1286,7 @@ class Bench:
         for task in list(self.tally.tasks):
             task.cancel()
         for client in self.clients:
-            if client.protocol is not None:
-                client.protocol.close()
+            client.close()
 
     def results(self) -> dict[str, Any]:
         """Everything measured, as a JSON-ready dict (``summary`` renders it for people)."""
@@ -1387,6 +1535,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--idle", type=float, default=3.0, help="seconds idle before measuring RSS (default 3)")
     add("--drain", type=float, default=10.0, help="max seconds to wait for stragglers (default 10)")
     add("--probe", type=int, help="parse the events of this many streams, only count the others' (default: all)")
+    add(
+        "--sweep",
+        type=float,
+        default=0.5,
+        help="read the counted streams every this many seconds, not as events arrive (0: at once; default 0.5)",
+    )
     add("--storm", action="store_true", help="a third into posting, drop every stream and reconnect them all")
     add("--storm-window", type=float, default=10.0, help="seconds over which the storm reconnects (default 10)")
     add("--hold", type=float, default=0.0, help="hold the idle streams this many seconds before posting")
@@ -1395,6 +1549,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.clients, args.rate, args.duration, args.posters, args.members or 1) <= 0:
         parser.error("K, R, duration, members and posters must be positive")
+    if args.sweep < 0:
+        parser.error("--sweep must be 0 or more")
     return args
 
 

@@ -1940,7 +1940,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(worker_main(int(argv[1])))
         return 0
     args = parse_args(argv)
-    limit = args.open_timeout + args.settle_timeout + args.duration + args.drain + 900  # setup + a safety margin
+    # Setup and a safety margin on top of every phase's own budget.
+    limit = args.open_timeout + args.settle_timeout + args.hold + args.duration + args.drain + 900
     try:
         result = asyncio.run(asyncio.wait_for(Bench(args).run(), timeout=limit))
     except (HttpError, WorkerGone) as error:

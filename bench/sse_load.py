@@ -51,11 +51,13 @@ PASSWORD = "bench-password-not-secret"  # the facilitator's (≥ 12 characters)
 ROOM_PASSWORD = "bench-room"
 DEFAULT_SOURCE_IPS = [f"127.0.0.{i}" for i in range(2, 10)]
 CSRF_META = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
-BODY_OPEN = b'<p class="message__body" dir="auto">'  # chat/_message.html
+BODY_OPEN = b'<p class="message__body"'  # chat/_message.html (attributes may follow: dir="auto")
 BODY_CLOSE = b"</p>"
 MAX_RECONNECTS = 3  # per stream, during one run
 RETRY_SECONDS = 2.0  # what the server's ``retry:`` asks browsers to wait
 POSTER_GRACE_SECONDS = 15.0  # how long posts may run on after the schedule ends
+SWEEP_CARRY = 32  # bytes a swept stream keeps from its last read (a split ``id:`` line is still read whole)
+SWEEP_SLICE = 250  # swept streams read in one go before the loop gets a turn (bounds the sweep's own lag)
 
 # The targets (bench/README.md): p99 latency by room size, server CPU, memory, and nothing lost.
 LATENCY_TARGETS_MS = ((1000, 50.0), (5000, 150.0))
@@ -67,11 +69,12 @@ RSS_TARGET_KB = 15.0
 
 
 _T0 = time.monotonic()
+LOG_PREFIX = ""  # a worker process's name
 
 
 def log(message: str) -> None:
     """A progress line on stderr, stamped with the time since the start."""
-    print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _T0:7.1f}s] {LOG_PREFIX}{message}", file=sys.stderr, flush=True)
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -118,6 +121,7 @@ class ProcSample:
     rss_kb: int
     cpu_s: float
     sockets: int = 0
+    sys_s: float = 0.0  # the kernel's share of cpu_s
 
 
 class ServerProcesses:
@@ -174,7 +178,7 @@ class ServerProcesses:
             rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
             fields = stat.rsplit(")", 1)[1].split()
             cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime, stime (fields 14 and 15 of stat)
-            out[pid] = ProcSample(rss, cpu, _socket_count(pid) if sockets else 0)
+            out[pid] = ProcSample(rss, cpu, _socket_count(pid) if sockets else 0, int(fields[12]) / self._tick)
         return out
 
 
@@ -493,6 +497,7 @@ class Tally:
     malformed: int = 0
     closes: int = 0  # ``close`` events (room ended, member removed)
     reconnects: int = 0
+    sweep: float = 0.0  # > 0: counted streams are plain sockets read every this many seconds (``sweep_streams``)
     latencies: array[float] = field(default_factory=lambda: array("d"))  # seconds, one per first delivery
     numbers: array[int] = field(default_factory=lambda: array("l"))  # the message number of each latency
     errors: Counter[str] = field(default_factory=Counter)
@@ -517,6 +522,8 @@ class StreamClient:
         self.heartbeats = 0
         self.storming = False  # we are dropping it on purpose: do not reconnect on our own
         self.protocol: StreamProtocol | None = None
+        self.sock: socket.socket | None = None  # a swept (counted) stream's socket, while it is open
+        self.carry = b""  # a swept stream's last bytes: a pattern split between two reads counts once
 
     def request(self) -> bytes:
         lines = [
@@ -532,6 +539,8 @@ class StreamClient:
 
     async def connect(self) -> StreamClient:
         """Open the stream and wait for its first bytes. :raise OSError/HttpError: it did not open."""
+        if not self.probe and self.tally.sweep > 0:
+            return await self.connect_swept()
         loop = asyncio.get_running_loop()
         protocol = StreamProtocol(self, loop)
         self.protocol = protocol
@@ -543,6 +552,106 @@ class StreamClient:
             protocol.close()
             raise
         return self
+
+    async def connect_swept(self) -> StreamClient:
+        """Open a counted stream on a plain non-blocking socket that ``sweep_streams`` reads, not the event loop.
+
+        The head and the first bytes are read here (through the loop); after that
+        nothing watches the socket: the sweeper reads what has piled up every
+        ``--sweep`` seconds, so thousands of counted streams cost one ``recv`` each per
+        sweep instead of a callback per event. :raise OSError/HttpError: it did not open.
+        """
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.local_ip, 0))
+            await loop.sock_connect(sock, (self.host, self.port))
+            await loop.sock_sendall(sock, self.request())
+            head = b""
+            while (end := head.find(b"\r\n\r\n")) < 0 or len(head) == end + 4:
+                data = await loop.sock_recv(sock, 65536)
+                if not data:
+                    raise ConnectionResetError("stream closed before its first bytes")
+                head += data
+                if end < 0 and len(head) > 65536:
+                    raise HttpError("stream: response head too long")
+            status = head.split(b" ", 2)[1]
+            if status != b"200" or b"text/event-stream" not in head[:end].lower():
+                raise HttpError(f"stream: HTTP {status.decode()} instead of an event stream")
+        except BaseException:  # a timeout cancels us: do not leave the socket open
+            sock.close()
+            raise
+        self.tally.bytes += len(head)
+        self.carry = b""
+        self.sock = sock
+        self.count_swept(bytearray(head[end + 4 :]), 0, len(head) - end - 4)
+        return self
+
+    def sweep(self, buf: bytearray, view: memoryview) -> None:
+        """Read whatever a counted stream's socket holds (``buf`` is scratch space), count it; notice its end."""
+        sock = self.sock
+        if sock is None:
+            return
+        while True:
+            carry = self.carry
+            start = len(carry)
+            buf[:start] = carry
+            try:
+                n = sock.recv_into(view[start:])
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self.swept_end(repr(error))
+                return
+            if not n:
+                self.swept_end("EOF")
+                return
+            self.tally.bytes += n
+            self.count_swept(buf, start, start + n)
+            if start + n < len(buf):
+                return  # it had less than the buffer holds: nothing more is waiting
+
+    def count_swept(self, buf: bytearray, start: int, end: int) -> None:
+        """Count message ids, heartbeats and ``close`` events in ``buf[start:end]`` (``buf[:start]`` is the carry).
+
+        The bytes are still in chunked transfer coding: the server writes every event
+        as one chunk, so chunk sizes never split a pattern. A match that lies wholly in
+        the carry was counted by the previous read, so each pattern is searched from
+        ``len(pattern) - 1`` bytes before the new bytes on.
+        """
+        self.count += buf.count(b"id: ", max(0, start - 3), end)
+        at = buf.rfind(b"id: ", 0, end)  # the newest id whose line is whole (it may have begun in the carry)
+        line_end = buf.find(b"\n", at, end) if at >= 0 else -1
+        if at > 0 and line_end < 0:  # its line is still coming: the one before it
+            at = buf.rfind(b"id: ", 0, at)
+            line_end = buf.find(b"\n", at, end) if at >= 0 else -1
+        if line_end > 0:
+            self.last_id = bytes(buf[at + 4 : line_end]).strip()  # where a reconnect resumes
+        if buf.find(b": heartbeat", max(0, start - 10), end) >= 0:
+            self.heartbeats += buf.count(b": heartbeat", max(0, start - 10), end)
+        if buf.find(b"event: close", max(0, start - 11), end) >= 0:
+            self.tally.closes += buf.count(b"event: close", max(0, start - 11), end)
+        self.carry = bytes(buf[max(0, end - SWEEP_CARRY) : end])
+
+    def swept_end(self, why: str) -> None:
+        """A swept stream's socket reached its end (the server closed it, or it was reset)."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+        if self.storming:
+            return
+        if self.tally.running:
+            self.tally.errors[f"stream ended by the server: {why:.80}"] += 1
+            self.connection_lost()
+
+    def close(self) -> None:
+        """Drop the stream's connection now, whichever kind it is."""
+        if self.protocol is not None:
+            self.protocol.close()
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
     def connection_lost(self) -> None:
         """The server ended an open stream: reconnect as a browser would, a bounded number of times."""
@@ -583,8 +692,9 @@ class StreamClient:
             tally.other_events += 1
             return
         seq = int(self.last_id.split(b".", 1)[0])
+        at = event.find(b">", at, end) + 1
         stop = event.find(BODY_CLOSE, at, end)
-        words = event[at + len(BODY_OPEN) : stop].split() if stop >= 0 else []
+        words = event[at:stop].split() if at and stop >= 0 else []
         if len(words) != 4 or words[0] != b"bench":
             tally.malformed += 1
             return
@@ -874,33 +984,413 @@ def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]
     return delta
 
 
-async def watch_loop_lag(tally: Tally, lags: list[float], period: float = 0.05) -> None:
-    """Sample how late this process's event loop wakes up: late wake-ups inflate the latencies measured here."""
+async def watch_loop_lag(running: Callable[[], bool], lags: list[float], period: float = 0.05) -> None:
+    """Sample how late this process's event loop wakes up (while ``running()``): late wake-ups inflate latencies."""
     loop = asyncio.get_running_loop()
-    while tally.running:
+    while running():
         due = loop.time() + period
         await asyncio.sleep(period)
         lags.append(max(0.0, loop.time() - due))
 
 
-async def wait_until_quiet(tally: Tally, quiet: float, limit: float) -> tuple[float, bool]:
+async def sweep_streams(tally: Tally, clients: list[StreamClient], period: float) -> None:
+    """Read every swept (counted) stream once per ``period`` seconds, in slices spread over the period.
+
+    Each slice reads ``SWEEP_SLICE`` sockets (one ``recv`` each, usually) and then
+    gives the loop back until the next slice is due, so the probes are never held
+    up for long. Runs until ``tally.running`` is false; ``sweep_all`` does a last
+    full sweep before anyone reads the counts.
+    """
+    loop = asyncio.get_running_loop()
+    buf = bytearray(1 << 18)
+    view = memoryview(buf)
+    swept = [c for c in clients if not c.probe]
+    slices = max(1, math.ceil(len(swept) / SWEEP_SLICE))
+    while tally.running:
+        began = loop.time()
+        for i in range(slices):
+            for client in swept[i * SWEEP_SLICE : (i + 1) * SWEEP_SLICE]:
+                client.sweep(buf, view)
+            await asyncio.sleep(max(0.0, began + period * (i + 1) / slices - loop.time()))
+            if not tally.running:
+                return
+
+
+def sweep_all(clients: list[StreamClient]) -> None:
+    """Read every swept stream now, all at once (before counts are read: the last deliveries count too)."""
+    buf = bytearray(1 << 18)
+    view = memoryview(buf)
+    for client in clients:
+        if client.sock is not None:
+            client.sweep(buf, view)
+
+
+async def wait_until_quiet(status: Callable[[], dict[str, int]], quiet: float, limit: float) -> tuple[float, bool]:
     """Wait until no event but comments arrives for ``quiet`` seconds (at most ``limit``).
 
+    ``status`` gives the streams' counters now (``other_events``, ``bytes``).
     Heartbeats never stop (each stream sends one 15 s after its last event), so
     they do not count. Returns (seconds waited, whether it went quiet).
     """
     start = time.monotonic()
-    last_count, last_change, last_report = tally.other_events, start, start
+    last_count, last_change, last_report = status()["other_events"], start, start
     while (now := time.monotonic()) - start < limit:
-        if tally.other_events != last_count:
-            last_count, last_change = tally.other_events, now
+        counters = status()
+        if counters["other_events"] != last_count:
+            last_count, last_change = counters["other_events"], now
         elif now - last_change >= quiet:
             return now - start, True
         if now - last_report >= 5:
             last_report = now
-            log(f"settling: {tally.bytes / 1e6:,.0f} MB and {tally.other_events:,} presence/typing events so far")
+            log(
+                f"settling: {counters['bytes'] / 1e6:,.0f} MB and {counters['other_events']:,} "
+                "presence/typing events so far"
+            )
         await asyncio.sleep(0.25)
     return time.monotonic() - start, False
+
+
+# -- the streams of one process, and of worker processes ---------------------------------------------------------
+
+# What a process's streams report at the end (``LocalStreams.report``): these add up over processes.
+SUMMED = (
+    "open",
+    "bytes",
+    "deliveries",
+    "unique",
+    "duplicates",
+    "gaps",
+    "backwards",
+    "other_events",
+    "comments",
+    "foreign",
+    "malformed",
+    "closes",
+    "reconnects",
+    "counted_streams",
+    "counted_ok",
+    "counted_extra",
+    "counted_total",
+    "probe_unique_ok",
+)
+CONCATENATED = ("latencies", "numbers", "lags")
+STATUS_EVERY = 0.25  # seconds between a worker's status lines
+
+
+class WorkerGone(Exception):
+    """A worker process ended or answered out of turn."""
+
+
+@dataclass
+class StreamSpec:
+    """One stream to open: the participant's cookie, the source address, and whether it is a probe."""
+
+    cookie: str
+    local_ip: str
+    probe: bool
+
+
+class LocalStreams:
+    """The streams this process holds: it opens, sweeps, storms and counts them, and reports at the end.
+
+    With ``--processes 1`` the run holds one of these; with more, each worker
+    process holds one and :class:`RemoteStreams` drives it over a pipe. The
+    methods are the same on both, so the phases of :class:`Bench` do not care.
+    """
+
+    def __init__(
+        self, args: argparse.Namespace, host: str, port: int, code: str, nonce: str, specs: list[StreamSpec]
+    ) -> None:
+        self.args = args
+        self.tally = Tally(nonce=nonce.encode(), sweep=args.sweep)
+        self.clients = [
+            StreamClient(Member("", s.cookie, ""), s.local_ip, host, port, code, self.tally, probe=s.probe)
+            for s in specs
+        ]
+        self.counted = [c for c in self.clients if not c.probe]
+        self.sweeper: asyncio.Task[None] | None = None
+        self.ok_count = 1 << 62  # messages posted: counts above it are duplicates (known once posting ends)
+        self.opened = 0
+        self.lags: list[float] = []  # this process's loop lag while posting (workers only: Bench watches its own)
+        self.lag_watch: asyncio.Task[None] | None = None
+
+    async def open(self, concurrency: int, timeout: float) -> int:
+        """Open every stream, ``concurrency`` at a time, within ``timeout`` seconds; returns how many opened."""
+        if self.tally.sweep > 0 and self.counted:
+            self.sweeper = asyncio.get_running_loop().create_task(
+                sweep_streams(self.tally, self.clients, self.tally.sweep)
+            )
+        opened, errors = await bounded(
+            [client.connect for client in self.clients],
+            concurrency,
+            label="open streams",
+            deadline=time.monotonic() + timeout,
+        )
+        self.tally.errors.update(errors)
+        self.opened = len(opened)
+        return self.opened
+
+    def status(self) -> dict[str, int]:
+        """The counters the phases watch: bytes, presence/typing events, drops, (stream, message) pairs received."""
+        tally, ok = self.tally, self.ok_count
+        return {
+            "bytes": tally.bytes,
+            "other_events": tally.other_events,
+            "dropped": sum(c.dropped for c in self.clients),
+            "received": tally.unique + sum(min(c.count, ok) for c in self.counted),
+        }
+
+    async def posting(self) -> None:
+        """Posting starts: a worker watches its own loop lag from now on."""
+
+    async def set_ok(self, ok: int) -> None:
+        """Posting has ended with ``ok`` messages accepted."""
+        self.ok_count = ok
+
+    async def heartbeats(self) -> dict[str, Any]:
+        """Heartbeats per stream so far, and drops (after a sweep: what has arrived counts)."""
+        sweep_all(self.clients)
+        return {"beats": [c.heartbeats for c in self.clients], "dropped": sum(c.dropped for c in self.clients)}
+
+    async def storm(self, window: float) -> int:
+        """Drop every stream at once and reconnect each within ``window`` s with Last-Event-ID; returns how many."""
+        began = time.monotonic()
+        for client in self.clients:
+            client.storming = True
+            client.close()
+        await asyncio.sleep(0.2)
+        rng = secrets.SystemRandom()
+
+        async def back(client: StreamClient) -> StreamClient:
+            await asyncio.sleep(rng.uniform(0, window * 0.8))
+            client.storming = False
+            return await client.connect()
+
+        back_again, errors = await bounded(
+            [partial(back, c) for c in self.clients], len(self.clients), label="storm", deadline=began + 60
+        )
+        self.tally.errors.update(errors)
+        return len(back_again)
+
+    async def stop(self) -> None:
+        """Stop reconnecting and sweeping; sweep once more so that everything that arrived counts."""
+        self.tally.running = False
+        if self.sweeper is not None:
+            await self.sweeper
+        if self.lag_watch is not None:
+            await self.lag_watch
+        sweep_all(self.clients)  # what arrived since the last sweep counts too
+
+    async def report(self, ok: set[int]) -> dict[str, Any]:
+        """Everything counted, given the accepted messages ``ok``; then drop every stream.
+
+        The keys are ``SUMMED``, ``CONCATENATED`` and ``errors`` (:func:`merge_reports` adds them up).
+        """
+        tally, n_ok = self.tally, len(ok)
+        report: dict[str, Any] = {
+            "open": self.opened,
+            **{
+                name: getattr(tally, name)
+                for name in (
+                    "bytes",
+                    "deliveries",
+                    "unique",
+                    "duplicates",
+                    "gaps",
+                    "backwards",
+                    "other_events",
+                    "comments",
+                    "foreign",
+                    "malformed",
+                    "closes",
+                    "reconnects",
+                )
+            },
+            "counted_streams": len(self.counted),
+            "counted_ok": sum(min(c.count, n_ok) for c in self.counted),
+            "counted_extra": sum(max(0, c.count - n_ok) for c in self.counted),
+            "counted_total": sum(c.count for c in self.counted),
+            "probe_unique_ok": sum(sum(c.seen[n] for n in ok if n < len(c.seen)) for c in self.clients if c.probe),
+            "latencies": list(tally.latencies),
+            "numbers": list(tally.numbers),
+            "lags": self.lags,
+            "errors": dict(tally.errors),
+        }
+        await self.close()
+        return report
+
+    async def close(self) -> None:
+        """Stop reconnecting and drop every stream."""
+        self.tally.running = False
+        for task in list(self.tally.tasks):
+            task.cancel()
+        for client in self.clients:
+            client.close()
+
+
+class RemoteStreams:
+    """A worker process holding some of the streams (``--processes``), driven over its stdin and stdout.
+
+    The worker (``sse_load.py --worker``) reads one JSON line of setup, then one
+    command per line, and answers each with a ``reply`` line; meanwhile it writes a
+    ``status`` line every ``STATUS_EVERY`` seconds, which :meth:`status` returns.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: asyncio.subprocess.Process | None = None
+        self.latest: dict[str, int] = {"bytes": 0, "other_events": 0, "dropped": 0, "received": 0}
+        self.replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self, setup: dict[str, Any]) -> None:
+        """Start the worker and hand it its streams (``setup``: the run's arguments, the room, the specs)."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(self.index),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,  # the final report is one line
+        )
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+        await self._send(setup)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        with contextlib.suppress(ValueError, ConnectionError):
+            while line := await self.process.stdout.readline():
+                message = json.loads(line)
+                if message.pop("type") == "status":
+                    self.latest = message
+                else:
+                    self.replies.put_nowait(message)
+        self.replies.put_nowait(None)  # the worker is gone
+
+    async def ask(self, command: str, **fields: Any) -> dict[str, Any]:
+        """Send ``command`` and wait for its reply. :raise WorkerGone: the worker ended first."""
+        await self._send({"cmd": command, **fields})
+        reply = await self.replies.get()
+        if reply is None:
+            self.replies.put_nowait(None)
+            raise WorkerGone(f"worker {self.index} ended while asked to {command} (its errors are above)")
+        return reply
+
+    async def open(self, concurrency: int, timeout: float) -> int:
+        return int((await self.ask("open", concurrency=concurrency, timeout=timeout))["opened"])
+
+    def status(self) -> dict[str, int]:
+        return self.latest
+
+    async def posting(self) -> None:
+        await self.ask("posting")
+
+    async def set_ok(self, ok: int) -> None:
+        await self.ask("ok", ok=ok)
+
+    async def heartbeats(self) -> dict[str, Any]:
+        return await self.ask("beats")
+
+    async def storm(self, window: float) -> int:
+        return int((await self.ask("storm", window=window))["reconnected"])
+
+    async def stop(self) -> None:
+        await self.ask("stop")
+
+    async def report(self, ok: set[int]) -> dict[str, Any]:
+        report = (await self.ask("report", ok=sorted(ok)))["report"]
+        await self.close()
+        return report
+
+    async def close(self) -> None:
+        """Let the worker end (it drops its streams when its stdin closes); kill it if it does not."""
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if self.reader is not None:
+            await self.reader
+
+
+async def worker_main(index: int) -> None:
+    """``sse_load.py --worker N``: hold the streams the parent hands over on stdin, and obey its commands.
+
+    Protocol: see :class:`RemoteStreams`. Ends when stdin ends (the parent is
+    done or gone), dropping every stream.
+    """
+    global LOG_PREFIX
+    LOG_PREFIX = f"worker {index}: "
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 28)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    setup = json.loads(await reader.readline())
+    args = argparse.Namespace(**setup["args"])
+    raise_nofile_limit()
+    specs = [StreamSpec(*spec) for spec in setup["streams"]]
+    streams = LocalStreams(args, setup["host"], setup["port"], setup["code"], setup["nonce"], specs)
+
+    def send(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    async def push_status() -> None:
+        while True:
+            send({"type": "status", **streams.status()})
+            await asyncio.sleep(STATUS_EVERY)
+
+    pusher = loop.create_task(push_status())
+    try:
+        while line := await reader.readline():
+            command = json.loads(line)
+            name, reply = command["cmd"], dict[str, Any]()
+            if name == "open":
+                reply["opened"] = await streams.open(command["concurrency"], command["timeout"])
+            elif name == "posting":
+                streams.lag_watch = loop.create_task(watch_loop_lag(lambda: streams.tally.running, streams.lags))
+            elif name == "ok":
+                await streams.set_ok(command["ok"])
+            elif name == "beats":
+                reply = await streams.heartbeats()
+            elif name == "storm":
+                reply["reconnected"] = await streams.storm(command["window"])
+            elif name == "stop":
+                await streams.stop()
+            elif name == "report":
+                pusher.cancel()
+                reply["report"] = await streams.report(set(command["ok"]))
+            send({"type": "reply", **reply})
+    finally:
+        pusher.cancel()
+        await streams.close()
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The processes' reports as one: counters added, samples concatenated, errors counted together."""
+    merged: dict[str, Any] = {name: sum(r[name] for r in reports) for name in SUMMED}
+    for name in CONCATENATED:
+        merged[name] = [x for r in reports for x in r[name]]
+    errors: Counter[str] = Counter()
+    for r in reports:
+        errors.update(r["errors"])
+    merged["errors"] = errors
+    return merged
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
@@ -908,7 +1398,7 @@ async def wait_until_quiet(tally: Tally, quiet: float, limit: float) -> tuple[fl
 
 @dataclass
 class Mark:
-    """A moment of the run: wall clock, this tool's CPU, and the server's processes."""
+    """A moment of the run: wall clock, this tool's CPU (its workers' included), and the server's processes."""
 
     wall: float
     cpu: float
@@ -916,8 +1406,17 @@ class Mark:
     server: dict[int, ProcSample]
 
 
+Streams = LocalStreams | RemoteStreams
+
+
 class Bench:
-    """One benchmark run, phase by phase: setup, open the streams, let them settle, post, drain, report."""
+    """One benchmark run, phase by phase: setup, open the streams, let them settle, post, drain, report.
+
+    The streams live in ``self.shards``: one :class:`LocalStreams` in this process,
+    or with ``--processes N`` one :class:`RemoteStreams` per worker process. This
+    process always does the setup, the posting and the storm's timing, and tells
+    the shards when each phase begins, so every process goes through the phases together.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -927,16 +1426,18 @@ class Bench:
         self.source_ips = [require_loopback(ip.strip(), "source address") for ip in args.source_ips.split(",")]
         self.nofile = raise_nofile_limit()[0]
         self.server = ServerProcesses.find(args.server_pids, args.server_pidfile, self.port)
+        self.workers: ServerProcesses | None = None  # the worker processes, for the tool's CPU
         self.nonce = secrets.token_hex(4)
-        self.tally = Tally(nonce=self.nonce.encode())
+        self.errors: Counter[str] = Counter()  # the setup's (the streams keep their own)
         self.marks: dict[str, Mark] = {}
         self.timings: dict[str, float] = {}
         self.code = ""
         self.stream_members: list[Member] = []
         self.poster_members: list[Member] = []
-        self.clients: list[StreamClient] = []
+        self.shards: list[Streams] = []
         self.open = 0
         self.posts = PostLog()
+        self.running = True
         self.loop_lags: list[float] = []
         self.quiet = False
         self.traffic: dict[str, dict[str, int]] = {}
@@ -944,9 +1445,12 @@ class Bench:
         self.stormed: dict[str, Any] | None = None
 
     def mark(self, name: str, *, sockets: bool = False) -> Mark:
-        self.marks[name] = Mark(
-            time.monotonic(), self_cpu_seconds(), self_sys_seconds(), self.server.sample(sockets=sockets)
-        )
+        cpu, sys_cpu = self_cpu_seconds(), self_sys_seconds()
+        if self.workers is not None:
+            workers = self.workers.sample()
+            cpu += total(workers, "cpu_s")
+            sys_cpu += total(workers, "sys_s")
+        self.marks[name] = Mark(time.monotonic(), cpu, sys_cpu, self.server.sample(sockets=sockets))
         return self.marks[name]
 
     def between(self, start: str, end: str) -> tuple[float, float, float]:
@@ -954,21 +1458,38 @@ class Bench:
         a, b = self.marks[start], self.marks[end]
         return b.wall - a.wall, b.cpu - a.cpu, cpu_delta(a.server, b.server)
 
+    def status(self) -> dict[str, int]:
+        """The shards' counters added up (a worker's are at most ``STATUS_EVERY`` s old)."""
+        out = {"bytes": 0, "other_events": 0, "dropped": 0, "received": 0}
+        for shard in self.shards:
+            for name, value in shard.status().items():
+                out[name] += value
+        return out
+
     async def run(self) -> dict[str, Any]:
         """The whole benchmark; returns the results as a JSON-ready dict."""
+        try:
+            return await self._run()
+        finally:
+            for shard in self.shards:
+                await shard.close()
+
+    async def _run(self) -> dict[str, Any]:
         args = self.args
-        if self.nofile < args.clients + 100:
-            log(f"warning: the open-files limit {self.nofile} is below K + 100 = {args.clients + 100}")
+        per_process = math.ceil(args.clients / args.processes)
+        if self.nofile < per_process + 100:
+            log(f"warning: the open-files limit {self.nofile} is below K/processes + 100 = {per_process + 100}")
         self.mark("start")
         await self.setup()
         self.mark("before_streams")
         await self.open_streams()
-        settle_s, self.quiet = await wait_until_quiet(self.tally, quiet=2.0, limit=args.settle_timeout)
+        settle_s, self.quiet = await wait_until_quiet(self.status, quiet=2.0, limit=args.settle_timeout)
         self.timings["settle_s"] = settle_s
-        self.traffic["arrival"] = {"bytes": self.tally.bytes, "non_message_events": self.tally.other_events}
+        counters = self.status()
+        self.traffic["arrival"] = {"bytes": counters["bytes"], "non_message_events": counters["other_events"]}
         log(
             f"{'settled' if self.quiet else 'NOT settled (gave up waiting)'} after {settle_s:.1f} s: "
-            f"{self.tally.bytes / 1e6:,.1f} MB and {self.tally.other_events:,} presence/typing events received so far"
+            f"{counters['bytes'] / 1e6:,.1f} MB and {counters['other_events']:,} presence/typing events received so far"
         )
         self.mark("settled")
         await asyncio.sleep(args.idle)
@@ -976,24 +1497,29 @@ class Bench:
         if args.hold:
             await self.hold(args.hold)
         await self.post_and_drain()
-        self.close()
-        return self.results()
+        reports = [await shard.report(self.posts.ok) for shard in self.shards]
+        return self.results(merge_reports(reports))
+
+    async def heartbeats(self) -> tuple[list[int], int]:
+        """Heartbeats per stream (every shard's, in order) and drops so far."""
+        answers = await asyncio.gather(*(shard.heartbeats() for shard in self.shards))
+        return [b for a in answers for b in a["beats"]], sum(a["dropped"] for a in answers)
 
     async def hold(self, seconds: float) -> None:
         """Keep every stream open and idle for ``seconds``; count the ones the server drops, and heartbeats."""
         log(f"holding {self.open} idle streams for {seconds:g} s")
-        dropped_before = sum(c.dropped for c in self.clients)
-        beats_before = [c.heartbeats for c in self.clients]
+        beats_before, dropped_before = await self.heartbeats()
         began = time.monotonic()
         while time.monotonic() - began < seconds:
             await asyncio.sleep(min(30.0, seconds - (time.monotonic() - began)))
-            dropped = sum(c.dropped for c in self.clients) - dropped_before
+            dropped = self.status()["dropped"] - dropped_before
             log(f"held {time.monotonic() - began:.0f} s: {dropped} dropped")
-        beats = sorted(c.heartbeats - b for c, b in zip(self.clients, beats_before, strict=True))
+        beats_after, dropped_after = await self.heartbeats()
+        beats = sorted(a - b for a, b in zip(beats_after, beats_before, strict=True))
         self.held = {
             "seconds": seconds,
             "streams": self.open,
-            "dropped": sum(c.dropped for c in self.clients) - dropped_before,
+            "dropped": dropped_after - dropped_before,
             "heartbeats_min": beats[0] if beats else None,
             "heartbeats_median": beats[len(beats) // 2] if beats else None,
         }
@@ -1018,7 +1544,7 @@ class Bench:
         began = time.monotonic()
         joined, errors = await bounded(jobs, args.join_concurrency, label="join")
         self.timings["join_s"] = time.monotonic() - began
-        self.tally.errors.update(errors)
+        self.errors.update(errors)
         self.poster_members = [m for m in joined if m.alias.startswith("poster-")]
         self.stream_members = sorted((m for m in joined if m.alias.startswith("stream-")), key=lambda m: m.alias)
         log(f"joined {len(joined)} in {self.timings['join_s']:.1f} s ({sum(errors.values())} failed)")
@@ -1026,45 +1552,57 @@ class Bench:
             raise HttpError(f"too few participants could join: {dict(errors)}")
 
     async def open_streams(self) -> None:
-        """Open K streams over the members, a bounded number at a time, each until its first bytes."""
+        """Open K streams over the members, a bounded number at a time, each until its first bytes.
+
+        With ``--processes N`` the K streams are split into N consecutive blocks
+        (so the probes, every K/probe-th stream, are spread evenly), one per worker.
+        """
         args, ips = self.args, self.source_ips
         members = self.stream_members
         every = max(1, args.clients // args.probe) if args.probe else 1
-        self.clients = [
-            StreamClient(
-                members[i % len(members)],
-                ips[i % len(ips)],
-                self.host,
-                self.port,
-                self.code,
-                self.tally,
-                probe=i % every == 0,
-            )
-            for i in range(args.clients)
+        specs = [
+            StreamSpec(members[i % len(members)].cookie, ips[i % len(ips)], i % every == 0) for i in range(args.clients)
         ]
+        n = args.processes
+        if n == 1:
+            self.shards = [LocalStreams(args, self.host, self.port, self.code, self.nonce, specs)]
+        else:
+            remotes = [RemoteStreams(i) for i in range(n)]
+            self.shards = list(remotes)
+            for i, remote in enumerate(remotes):
+                block = specs[i * len(specs) // n : (i + 1) * len(specs) // n]
+                await remote.start(
+                    {
+                        "args": vars(args),
+                        "host": self.host,
+                        "port": self.port,
+                        "code": self.code,
+                        "nonce": self.nonce,
+                        "streams": [[s.cookie, s.local_ip, s.probe] for s in block],
+                    }
+                )
+            self.workers = ServerProcesses([r.pid for r in remotes], explicit=True)
+            log(f"{n} worker processes hold the streams: {', '.join(str(r.pid) for r in remotes)}")
         began = time.monotonic()
-        opened, errors = await bounded(
-            [client.connect for client in self.clients],
-            args.connect_concurrency,
-            label="open streams",
-            deadline=began + args.open_timeout,
-        )
-        self.open = len(opened)
+        concurrency = max(1, args.connect_concurrency // n)
+        opened = await asyncio.gather(*(shard.open(concurrency, args.open_timeout) for shard in self.shards))
+        self.open = sum(opened)
         self.timings["open_s"] = time.monotonic() - began
-        self.tally.errors.update(errors)
-        log(f"{self.open} streams open in {self.timings['open_s']:.1f} s ({sum(errors.values())} failed)")
+        log(f"{self.open} streams open in {self.timings['open_s']:.1f} s ({args.clients - self.open} failed)")
 
     async def post_and_drain(self) -> None:
         """Post at the rate for the duration, then wait (bounded) until every stream has every message."""
-        args, tally = self.args, self.tally
+        args = self.args
         sessions = []
         for member in self.poster_members:
             session = HttpSession(self.host, self.port)
             session.cookies = dict(pair.split("=", 1) for pair in member.cookie.split("; "))
             session.csrf = member.csrf
             sessions.append(session)
-        before = {"bytes": tally.bytes, "non_message_events": tally.other_events}
-        lag_watch = asyncio.get_running_loop().create_task(watch_loop_lag(tally, self.loop_lags))
+        counters = self.status()
+        before = {"bytes": counters["bytes"], "non_message_events": counters["other_events"]}
+        lag_watch = asyncio.get_running_loop().create_task(watch_loop_lag(lambda: self.running, self.loop_lags))
+        await asyncio.gather(*(shard.posting() for shard in self.shards))
         if args.flood:
             log(f"posting as fast as {len(sessions)} posters can for {args.duration:g} s")
         else:
@@ -1082,77 +1620,50 @@ class Bench:
             await session.close()
         failed = self.posts.started - len(self.posts.ok)
         log(f"posted {len(self.posts.ok)} ({failed} failed); waiting for the stragglers")
+        await asyncio.gather(*(shard.set_ok(len(self.posts.ok)) for shard in self.shards))
         deadline = time.monotonic() + args.drain
-        while self.received() < len(self.posts.ok) * args.clients and time.monotonic() < deadline:
+        while self.status()["received"] < len(self.posts.ok) * args.clients and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        self.running = False
+        await asyncio.gather(*(shard.stop() for shard in self.shards))  # and a last sweep
         self.mark("drained")
-        tally.running = False
         await lag_watch
         self.timings["drain_s"] = self.marks["drained"].wall - self.marks["posted"].wall
+        counters = self.status()
         self.traffic["posting"] = {
-            "bytes": tally.bytes - before["bytes"],
-            "non_message_events": tally.other_events - before["non_message_events"],
+            "bytes": counters["bytes"] - before["bytes"],
+            "non_message_events": counters["other_events"] - before["non_message_events"],
         }
-
-    def received(self) -> int:
-        """(stream, message) pairs received so far: seen by the probes, counted by the others."""
-        ok = len(self.posts.ok)
-        return self.tally.unique + sum(min(c.count, ok) for c in self.clients if not c.probe)
 
     async def storm(self, window: float) -> None:
         """Drop every stream at once and reconnect them all, spread over ``window`` seconds, with Last-Event-ID."""
         before = db_stats(self.args.database_url)
-        log(f"storm: dropping {len(self.clients)} streams, reconnecting within {window:g} s")
+        log(f"storm: dropping {self.open} streams, reconnecting within {window:g} s")
         began = time.monotonic()
-        for client in self.clients:
-            client.storming = True
-            if client.protocol is not None:
-                client.protocol.close()
-        await asyncio.sleep(0.2)
-        rng = secrets.SystemRandom()
-
-        async def back(client: StreamClient) -> StreamClient:
-            await asyncio.sleep(rng.uniform(0, window * 0.8))
-            client.storming = False
-            return await client.connect()
-
-        back_again, errors = await bounded(
-            [partial(back, c) for c in self.clients], len(self.clients), label="storm", deadline=began + 60
-        )
+        back_again = sum(await asyncio.gather(*(shard.storm(window) for shard in self.shards)))
         took = time.monotonic() - began
         await asyncio.sleep(1.5)  # PostgreSQL's statistics arrive a moment after the transactions
         after = db_stats(self.args.database_url)
-        self.tally.errors.update(errors)
         self.stormed = {
-            "streams": len(self.clients),
-            "reconnected": len(back_again),
+            "streams": self.args.clients,
+            "reconnected": back_again,
             "seconds": took,
             "database": stats_delta(before, after),
         }
-        log(f"storm: {len(back_again)} reconnected in {took:.1f} s; database: {self.stormed['database']}")
+        log(f"storm: {back_again} reconnected in {took:.1f} s; database: {self.stormed['database']}")
 
-    def close(self) -> None:
-        """Stop reconnecting and drop every stream."""
-        self.tally.running = False
-        for task in list(self.tally.tasks):
-            task.cancel()
-        for client in self.clients:
-            if client.protocol is not None:
-                client.protocol.close()
+    def results(self, streams: dict[str, Any]) -> dict[str, Any]:
+        """Everything measured, as a JSON-ready dict (``summary`` renders it for people).
 
-    def results(self) -> dict[str, Any]:
-        """Everything measured, as a JSON-ready dict (``summary`` renders it for people)."""
-        args, tally, posts, marks = self.args, self.tally, self.posts, self.marks
+        ``streams`` is every shard's report merged (:func:`merge_reports`).
+        """
+        args, posts, marks = self.args, self.posts, self.marks
         expected = len(posts.ok) * args.clients
-        ok = len(posts.ok)
-        counted = [c for c in self.clients if not c.probe]
-        unique_ok = sum(sum(c.seen[n] for n in posts.ok if n < len(c.seen)) for c in self.clients if c.probe)
-        unique_ok += sum(min(c.count, ok) for c in counted)
-        counted_extra = sum(max(0, c.count - ok) for c in counted)
-        latencies = sorted(x * 1000 for x in tally.latencies)
-        first, spread = arrival_spread(tally)
+        unique_ok = streams["probe_unique_ok"] + streams["counted_ok"]
+        latencies = sorted(x * 1000 for x in streams["latencies"])
+        first, spread = arrival_spread(streams["numbers"], streams["latencies"])
         post_ms = sorted(posts.durations_ms)
-        lags = sorted(x * 1000 for x in self.loop_lags)
+        lags = sorted(x * 1000 for x in self.loop_lags + streams["lags"])
         window_s, tool_cpu, server_cpu = self.between("posting", "drained")
         arrival_s, arrival_tool_cpu, arrival_server_cpu = self.between("before_streams", "settled")
         before_rss = total(marks["before_streams"].server, "rss_kb")
@@ -1162,7 +1673,8 @@ class Bench:
             pid: s.cpu_s - marks["posting"].server[pid].cpu_s if pid in marks["posting"].server else s.cpu_s
             for pid, s in marks["drained"].server.items()
         }
-        deliveries = tally.deliveries + sum(c.count for c in counted)
+        deliveries = streams["deliveries"] + streams["counted_total"]
+        errors = self.errors + streams["errors"]
         result: dict[str, Any] = {
             "config": {
                 "url": args.url,
@@ -1174,10 +1686,12 @@ class Bench:
                 "server_processes": len(marks["start"].server),
                 "source_ips": self.source_ips,
                 "open_files_limit": self.nofile,
+                "tool_processes": args.processes,
+                "sweep_s": args.sweep,
             },
             "room": self.code,
             "timings_s": self.timings,
-            "streams": {"requested": args.clients, "open": self.open, "reconnects": tally.reconnects},
+            "streams": {"requested": args.clients, "open": self.open, "reconnects": streams["reconnects"]},
             "arrival": {
                 **self.traffic["arrival"],
                 "settled": self.quiet,
@@ -1198,15 +1712,15 @@ class Bench:
                 "expected": expected,
                 "unique": unique_ok,
                 "lost": expected - unique_ok,
-                "deliveries": tally.deliveries + sum(c.count for c in counted),
-                "duplicates": tally.duplicates + counted_extra,
-                "probed_streams": len(self.clients) - len(counted),
-                "out_of_order": tally.gaps + tally.backwards,
-                "gaps": tally.gaps,
-                "backwards": tally.backwards,
-                "foreign": tally.foreign,
-                "malformed": tally.malformed,
-                "close_events": tally.closes,
+                "deliveries": deliveries,
+                "duplicates": streams["duplicates"] + streams["counted_extra"],
+                "probed_streams": args.clients - streams["counted_streams"],
+                "out_of_order": streams["gaps"] + streams["backwards"],
+                "gaps": streams["gaps"],
+                "backwards": streams["backwards"],
+                "foreign": streams["foreign"],
+                "malformed": streams["malformed"],
+                "close_events": streams["closes"],
             },
             "latency_ms": {"count": len(latencies), **quantiles(latencies)},
             "first_arrival_ms": quantiles(first),
@@ -1228,6 +1742,7 @@ class Bench:
             },
             "stream_traffic_while_posting": self.traffic["posting"],
             "load_tool": {
+                "processes": args.processes,
                 "cpu_percent_posting": 100 * tool_cpu / window_s if window_s else None,
                 "sys_percent_posting": 100 * (marks["drained"].sys - marks["posting"].sys) / window_s
                 if window_s
@@ -1235,7 +1750,7 @@ class Bench:
                 "cpu_us_per_delivered": 1e6 * tool_cpu / deliveries if deliveries else None,
                 "loop_lag_ms": quantiles(lags),
             },
-            "errors": dict(tally.errors),
+            "errors": dict(errors),
             "hold": self.held,
             "storm": self.stormed,
             "flood": args.flood,
@@ -1261,11 +1776,12 @@ def quantiles(ordered: list[float]) -> dict[str, float | None]:
     }
 
 
-def arrival_spread(tally: Tally) -> tuple[list[float], list[float]]:
-    """Per message: when the first stream got it, and how long until the last one did (ms, sorted)."""
+def arrival_spread(numbers: list[int], latencies: list[float]) -> tuple[list[float], list[float]]:
+    """Per message (``numbers[i]`` arrived after ``latencies[i]`` s): when the first stream got it, and how long
+    until the last one did (ms, sorted)."""
     first: dict[int, float] = {}
     last: dict[int, float] = {}
-    for number, latency in zip(tally.numbers, tally.latencies, strict=True):
+    for number, latency in zip(numbers, latencies, strict=True):
         if latency < first.get(number, math.inf):
             first[number] = latency
         if latency > last.get(number, -math.inf):
@@ -1337,7 +1853,8 @@ def summary(result: dict[str, Any]) -> str:
         f"  processes: {processes}",
         f"while posting the streams got {tw['bytes'] / 1e6:,.1f} MB and "
         f"{tw['non_message_events']:,} presence/typing events",
-        f"load tool    {_f(tool['cpu_percent_posting'], '.0f')}% of one core while posting "
+        f"load tool    {_f(tool['cpu_percent_posting'], '.0f')}% of one core while posting"
+        f"{' in ' + str(tool['processes']) + ' processes' if tool.get('processes', 1) > 1 else ''} "
         f"({_f(tool['sys_percent_posting'], '.0f')}% in the kernel, {_f(tool['cpu_us_per_delivered'])} µs per "
         f"delivered message); event-loop lag p99 {_f(lag['p99'])} ms max {_f(lag['max'])} ms{tool_note}",
     ]
@@ -1355,7 +1872,8 @@ def summary(result: dict[str, Any]) -> str:
         )
     if d.get("probed_streams") is not None and d["probed_streams"] < c["clients"]:
         lines.append(
-            f"probes       {d['probed_streams']:,} streams parsed every event (latency, order); the others counted ids"
+            f"probes       {d['probed_streams']:,} streams parsed every event (latency, order); the others counted "
+            f"ids{' in sweeps every ' + format(c['sweep_s'], 'g') + ' s' if c.get('sweep_s') else ' as they arrived'}"
         )
     if result["errors"]:
         lines.append("errors       " + "; ".join(f"{n}× {e}" for e, n in sorted(result["errors"].items())[:8]))
@@ -1387,24 +1905,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--idle", type=float, default=3.0, help="seconds idle before measuring RSS (default 3)")
     add("--drain", type=float, default=10.0, help="max seconds to wait for stragglers (default 10)")
     add("--probe", type=int, help="parse the events of this many streams, only count the others' (default: all)")
+    add(
+        "--sweep",
+        type=float,
+        default=0.5,
+        help="read the counted streams every this many seconds, not as events arrive (0: at once; default 0.5)",
+    )
     add("--storm", action="store_true", help="a third into posting, drop every stream and reconnect them all")
     add("--storm-window", type=float, default=10.0, help="seconds over which the storm reconnects (default 10)")
+    add(
+        "--processes",
+        type=int,
+        default=1,
+        help="hold the streams in this many worker processes (each has its own open-files limit; default 1: here)",
+    )
     add("--hold", type=float, default=0.0, help="hold the idle streams this many seconds before posting")
     add("--flood", action="store_true", help="post as fast as the posters can (durable posts per second)")
     add("--database-url", default=os.environ.get("DATABASE_URL"), help="PostgreSQL, for query counts (storm)")
     args = parser.parse_args(argv)
     if min(args.clients, args.rate, args.duration, args.posters, args.members or 1) <= 0:
         parser.error("K, R, duration, members and posters must be positive")
+    if args.sweep < 0:
+        parser.error("--sweep must be 0 or more")
+    if not 1 <= args.processes <= args.clients:
+        parser.error("--processes must be between 1 and K")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the summary, write the JSON; exit 0 when every target is met, 1 when not, 2 on a failed setup."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:  # one of the --processes workers (``RemoteStreams``)
+        with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+            asyncio.run(worker_main(int(argv[1])))
+        return 0
     args = parse_args(argv)
-    limit = args.open_timeout + args.settle_timeout + args.duration + args.drain + 900  # setup + a safety margin
+    # Setup and a safety margin on top of every phase's own budget.
+    limit = args.open_timeout + args.settle_timeout + args.hold + args.duration + args.drain + 900
     try:
         result = asyncio.run(asyncio.wait_for(Bench(args).run(), timeout=limit))
-    except HttpError as error:
+    except (HttpError, WorkerGone) as error:
         print(f"setup failed: {error}", file=sys.stderr)
         return 2
     print(summary(result))

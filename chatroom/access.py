@@ -120,6 +120,15 @@ def seat_for(room: Room) -> Membership | None:
     return seat
 
 
+def session_seat(room_id: int) -> int | None:
+    """The seat this browser's signed session holds in room ``room_id`` (not checked against the database), or
+    None; always None for a signed-in facilitator, whose seat is the host's (``seat_for``)."""
+    if current_user.is_authenticated:
+        return None
+    value = session.get(SEATS, {}).get(str(room_id))
+    return value if isinstance(value, int) else None
+
+
 def previous_seat(room: Room) -> int | None:
     """The membership this browser last held in ``room``, active or not (bans are checked against it)."""
     value = session.get(SEATS, {}).get(str(room.id))

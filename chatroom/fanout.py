@@ -23,6 +23,11 @@ small pending list, and the room's one worker greenlet runs the protocol of
 drains the pending list and makes it live again. While the worker runs, the writer keeps
 serving every other socket.
 
+Memory for reconnects. A writer whose last stream left lingers ``LINGER_SECONDS``, still listening, so a room
+whose every stream dropped at once comes back to what it remembers: the recent events (``recent_for``), the
+room's state frame, the participants' seats a database read found active (``admits``, renewed by each
+re-check, ended by a removal or a resync) and which seats have a private thread (``noted``).
+
 Presence. A "here now" list is the whole list, so only the newest matters: each room writer
 sends one at most every ``PRESENCE_EVERY`` seconds (the first at once, then the newest when
 its turn comes), whatever the announcers of every process publish meanwhile; a big room's,
@@ -84,6 +89,9 @@ RECENT_LIMIT = 2000
 # room dropped at once (a proxy restart, a network blip) comes back to a writer that remembers what they
 # missed, so the reconnect storm reads nothing from the database.
 LINGER_SECONDS = 60.0
+# A seat the database found active is admitted again from memory (a reconnect needs no query) for this many
+# heartbeat re-check rounds; each round that finds it still held renews it, a removal ends it at once.
+ADMIT_ROUNDS = 2
 
 HEARTBEAT = b": heartbeat\n\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -372,10 +380,11 @@ _CLOSED = _Closed()
 class RoomWriter:
     """Every live stream of one room in this process, and the one writer that feeds them (the broker's sink)."""
 
-    def __init__(self, fanout: Fanout, room_id: int, channel: str, ends_at: float) -> None:
+    def __init__(self, fanout: Fanout, room_id: int, channel: str, ends_at: float, code: str = "") -> None:
         self.fanout = fanout
         self.room_id = room_id
         self.channel = channel
+        self.code = code
         self.streams: set[LiveStream] = set()
         self.ends_at = ends_at
         self._jobs: deque[Callable[[], None]] = deque()
@@ -396,6 +405,13 @@ class RoomWriter:
         self._presence_timer: Any = None
         self._linger_timer: Any = None
         self.ended = False  # the room ended: its last stream out takes the writer away at once
+        # Participants' seats the database found active, and when (monotonic): see ``admits``.
+        self.admitted: dict[int, float] = {}
+        # The seats with a private thread (None: not known yet), kept up by the private events that pass by;
+        # ``private_events`` counts them, so a read of the set made meanwhile is not kept (``know_noted``).
+        self.noted: set[int] | None = None
+        self.private_events = 0
+        self.empty_panel: bytes | None = None  # a private thread with nothing in it, framed (the same for all)
 
     # -- what the writer remembers for streams that join -------------------------------------------------------------
 
@@ -424,6 +440,26 @@ class RoomWriter:
                     rev = max(rev, dropped.rev)
                 self.floor = (seq, rev)
 
+    def admit(self, seat: int) -> None:
+        """The database found participant ``seat`` active just now: its reconnects may skip the query."""
+        self.admitted[seat] = time.monotonic()
+
+    def admits(self, seat: int) -> bool:
+        """Whether ``seat`` may open a stream from memory: found active within ``ADMIT_ROUNDS`` re-checks, no
+        removal or lost events since, and the room not over."""
+        found = self.admitted.get(seat)
+        return (
+            found is not None
+            and time.monotonic() - found < self.fanout.admit_seconds
+            and not self.ended
+            and time.time() < self.ends_at
+        )
+
+    def know_noted(self, seats: set[int], private_events: int) -> None:
+        """The seats with a private thread, as read when ``private_events`` had passed (kept if none since)."""
+        if private_events == self.private_events:
+            self.noted = seats
+
     def keep_state(self, frame: bytes, version: int) -> None:
         """Keep the room's state frame, read at ``version`` (dropped if the room changed meanwhile)."""
         if version == self.state_version:
@@ -435,7 +471,12 @@ class RoomWriter:
         """Write ``event`` to every stream of the room that needs it next; see the module docstring."""
         kind = event.kind
         now = time.monotonic()
+        if kind is EventKind.PRIVATE:
+            self.private_events += 1
+            if self.noted is not None:
+                self.noted.add(event.target)
         if kind is EventKind.REMOVED:
+            self.admitted.pop(event.target, None)
             for stream in [s for s in self.streams if s.state.membership_id == event.target]:
                 stream.finish("banned" if event.seq else "removed")  # one still opening: by its own request
             return
@@ -447,6 +488,8 @@ class RoomWriter:
         if kind is EventKind.RESYNC:
             self.recent.clear()  # events may have been lost: memory is no longer complete
             self.floor = None
+            self.admitted.clear()  # a removal among them, perhaps
+            self.noted, self.private_events = None, self.private_events + 1
             self.state_frame = None
             self.state_version += 1
             for stream in tuple(self.streams):
@@ -584,11 +627,18 @@ class RoomWriter:
 
     def _recheck(self) -> None:
         seats = {s.state.membership_id for s in self.streams if s.sock is not None}
-        ends_at, held = self.fanout.web.check(self.room_id, seats)
+        admitted = set(self.admitted)
+        checked_at = time.monotonic()
+        ends_at, held = self.fanout.web.check(self.room_id, seats | admitted)
         if ends_at is None or ends_at <= time.time():
             self.end("ended")
             return
         self._set_end(ends_at)
+        for seat in admitted:
+            if seat in held and seat in self.admitted:
+                self.admitted[seat] = max(self.admitted[seat], checked_at)
+            else:
+                self.admitted.pop(seat, None)
         for stream in [s for s in self.streams if s.sock is not None and s.state.membership_id not in held]:
             if stream.state.membership_id in seats:
                 stream.finish("removed")
@@ -710,15 +760,20 @@ class Fanout:
         self._detach = detach
         self.heartbeat = heartbeat
         self.rooms: dict[int, RoomWriter] = {}
+        self.codes: dict[str, RoomWriter] = {}  # the same writers, by the room's public code
+        self.admit_seconds = ADMIT_ROUNDS * RECHECK_EVERY * heartbeat
         self._beats: gevent.Greenlet | None = None
         self._gone: list[LiveStream] = []
         self._janitor: gevent.Greenlet | None = None
 
-    def room(self, room_id: int, channel: str, ends_at: float) -> RoomWriter:
-        """The writer of ``room_id`` in this process (made, and attached to the broker, on first use)."""
+    def room(self, room_id: int, channel: str, ends_at: float, code: str = "") -> RoomWriter:
+        """The writer of ``room_id`` (public ``code``) in this process (made, and attached to the broker, on first
+        use)."""
         writer = self.rooms.get(room_id)
         if writer is None:
-            writer = self.rooms[room_id] = RoomWriter(self, room_id, channel, ends_at)
+            writer = self.rooms[room_id] = RoomWriter(self, room_id, channel, ends_at, code)
+            if code:
+                self.codes[code] = writer
             self._attach(channel, writer.deliver)
             if self._beats is None:
                 self._beats = gevent.spawn(self._beat)
@@ -728,6 +783,8 @@ class Fanout:
         """Forget a room with no streams left."""
         if self.rooms.get(writer.room_id) is writer:
             del self.rooms[writer.room_id]
+            if self.codes.get(writer.code) is writer:
+                del self.codes[writer.code]
             self._detach(writer.channel, writer.deliver)
             writer.close()
 

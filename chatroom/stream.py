@@ -39,6 +39,12 @@ missing message is read from the database, and every ``RECHECK_EVERY`` heartbeat
 the seat and the room are read again, and a stream whose seat is gone (or whose
 room has ended) closes with the ``close`` event.
 
+Reconnects from memory. Under gunicorn's gevent worker a room's writer lingers ``LINGER_SECONDS`` after its
+last stream, remembering the recent events, the room's state and which seats it found active: a participant's
+reconnect (it sends its cursor) to a seat read from the database within the last re-checks opens with no
+query (``_admitted``). A removal, a ``resync`` or a re-check that misses the seat ends that at once; hosts and
+first connections always read. A reconnect storm then costs Flask and the socket, not the database.
+
 Two ways to run, one protocol. Under gunicorn's gevent worker (production, the live
 and browser tests) the request sends the head, the room's state and the catch-up,
 then hands its socket to the room's writer (``chatroom/fanout.py``) and ends: an
@@ -74,7 +80,7 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 
 from . import stream_caps
-from .access import member_room_or_403
+from .access import member_room_or_403, session_seat
 from .broker import Broker
 from .events import (
     Event,
@@ -91,7 +97,7 @@ from .events import (
 )
 from .extensions import db
 from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
-from .models import Membership, Room, RoomStatus
+from .models import Membership, Note, Room, RoomStatus
 from .presence import Presence, present_members
 from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
@@ -161,7 +167,11 @@ def _replay_cache() -> _ReplayCache:
 # -- the view ------------------------------------------------------------------------------------------------
 
 
-def _cursor(room: Room) -> tuple[int, int]:
+def _client_cursor() -> tuple[int, int] | None:
+    """The cursor the client sent: ``Last-Event-ID`` (a reconnect), else ``?after=&rev=`` (the page's), else None.
+
+    :raise 400: a malformed one.
+    """
     raw = request.headers.get("Last-Event-ID")
     if raw:
         parsed = parse_cursor(raw)
@@ -170,10 +180,42 @@ def _cursor(room: Room) -> tuple[int, int]:
         return parsed
     after, rev = request.args.get("after"), request.args.get("rev", "0")
     if after is None:
-        return room.last_seq, room.last_rev
+        return None
     if not (is_number(after) and is_number(rev)) or len(after) > 12 or len(rev) > 12:
         abort(400)
     return int(after), int(rev)
+
+
+def _cursor(room: Room) -> tuple[int, int]:
+    return _client_cursor() or (room.last_seq, room.last_rev)
+
+
+def _tab() -> str:
+    tab = request.args.get("tab", "")
+    return tab if _TAB.fullmatch(tab) else ""
+
+
+def _admitted(code: str) -> tuple[RoomWriter, int, tuple[int, int]] | None:
+    """A participant's stream this process may open from memory: (the room's writer, the seat, the cursor).
+
+    Under gunicorn's gevent worker only, for a stream that sends its cursor, to a room whose writer here holds
+    (or lingers after) streams and found the session's seat active within the last re-checks
+    (``RoomWriter.admits``; a removal ends that at once). A reconnect storm then costs no database query
+    for the seat. None: the ordinary path, which reads the room and the seat.
+    """
+    fanout: Fanout | None = current_app.extensions.get("chatroom.fanout")
+    if fanout is None or not _can_take_over(request.environ):
+        return None
+    writer = fanout.codes.get(code.lower())
+    if writer is None:
+        return None
+    seat = session_seat(writer.room_id)
+    if seat is None or not writer.admits(seat):
+        return None
+    cursor = _client_cursor()
+    if cursor is None:
+        return None
+    return writer, seat, cursor
 
 
 @bp.get("/r/<code>/events")
@@ -183,21 +225,28 @@ def events(code: str) -> Response:
     :raise 403: not a member; 404: no such room; 400: a malformed cursor.
     Over a cap (module docstring): 429 or 503 with ``Retry-After``.
     """
+    admitted = _admitted(code)
+    if admitted is not None:
+        writer, seat_id, (last, rev) = admitted
+        return _open(_StreamState(writer.room_id, seat_id, False, last, rev, writer.ends_at, _tab()), writer.code)
     room, seat = member_room_or_403(code)
     if room.status() is RoomStatus.ENDED:
         # A 200 with a close event: an error status would only make the client retry.
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
     last, rev = _cursor(room)
-    tab = request.args.get("tab", "")
-    tab = tab if _TAB.fullmatch(tab) else ""
-    ticket = stream_caps.slots().take(seat.id, request.remote_addr or "")
+    state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), _tab())
+    return _open(state, room.code, checked=True)
+
+
+def _open(state: _StreamState, code: str, *, checked: bool = False) -> Response:
+    """The stream's response, within the caps; ``checked``: the seat was just read from the database."""
+    ticket = stream_caps.slots().take(state.membership_id, request.remote_addr or "")
     if isinstance(ticket, str):
         return stream_caps.refusal(ticket)
     body: Iterator[bytes] | None = None
     try:
-        state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), tab)
         if _can_take_over(request.environ):
-            body = _Handover(state, ticket)  # subscribes and reads the first bytes now, in this session
+            body = _Handover(state, ticket, code, checked)  # subscribes and reads the first bytes now
         else:
             db.session.remove()
             body = _run(state)
@@ -698,13 +747,15 @@ class _Handover:
     second connection, its ping and its rollback for every stream opened.
     """
 
-    def __init__(self, state: StreamState, ticket: Ticket) -> None:
+    def __init__(self, state: StreamState, ticket: Ticket, code: str, checked: bool) -> None:
         self.state, self.ticket = state, ticket
         self.handed_over = False
         self.environ = request.environ
         self.tracker: Presence = current_app.extensions["chatroom.presence"]
         self.retry = current_app.config["STREAM_RETRY_MS"]
-        self.writer = _fanout().room(state.room_id, channel(state.room_id), state.ends_at)
+        self.writer = _fanout().room(state.room_id, channel(state.room_id), state.ends_at, code)
+        if checked and not state.is_host:
+            self.writer.admit(state.membership_id)
         self.stream = LiveStream(self.writer, state, ticket)
         self.writer.add(self.stream)  # busy: live events wait in its pending list until the hand-over
         state.subscribed_at = time.monotonic()
@@ -799,15 +850,31 @@ class _Handover:
 
 def _live_state(writer: RoomWriter, state: StreamState) -> bytes:
     """The room's state for a stream that just joined ``writer``: its shared part remembered by the writer while
-    nothing changed, then the viewer's own part (``_panels``). The caller releases the database session."""
+    nothing changed, then the viewer's own part (``_own_panel``). The caller releases the database session."""
     if state.is_host:
         return _current_state(state, release=False)
-    if writer.state_frame is not None:
-        return writer.state_frame + _viewer_state(state, release=False)
-    version = writer.state_version
-    room = db.session.get(Room, state.room_id)
-    if room is None:
-        return b""
-    shared = frame(room_state_html(room))
-    writer.keep_state(shared, version)
-    return shared + frame(_panels(state, room))
+    shared = writer.state_frame
+    if shared is None:
+        version = writer.state_version
+        room = db.session.get(Room, state.room_id)
+        if room is None:
+            return b""
+        shared = frame(room_state_html(room))
+        writer.keep_state(shared, version)
+    return shared + _own_panel(writer, state)
+
+
+def _own_panel(writer: RoomWriter, state: StreamState) -> bytes:
+    """A participant's private thread, framed: while the writer knows the seat has none, the empty one it keeps
+    (no query); otherwise read. The writer learns which seats have a thread once, then from private events."""
+    if writer.noted is None:
+        passed = writer.private_events
+        query = select(Note.membership_id).where(Note.room_id == state.room_id).distinct()
+        writer.know_noted(set(db.session.scalars(query)), passed)
+    none_here = writer.noted is not None and state.membership_id not in writer.noted
+    if none_here and writer.empty_panel is not None:
+        return writer.empty_panel
+    panel = _viewer_state(state, release=False)
+    if none_here and panel:
+        writer.empty_panel = panel
+    return panel

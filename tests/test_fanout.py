@@ -222,3 +222,55 @@ def test_a_big_rooms_count_waits_longer_than_a_list(world, monkeypatch):
     assert _read(sock) == []
     gevent.sleep(0.35)
     assert [e["data"] for e in _read(sock)] == ["61 here"]
+
+
+def test_a_seat_is_admitted_from_memory_until_a_removal_a_resync_or_a_failed_recheck(world):
+    """What lets a reconnect skip the database (``stream._admitted``): the seat was found active by a real read
+    within the last re-checks; a removal, a lost event (resync) or a re-check that misses it ends that at once."""
+    hub, web, open_stream = world
+    open_stream(7)
+    writer = hub.rooms[1]
+    assert not writer.admits(7)  # nothing read yet
+    writer.admit(7)
+    writer.admit(9)
+    writer.admit(11)
+    assert writer.admits(7) and writer.admits(9) and writer.admits(11)
+    writer.deliver(Event(EventKind.REMOVED, target=9))
+    assert not writer.admits(9) and writer.admits(7)
+    web.seats = {7}  # Ann's seat (11) closed, and nobody said so
+    writer.recheck()
+    gevent.sleep(0.01)
+    assert writer.admits(7) and not writer.admits(11)
+    writer.deliver(Event(EventKind.RESYNC))
+    assert not writer.admits(7)
+
+
+def test_an_admission_expires_without_a_recheck_and_never_outlives_the_room(world, monkeypatch):
+    hub, _web, open_stream = world
+    open_stream(7)
+    writer = hub.rooms[1]
+    writer.admit(7)
+    hub.admit_seconds = 0.05
+    gevent.sleep(0.1)
+    assert not writer.admits(7)
+    hub.admit_seconds = 60
+    writer.admit(7)
+    writer.end("ended")
+    assert not writer.admits(7)
+
+
+def test_the_writer_keeps_which_seats_have_a_private_thread(world):
+    """A participant with no private thread gets the empty one from memory on a reconnect; a private event (a
+    note) makes its seat one to read; a read made while a note passed by is not kept."""
+    hub, _web, open_stream = world
+    open_stream(7)
+    writer = hub.rooms[1]
+    passed = writer.private_events
+    writer.deliver(Event(EventKind.PRIVATE, b"data: note\n\n", target=9))  # while the read was under way
+    writer.know_noted(set(), passed)
+    assert writer.noted is None  # that read may have missed it: ask again
+    writer.know_noted({3}, writer.private_events)
+    writer.deliver(Event(EventKind.PRIVATE, b"data: note\n\n", target=7))
+    assert writer.noted == {3, 7}
+    writer.deliver(Event(EventKind.RESYNC))
+    assert writer.noted is None

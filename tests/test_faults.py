@@ -324,3 +324,22 @@ def test_a_request_that_cannot_reach_the_database_gets_503_with_retry_after(data
     finally:
         app.extensions["chatroom.broker"].close()
         app.extensions["chatroom.presence"].close()
+
+
+@pytest.mark.services  # pauses the suite's PostgreSQL
+def test_a_tab_reconnects_from_memory_while_postgresql_is_paused(app, servers, make_room):
+    """Every stream of a room dropped at once (a proxy restart) comes back without a query each: the room's
+    writer lingers, found the seat active a moment ago and remembers what the tab missed. So a reconnect
+    opens even while PostgreSQL is frozen; a browser the writer has not admitted still needs the database."""
+    server = servers(workers=1)
+    room = make_room()
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    first = Stream(server.port, f"/r/{room.code}/events?after=0", pat.cookie_header()).open()
+    list(first.read_events(1))
+    first.close()
+    with paused_postgresql():
+        again = Stream(server.port, f"/r/{room.code}/events", pat.cookie_header(), last_event_id="0.0").open(timeout=5)
+        assert again.status == 200
+        events = list(again.read_events(1))
+        assert any('id="private"' in e.data for e in events)  # the seat's own (empty) thread, from memory
+        again.close()

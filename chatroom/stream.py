@@ -1,7 +1,8 @@
 """The live stream: one server-sent events response per open room tab.
 
 (Long on purpose: the protocol below and its two runners share private helpers; the room writer is
-``chatroom/fanout.py`` and the caps ``chatroom/stream_caps.py``.)
+``chatroom/fanout.py``, the caps ``chatroom/stream_caps.py`` and taking the socket from gunicorn
+``chatroom/handover.py``.)
 
 Protocol (the part that is easy to get subtly wrong; ``docs/architecture.md``):
 
@@ -97,6 +98,7 @@ from .events import (
 )
 from .extensions import db
 from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
+from .handover import can_take_over, capture_start_response, take_socket
 from .models import Membership, Note, Room, RoomStatus
 from .presence import Presence, present_members
 from .services import messages, moderation, participation
@@ -116,8 +118,6 @@ HEADERS = {
 # How long a catch-up read from the database may serve other streams of the same room.
 REPLAY_SECONDS = 2.0
 REPLAY_BATCH = 500
-# Where a request under gunicorn keeps the server's start_response (its __self__ is the response to take over).
-_START_RESPONSE = "chatroom.start_response"
 
 _StreamState = StreamState  # the protocol's name for it (tests and this module)
 
@@ -204,7 +204,7 @@ def _admitted(code: str) -> tuple[RoomWriter, int, tuple[int, int]] | None:
     for the seat. None: the ordinary path, which reads the room and the seat.
     """
     fanout: Fanout | None = current_app.extensions.get("chatroom.fanout")
-    if fanout is None or not _can_take_over(request.environ):
+    if fanout is None or not can_take_over(request.environ):
         return None
     writer = fanout.codes.get(code.lower())
     if writer is None:
@@ -245,7 +245,7 @@ def _open(state: _StreamState, code: str, *, checked: bool = False) -> Response:
         return stream_caps.refusal(ticket)
     body: Iterator[bytes] | None = None
     try:
-        if _can_take_over(request.environ):
+        if can_take_over(request.environ):
             body = _Handover(state, ticket, code, checked)  # subscribes and reads the first bytes now
         else:
             db.session.remove()
@@ -608,57 +608,11 @@ def _run(state: _StreamState) -> Iterator[bytes]:
 
 
 def _capture_start_response(setup: BlueprintSetupState) -> None:
-    """Wrap the app so a request served by gunicorn keeps the server's ``start_response`` in its environ."""
     app: Any = setup.app
-    inner = app.wsgi_app
-
-    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
-        if "gunicorn.socket" in environ:
-            environ[_START_RESPONSE] = start_response
-        return inner(environ, start_response)
-
-    app.wsgi_app = wsgi_app
+    app.wsgi_app = capture_start_response(app.wsgi_app)
 
 
 bp.record_once(_capture_start_response)
-
-
-def _gunicorn_response(environ: dict[str, Any]) -> Any:
-    return getattr(environ.get(_START_RESPONSE), "__self__", None)
-
-
-def _can_take_over(environ: dict[str, Any]) -> bool:
-    """Whether this request's socket can go to the room's writer: gunicorn's gevent worker, HTTP/1.x."""
-    if "gevent" not in sys.modules:
-        return False
-    from gevent import monkey
-
-    sock = environ.get("gunicorn.socket")
-    response = _gunicorn_response(environ)
-    return (
-        monkey.is_module_patched("socket")
-        and sock is not None
-        and type(sock).__module__.startswith("gevent")
-        and hasattr(sock, "detach")
-        and response is not None
-        and all(hasattr(response, name) for name in ("chunked", "force_close", "headers_sent"))
-        and environ.get("HTTP_VERSION") != "2"
-        and str(environ.get("SERVER_PROTOCOL", "")).startswith("HTTP/1")
-    )
-
-
-def _take_socket(environ: dict[str, Any]) -> tuple[int, bool]:
-    """Take the connection from gunicorn: (its file descriptor, whether the body is chunked).
-
-    gunicorn has sent the head and every chunk so far. It must neither end the chunked
-    body when our iterator finishes nor read another request from this connection, and
-    closing its socket object must not close the descriptor (detached).
-    """
-    response = _gunicorn_response(environ)
-    chunked = bool(response.chunked)
-    response.chunked = False
-    response.force_close()
-    return environ["gunicorn.socket"].detach(), chunked
 
 
 class _LiveWeb:
@@ -829,7 +783,7 @@ class _Handover:
                 yield closing("ended")
                 return
             # The hand-over. Nothing pending and no switch from here on, so no event slips between.
-            fd, chunked = _take_socket(self.environ)
+            fd, chunked = take_socket(self.environ)
             stream.start(fd, chunked)
             self.handed_over = True
         finally:

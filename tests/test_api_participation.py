@@ -145,7 +145,9 @@ def test_a_reaction_is_refused_clearly(app, party):
     base = f"/api/v1/rooms/{room.code}"
     wrong = client.post(f"{base}/messages/1/react", json={"emoji": "<script>"}, headers=headers)
     assert wrong.status_code == 422 and wrong.mimetype == "application/problem+json"
-    assert wrong.get_json()["errors"] == {"emoji": "Choose one of the reactions offered"}
+    assert wrong.get_json()["errors"] == {
+        "emoji": "Choose one of the reactions offered: thumbs_up, heart, laugh, party, eyes, question"
+    }
     missing = client.post(f"{base}/messages/1/react", json={}, headers=headers)
     assert missing.status_code == 422 and "emoji" in missing.get_json()["errors"]
     assert client.post(f"{base}/messages/99/react", json={"emoji": "heart"}, headers=headers).status_code == 404
@@ -370,7 +372,13 @@ def test_a_body_that_is_not_json_is_400_and_a_wrong_shape_is_422(app, party):
     shape = client.post(f"{base}/messages/1/react", json=["heart"], headers=headers)
     assert shape.status_code == 422
     assert client.post(f"{base}/messages/1/react", json={"emoji": 1}, headers=headers).status_code == 422
+    unknown = client.post(f"{base}/messages/1/react", json={"emoji": "rocket"}, headers=headers)
+    assert unknown.status_code == 422  # and the answer says what would do
+    assert "thumbs_up" in unknown.get_json()["errors"]["emoji"] and "question" in unknown.get_json()["detail"]
     assert client.post(f"{base}/lock", headers=headers).status_code == 200  # no body at all is fine
+    # An empty body counts as {} (docs/api.md), even labelled JSON: the fields it lacks are named, with 422.
+    empty = client.post(f"{base}/messages/1/react", data="", content_type="application/json", headers=headers)
+    assert empty.status_code == 422 and "emoji" in empty.get_json()["errors"]
     with app.app_context():
         assert db.session.get(Message, 1).reactions == []
 

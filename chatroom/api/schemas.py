@@ -276,7 +276,11 @@ REACTION_NAMES = ", ".join(r.value for r in Reactions)
 class ReactSchema(ma.Schema):
     """A reaction to toggle, by name."""
 
-    emoji = fields.String(required=True, metadata={"description": f"One of {REACTION_NAMES}"})
+    emoji = fields.String(
+        required=True,
+        validate=validate.OneOf([r.value for r in Reactions], error="Choose one of the reactions offered: {choices}"),
+        metadata={"description": f"One of {REACTION_NAMES}"},
+    )
 
 
 class QuestionMarkSchema(ma.Schema):

@@ -100,8 +100,8 @@ class Presence:
             self._local_conns.add((room_id, membership_id, conn_id))
             self._dirty.add(room_id)
         self._ensure_refresher()
-        self._add(room_id, [(membership_id, conn_id)])
-        self._remove(room_id, membership_id, PAGE)  # the page that opened this stream is counted by it now
+        # The page that opened this stream is counted by it now: its entry goes in the same call.
+        self._add(room_id, [(membership_id, conn_id)], replaces=PAGE)
         return conn_id
 
     def leave(self, room_id: int, membership_id: int, conn_id: str) -> None:
@@ -230,7 +230,11 @@ class Presence:
     def _entries(self, room_id: int) -> list[str]:
         raise NotImplementedError
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
+    def _add(
+        self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None, replaces: str | None = None
+    ) -> None:
+        """Record ``entries`` (membership id, connection id) for ``ttl`` seconds (default: the TTL), and mark their
+        seats seen now; ``replaces``: also drop each seat's entry under that connection id (one round trip)."""
         raise NotImplementedError
 
     def _remove(self, room_id: int, membership_id: int, conn_id: str) -> None:
@@ -256,11 +260,15 @@ class MemoryPresence(Presence):
         with self._lock:
             return [e for e, exp in self._rooms.get(room_id, {}).items() if exp > now]
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
+    def _add(
+        self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None, replaces: str | None = None
+    ) -> None:
         expiry = time.monotonic() + (ttl or self.ttl)
         now = time.time()
         with self._lock:
             for membership_id, conn_id in entries:
+                if replaces is not None:
+                    self._rooms[room_id].pop(f"{membership_id}:{replaces}", None)
                 self._rooms[room_id][f"{membership_id}:{conn_id}"] = expiry
                 self._seen[room_id][membership_id] = now
 
@@ -343,7 +351,9 @@ class RedisPresence(Presence):
         self.breaker.succeeded()
         return [e.decode() for e in cast(list[bytes], raw)]
 
-    def _add(self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None) -> None:
+    def _add(
+        self, room_id: int, entries: Iterable[tuple[int, str]], ttl: float | None = None, replaces: str | None = None
+    ) -> None:
         now = time.time()
         expiry = now + (ttl or self.ttl)
         pairs = list(entries)
@@ -352,6 +362,8 @@ class RedisPresence(Presence):
             return  # the refresher adds this process's entries again every third of the TTL
         try:
             pipe = self.redis.pipeline(transaction=False)
+            if replaces is not None:
+                pipe.zrem(self._key(room_id), *{f"{m}:{replaces}" for m, _ in pairs})
             pipe.zadd(self._key(room_id), mapping)
             pipe.sadd(f"{KEY_PREFIX}presence-rooms", room_id)
             pipe.hset(self._seen_key(room_id), mapping={str(m): now for m, _ in pairs})

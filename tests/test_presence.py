@@ -45,6 +45,19 @@ def test_presence_counts_tabs_once_and_announces_only_changes(make_presence):
     assert announced == [5, 5]
 
 
+def test_a_stream_takes_the_place_of_the_page_that_opened_it(make_presence):
+    """A page load counts its reader as here (a reader without JavaScript); the stream it opens then counts
+    them instead, in the same round trip, so leaving later is not held up by the page's own entry."""
+    presence = make_presence()
+    presence.page_seen(5, 7, ttl=60)
+    presence.page_seen(5, 9, ttl=60)
+    assert sorted(presence._entries(5)) == ["7:page", "9:page"]
+    tab = presence.enter(5, membership_id=7)
+    assert sorted(presence._entries(5)) == [f"7:{tab}", "9:page"]
+    presence.leave(5, 7, tab)
+    assert presence.present(5) == {9}
+
+
 def test_a_crashed_instances_connections_expire(make_presence):
     crashed = make_presence(ttl=0.5)
     survivor = make_presence(ttl=0.5)

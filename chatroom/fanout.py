@@ -416,11 +416,15 @@ class RoomWriter:
     # -- what the writer remembers for streams that join -------------------------------------------------------------
 
     def recent_for(self, state: StreamState) -> list[Event] | None:
-        """Every event after the cursor of ``state``, from memory; None when memory does not reach back that far."""
+        """Every event after the cursor of ``state``, from memory, in arrival order; None when memory does not reach
+        back that far. (Only messages and changes are remembered: one is after the cursor by its ``seq`` or ``rev``.)
+        """
         floor = self.floor
-        if floor is None or state.last < floor[0] or state.rev < floor[1]:
+        last, rev = state.last, state.rev
+        if floor is None or last < floor[0] or rev < floor[1]:
             return None
-        return list(self.recent)
+        message = EventKind.MESSAGE
+        return [e for e in self.recent if (e.seq > last if e.kind is message else e.rev > rev)]
 
     def caught_up_to(self, seq: int, rev: int) -> None:
         """A catch-up read the database after this writer was listening: from (seq, rev) on, memory is complete."""

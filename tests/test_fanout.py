@@ -158,8 +158,13 @@ def test_a_writer_lingers_after_its_last_stream_and_remembers_for_the_reconnect(
     gevent.sleep(0.01)
     assert hub.rooms.get(1) is writer  # no streams, still listening
     writer.deliver(_message(2))  # posted while nobody was connected here
-    back = StreamState(1, 7, False, 1, 0, 4e9)  # the tab reconnects with Last-Event-ID 1
-    assert [e.seq for e in writer.recent_for(back) or []] == [1, 2]
+    writer.deliver(Event(EventKind.CHANGE, b"id: 2.1\ndata: m1 edited\n\n", seq=1, rev=1))  # and an edit of #1
+    back = StreamState(1, 7, False, 1, 0, 4e9)  # the tab reconnects with Last-Event-ID 1.0
+    assert [(e.kind, e.seq, e.rev) for e in writer.recent_for(back) or []] == [
+        (EventKind.MESSAGE, 2, 0),
+        (EventKind.CHANGE, 1, 1),
+    ]  # only what it lacks
+    assert writer.recent_for(StreamState(1, 7, False, 2, 1, 4e9)) == []
     again, again_sock = open_stream(7, last=1)
     gevent.sleep(0.3)  # past the linger: a writer with a stream stays
     assert hub.rooms.get(1) is writer

@@ -1052,9 +1052,8 @@ async def wait_until_quiet(status: Callable[[], dict[str, int]], quiet: float, l
 
 # -- the streams of one process, and of worker processes ---------------------------------------------------------
 
-# What a process's streams report at the end (``LocalStreams.report``): these add up over processes.
-SUMMED = (
-    "open",
+# The counters of a process's ``Tally`` that its report carries as they are.
+TALLIED = (
     "bytes",
     "deliveries",
     "unique",
@@ -1067,6 +1066,11 @@ SUMMED = (
     "malformed",
     "closes",
     "reconnects",
+)
+# What a process's streams report at the end (``LocalStreams.report``): these add up over processes.
+SUMMED = (
+    "open",
+    *TALLIED,
     "counted_streams",
     "counted_ok",
     "counted_extra",
@@ -1189,23 +1193,7 @@ class LocalStreams:
         tally, n_ok = self.tally, len(ok)
         report: dict[str, Any] = {
             "open": self.opened,
-            **{
-                name: getattr(tally, name)
-                for name in (
-                    "bytes",
-                    "deliveries",
-                    "unique",
-                    "duplicates",
-                    "gaps",
-                    "backwards",
-                    "other_events",
-                    "comments",
-                    "foreign",
-                    "malformed",
-                    "closes",
-                    "reconnects",
-                )
-            },
+            **{name: getattr(tally, name) for name in TALLIED},
             "counted_streams": len(self.counted),
             "counted_ok": sum(min(c.count, n_ok) for c in self.counted),
             "counted_extra": sum(max(0, c.count - n_ok) for c in self.counted),

@@ -407,6 +407,7 @@ class RoomWriter:
         self.ended = False  # the room ended: its last stream out takes the writer away at once
         # Participants' seats the database found active, and when (monotonic): see ``admits``.
         self.admitted: dict[int, float] = {}
+        self.closed_seats: set[int] = set()  # seats a removed event named: never admitted from memory again
         # The seats with a private thread (None: not known yet), kept up by the private events that pass by;
         # ``private_events`` counts them, so a read of the set made meanwhile is not kept (``know_noted``).
         self.noted: set[int] | None = None
@@ -424,7 +425,12 @@ class RoomWriter:
         if floor is None or last < floor[0] or rev < floor[1]:
             return None
         message = EventKind.MESSAGE
-        return [e for e in self.recent if (e.seq > last if e.kind is message else e.rev > rev)]
+        lacks = [e for e in self.recent if (e.seq > last if e.kind is message else e.rev > rev)]
+        if any(e.kind is EventKind.CHANGE and e.target > last for e in lacks):
+            # A message it lacks was edited or removed since it was posted: memory has its first text, which
+            # must never reach a reader who did not see it live. The database has it as it is now.
+            return None
+        return lacks
 
     def caught_up_to(self, seq: int, rev: int) -> None:
         """A catch-up read the database after this writer was listening: from (seq, rev) on, memory is complete."""
@@ -445,8 +451,10 @@ class RoomWriter:
                 self.floor = (seq, rev)
 
     def admit(self, seat: int) -> None:
-        """The database found participant ``seat`` active just now: its reconnects may skip the query."""
-        self.admitted[seat] = time.monotonic()
+        """The database found participant ``seat`` active just now: its reconnects may skip the query (unless a
+        removed event for it has passed by meanwhile: the read may have been older than the removal)."""
+        if seat not in self.closed_seats:
+            self.admitted[seat] = time.monotonic()
 
     def admits(self, seat: int) -> bool:
         """Whether ``seat`` may open a stream from memory: found active within ``ADMIT_ROUNDS`` re-checks, no
@@ -481,6 +489,7 @@ class RoomWriter:
                 self.noted.add(event.target)
         if kind is EventKind.REMOVED:
             self.admitted.pop(event.target, None)
+            self.closed_seats.add(event.target)
             for stream in [s for s in self.streams if s.state.membership_id == event.target]:
                 stream.finish("banned" if event.seq else "removed")  # one still opening: by its own request
             return

@@ -713,6 +713,9 @@ class _Handover:
         self.stream = LiveStream(self.writer, state, ticket)
         self.writer.add(self.stream)  # busy: live events wait in its pending list until the hand-over
         state.subscribed_at = time.monotonic()
+        # What the view read (the room, the seat) was read before subscribing: a change committed between
+        # then and now reached no queue of ours, so everything the first bytes show is read again from here.
+        db.session.expire_all()
         self.more = False  # the catch-up went on past the first bytes: the body reads the rest
         self._left = False
         try:

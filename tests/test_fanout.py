@@ -279,3 +279,28 @@ def test_the_writer_keeps_which_seats_have_a_private_thread(world):
     assert writer.noted == {3, 7}
     writer.deliver(Event(EventKind.RESYNC))
     assert writer.noted is None
+
+
+def test_memory_never_replays_the_first_text_of_a_message_changed_since(world):
+    """A tab that lacks a message which was edited or removed since it was posted must get it as it is now: the
+    writer's memory holds its first text, so such a reconnect reads the database instead."""
+    hub, _web, open_stream = world
+    open_stream(7)
+    writer = hub.rooms[1]
+    writer.caught_up_to(0, 0)
+    writer.deliver(_message(1))
+    writer.deliver(_message(2))
+    removed = Event(EventKind.CHANGE, b"id: 2.1\ndata: removed\n\n", seq=2, rev=1, target=2)
+    writer.deliver(removed)
+    assert writer.recent_for(StreamState(1, 9, False, 1, 0, 4e9)) is None  # lacks #2: its text is stale here
+    had_it = writer.recent_for(StreamState(1, 9, False, 2, 0, 4e9))  # saw #2 live: only the change
+    assert had_it is not None and [e.rev for e in had_it] == [1]
+
+
+def test_a_seat_removed_while_its_read_was_under_way_is_not_admitted(world):
+    hub, _web, open_stream = world
+    open_stream(7)
+    writer = hub.rooms[1]
+    writer.deliver(Event(EventKind.REMOVED, target=9))  # arrives after the database said "active"...
+    writer.admit(9)  # ...and before the stream is admitted
+    assert not writer.admits(9)

@@ -229,6 +229,29 @@ def test_lossless_when_a_worker_is_killed(servers, make_room, make_facilitator):
     assert killed and killed[0] not in server.worker_pids()
 
 
+def test_a_reconnect_never_gets_the_first_text_of_a_message_removed_meanwhile(
+    app, servers, make_room, make_facilitator
+):
+    """Rex's tab drops; Pat posts something the host removes at once; Rex comes back with Last-Event-ID. He gets
+    the message as it is now (removed), never its first words, even from the room writer's memory."""
+    server = servers()
+    room, host = _room_with_host(make_room, make_facilitator)
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    rex = Browser(server.port).join(room.code, "Rex", ROOM_PASSWORD)
+    hana = Browser(server.port).sign_in(host.email, PASSWORD)
+    pat.say(room.code, "hello all")
+    first = _stream(server, rex, room.code).open()
+    assert wait_for(lambda: any(e.id == "1.0" for e in first.read_events(0.2)), timeout=10)
+    first.close()
+    pat.say(room.code, "SECRET words the host removes")
+    assert hana.post(f"/r/{room.code}/messages/2/remove", {}) == 303
+    again = Stream(server.port, f"/r/{room.code}/events", rex.cookie_header(), last_event_id="1.0").open()
+    seen = list(again.read_events(2))
+    again.close()
+    assert any(e.id and e.id.startswith("2.") for e in seen)  # #2 arrived, as it is now
+    assert not any("SECRET" in e.data for e in seen)
+
+
 # -- ends and refusals -----------------------------------------------------------
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -26,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from . import problems
-from .extensions import db
+from .extensions import db, login_manager
 from .htmx import is_htmx
 from .services import Invalid
 
@@ -46,6 +47,8 @@ MESSAGES = {
 }
 # How long a client should wait after a 503 for a busy or unreachable database (RFC 9110 §10.2.3), in seconds.
 BUSY_RETRY_SECONDS = 5
+# PostgreSQL's SQLSTATE classes that retrying may cure (PostgreSQL manual, appendix A, "Error Codes").
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 
 
 def render_error(
@@ -53,10 +56,12 @@ def render_error(
     message: str | None = None,
     errors: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    refresh: int | None = None,
 ) -> tuple[str, int] | Response:
     """The error page (or htmx fragment) for ``status``, with ``message`` or the standard sentence for it.
 
     Under ``/api/`` a problem document instead, with the field ``errors`` and extra ``headers`` if given.
+    ``refresh``: a full page reloads itself after that many seconds (a busy server, for readers without JavaScript).
     A request whose ``Host`` header cannot be read (a label over 63 characters, ``a..b``,
     a host outside ``TRUSTED_HOSTS``) has no URL adapter, so no page with links can be
     drawn for it: it gets the sentence as plain text instead, and nothing is logged.
@@ -67,7 +72,7 @@ def render_error(
     if problems.wants_problem():
         return problems.problem(status, text, errors, headers)
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
-    return render_template(template, status=status, message=text), status
+    return render_template(template, status=status, message=text, refresh=refresh), status
 
 
 def init_app(app: Flask) -> None:
@@ -94,22 +99,57 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_busy(error: Exception) -> tuple[str, int] | Response:
         """Every pooled connection stayed busy for ``DB_POOL_TIMEOUT_SECONDS``, or the database did not answer
-        (a restart, a failover): 503 with ``Retry-After`` (RFC 9110 §15.6.4), not a 500. Nothing was committed."""
+        (a restart, a failover, a lock held too long): 503 with ``Retry-After`` (RFC 9110 §15.6.4), not a 500.
+        Nothing was committed. A database error that retrying cannot cure (a missing table) is a 500."""
+        if not transient(error):
+            return unexpected(error)
         log.warning("database busy or unreachable: %s", str(error).splitlines()[0][:200])
-        with contextlib.suppress(Exception):  # the connection may be gone as well
-            db.session.rollback()
-        answer = render_error(503, headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
-        if isinstance(answer, Response):
-            answer.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
-            return answer
-        body, status = answer
-        return Response(body, status, {"Retry-After": str(BUSY_RETRY_SECONDS)}, mimetype="text/html")
+        return _busy()
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[str, int] | Response:
         log.exception("unhandled error")
         db.session.rollback()
         return render_error(500)
+
+
+def transient(error: Exception) -> bool:
+    """Whether a database error means "busy or unreachable: try again soon" rather than a fault of ours.
+
+    A worn-out pool; a connection that dropped or never opened (no server code: the client gave up); on
+    PostgreSQL the SQLSTATE classes 08 (connection), 40 (rolled back: deadlock, serialization), 53 (out of
+    resources) and 57 (shut down, cancelled); on SQLite a locked or unreachable file. Not a missing table.
+    """
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        text = str(original).lower()
+        return any(words in text for words in ("locked", "busy", "unable to open", "disk i/o"))
+    code = getattr(original, "pgcode", None)
+    return code is None or code[:2] in TRANSIENT_SQLSTATE_CLASSES
+
+
+def _busy() -> Response:
+    """The 503 of a busy database, drawn without asking it anything: the page shows no signed-in account (that
+    would be a query), and a page asked for with GET reloads itself after ``Retry-After``."""
+    if "_login_user" not in g:
+        g._login_user = login_manager.anonymous_user()  # Flask-Login's loader would query the database
+    g.busy_retry_after = BUSY_RETRY_SECONDS  # limits._truthful_headers keeps it over Flask-Limiter's window
+    try:
+        answer = render_error(503, refresh=BUSY_RETRY_SECONDS if request.method == "GET" else None)
+        response = answer if isinstance(answer, Response) else Response(answer[0], answer[1], mimetype="text/html")
+    except Exception:  # a template still needed the database: the sentence alone
+        log.warning("could not draw the busy page", exc_info=True)
+        response = Response(MESSAGES[503] + "\n", 503, mimetype="text/plain")
+    with contextlib.suppress(Exception):  # the connection may be gone as well
+        db.session.rollback()
+    response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+    return response
 
 
 def _http_problem(error: HTTPException) -> Response:

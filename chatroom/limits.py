@@ -259,6 +259,9 @@ def _truthful_headers(response: Response) -> Response:
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)  # Flask-Limiter's, on an answer that refused nothing
         return response
+    if response.status_code == 503 and g.get("busy_retry_after"):
+        response.headers["Retry-After"] = str(g.busy_retry_after)  # a busy database's, not the window's
+        return response
     if response.status_code != 429 or not _limited(request.endpoint) or not limiter_of(current_app).current_limits:
         return response
     seconds = max(_limits_wait(), int(g.get("retry_after", 0)), 1)

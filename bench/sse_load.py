@@ -1790,9 +1790,14 @@ def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
             targets[name]["note"] = f"only {result['streams']['open']} of {k} streams were open"
 
     latency_limit = next((limit for size, limit in LATENCY_TARGETS_MS if k <= size), None)
+    if result.get("storm"):
+        # A storm delivers what its streams missed while down (seconds late by design) and pays for thousands of
+        # reconnects: the latency and CPU targets are for steady fan-out. Its own figures are in "storm".
+        latency_limit = None
+    else:
+        target("server_cpu_us_per_delivered", result["server"]["cpu_us_per_delivered"], CPU_TARGET_US)
     if latency_limit is not None:
         target("p99_latency_ms", result["latency_ms"]["p99"], latency_limit)
-    target("server_cpu_us_per_delivered", result["server"]["cpu_us_per_delivered"], CPU_TARGET_US)
     target("rss_kb_per_idle_stream", result["server"]["rss_kb_per_idle_stream"], RSS_TARGET_KB)
     d, s = result["delivered"], result["streams"]
     problems = d["lost"] + d["duplicates"] + d["out_of_order"] + s["requested"] - s["open"]

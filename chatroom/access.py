@@ -111,7 +111,7 @@ def seat_for(room: Room) -> Membership | None:
     """The caller's active seat in ``room``: the host seat for its owner, else the session's membership."""
     if is_owner(room):
         return room.host_seat()
-    membership_id = session.get(SEATS, {}).get(str(room.id))
+    membership_id = _seat_in_session(room.id)
     if membership_id is None:
         return None
     seat = db.session.scalar(select(Membership).where(Membership.id == membership_id, Membership.room_id == room.id))
@@ -120,19 +120,21 @@ def seat_for(room: Room) -> Membership | None:
     return seat
 
 
-def session_seat(room_id: int) -> int | None:
-    """The seat this browser's signed session holds in room ``room_id`` (not checked against the database), or
-    None; always None for a signed-in facilitator, whose seat is the host's (``seat_for``)."""
-    if current_user.is_authenticated:
-        return None
+def _seat_in_session(room_id: int) -> int | None:
+    """The membership id the signed session keeps for room ``room_id`` (``remember_seat``), or None."""
     value = session.get(SEATS, {}).get(str(room_id))
     return value if isinstance(value, int) else None
 
 
+def session_seat(room_id: int) -> int | None:
+    """The seat this browser's signed session holds in room ``room_id`` (not checked against the database), or
+    None; always None for a signed-in facilitator, whose seat is the host's (``seat_for``)."""
+    return None if current_user.is_authenticated else _seat_in_session(room_id)
+
+
 def previous_seat(room: Room) -> int | None:
     """The membership this browser last held in ``room``, active or not (bans are checked against it)."""
-    value = session.get(SEATS, {}).get(str(room.id))
-    return value if isinstance(value, int) else None
+    return _seat_in_session(room.id)
 
 
 def remember_seat(room: Room, membership: Membership) -> None:

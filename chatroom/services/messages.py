@@ -123,14 +123,9 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     # Rendered while we hold the lock, so the publish follows the commit at once: the
     # longer that gap, the more often two posts reach the streams out of order.
     event = events.message_posted(room, message, rev)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same form, submitted twice at once: the other one committed first (its token)
-        db.session.rollback()
-        existing = _message_by_token(room.id, token)
-        if existing is None:
-            raise
-        return existing, False
+    twin = _commit_unless_twin(room.id, token)
+    if twin is not None:
+        return twin, False
     publish(room, event)
     if question:
         publish_questions(room)
@@ -170,13 +165,9 @@ def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict
         **marks,
     )
     db.session.add(message)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same form, submitted twice at once: the other one won
-        db.session.rollback()
-        existing = _message_by_token(room.id, token)
-        assert existing is not None
-        return existing, False
+    twin = _commit_unless_twin(room.id, token)
+    if twin is not None:
+        return twin, False
     publish_panel_change(room, "queue", before)
     return message, True
 
@@ -199,6 +190,23 @@ def held_for(membership: Membership) -> list[Message]:
             .order_by(Message.created_at, Message.id)
         )
     )
+
+
+def _commit_unless_twin(room_id: int, token: str) -> Message | None:
+    """Commit the new message; None when it is stored, or the twin's message when the same form, sent twice at
+    once, committed first (the unique ``(room_id, client_token)`` refuses this one, and nothing of it is kept).
+
+    :raise IntegrityError: refused for another reason.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = _message_by_token(room_id, token)
+        if existing is None:
+            raise
+        return existing
+    return None
 
 
 def _message_by_token(room_id: int, token: str) -> Message | None:

@@ -224,7 +224,6 @@ class RedisBroker(Broker):
         import redis as redis_lib
 
         super().__init__()
-        self._error = redis_lib.RedisError
         # The listener's client (and the one the test suite flushes): it waits on purpose, in the background.
         self.redis: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
@@ -252,7 +251,7 @@ class RedisBroker(Broker):
             return
         try:
             self.publisher.publish(CHANNEL_PREFIX + channel, event.encode())
-        except self._error:
+        except Exception:  # RedisError, or a client torn down under us: the commit stands either way
             self.breaker.failed()
             log.warning("redis publish failed; delivering locally and retrying", exc_info=True)
             self._fall_back(channel, event)
@@ -287,7 +286,12 @@ class RedisBroker(Broker):
                     self._pending.popleft()
                     self.breaker.succeeded()
                 delay = 0.2
-            except self._error:
+            except Exception:
+                # Besides RedisError: redis-py raises AttributeError when close() disconnects
+                # the pool under a publish in flight. Closed means done; otherwise try again later.
+                if self._closed:
+                    return
+                log.warning("redis publish retry failed; trying again", exc_info=True)
                 self.breaker.failed()
                 delay = min(delay * 2, 5.0)
 
@@ -333,6 +337,10 @@ class RedisBroker(Broker):
             finally:
                 with contextlib.suppress(Exception):  # closing a broken connection
                     pubsub.close()
+        # Closed. redis-py may have reconnected under close() while this thread was reading; that
+        # socket is closed here, by the thread that made it, rather than left to the garbage collector.
+        with contextlib.suppress(Exception):
+            self.redis.connection_pool.disconnect()
 
     def close(self) -> None:
         """Stop the listener and close the connection pool."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask, Response, g, request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = "; ".join(
@@ -109,8 +110,25 @@ def _secure_headers(response: Response) -> Response:
     return response
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, except that a public asset never answers with the session.
+
+    Flask-Login looks at the session after every request, which makes Flask add ``Vary: Cookie``:
+    a shared cache would then keep one copy of a year-long, immutable bundle per visitor's cookie.
+    A public response (``PUBLIC_ENDPOINTS``) that did not change the session neither varies on the
+    cookie nor sets it (RFC 9111, section 4.1: Vary names what selects a stored response).
+    """
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:  # type: ignore[override]
+        """Save ``session`` into ``response`` as Flask does, unless ``response`` is public and nothing changed."""
+        if request.endpoint in PUBLIC_ENDPOINTS and not session.modified:
+            return
+        super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
     """Add the headers and the caching rule; read ``X-Forwarded-*`` only from ``TRUSTED_PROXY_HOPS`` proxies."""
+    app.session_interface = SessionInterface()
     app.after_request(_secure_headers)
     app.after_request(_no_store)
     app.add_template_global(style_nonce)

@@ -7,6 +7,7 @@ import pytest
 from chatroom.broker import QUEUE_LIMIT, MemoryBroker, RedisBroker
 from chatroom.events import DURABLE_KINDS, Event, EventKind
 from support.constants import BACKEND
+from support.live import wait_for
 
 
 @pytest.fixture(params=["memory", "redis"] if BACKEND == "services" else ["memory"])
@@ -120,3 +121,43 @@ def test_events_published_again_after_an_outage_keep_their_order(redis_url):
     finally:
         broker.close()
         listener.close()
+
+
+@pytest.mark.services
+def test_a_publish_that_fails_in_an_unexpected_way_is_delivered_and_retried(redis_url):
+    """redis-py raises AttributeError, not a RedisError, when its pool is closed under a publish in flight (seen
+    in CI). The request that published must not fail after its commit, and the retrier must not die of it."""
+    broker = RedisBroker(redis_url)
+    listener = RedisBroker(redis_url)
+    real = broker.publisher.publish
+    failures = [AttributeError("'NoneType' object has no attribute 'readline'")] * 2
+
+    def publish(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    broker.publisher.publish = publish  # type: ignore[method-assign]
+    broker.breaker.cooldown = 0  # let the next publish try Redis again at once
+    try:
+        remote = listener.subscribe("room:7")
+        local = broker.subscribe("room:7")
+        broker.publish("room:7", Event("message", b"1", seq=1))  # fails: delivered locally, kept for Redis
+        assert local.get(1).seq == 1
+        got = remote.get(5)  # the retrier failed once more, then got through
+        assert got is not None and got.seq == 1
+        assert wait_for(lambda: not broker._pending, timeout=5) and not failures  # popped just after the publish
+    finally:
+        broker.close()
+        listener.close()
+
+
+@pytest.mark.services
+def test_closing_the_broker_under_a_retry_ends_the_retrier_quietly(redis_url):
+    """A broker closed while its retrier waits on Redis: the retrier stops without an unhandled error."""
+    broker = RedisBroker("redis://127.0.0.1:1/0")  # nothing listens there: the retrier keeps trying
+    broker.publish("room:8", Event("message", b"1", seq=1))
+    assert broker._retrier is not None and broker._retrier.is_alive()
+    broker.close()
+    broker._retrier.join(10)
+    assert not broker._retrier.is_alive()

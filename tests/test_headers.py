@@ -195,6 +195,21 @@ def test_nothing_personal_may_be_stored_by_a_cache(headers_app, world):
     assert "no-store" not in static.headers.get("Cache-Control", "")  # public files keep their caching
 
 
+def test_public_assets_neither_vary_on_nor_set_the_session_cookie(headers_app, world):
+    """A year-long bundle is the same bytes for everyone: a shared cache must keep one copy, not one per cookie
+    (Flask-Login reads the session on every request, which would add ``Vary: Cookie``)."""
+    for role in ("owner", "participant", "anonymous"):
+        client = client_for(headers_app, world, role)
+        for url in ("/assets/room.js", "/static/css/app.css"):
+            response = client.get(url)
+            response.close()
+            assert response.status_code == 200, (role, url)
+            assert "Cookie" not in response.headers.get("Vary", ""), (role, url)
+            assert "Set-Cookie" not in response.headers, (role, url)
+        page = client.get("/login")
+        assert "Cookie" in page.headers["Vary"]  # a page still says it depends on the session
+
+
 @pytest.mark.parametrize("host", ["a" * 64 + ".example.org", "a..b", "chat.example.org..", "." * 300])
 def test_a_malformed_host_header_gets_a_quiet_400(headers_app, host, caplog):
     """A label over 63 characters or an empty one cannot be read (IDNA): 400, no traceback, no 500."""

@@ -160,18 +160,25 @@ class Browser:
         assert self.post(f"/r/{code}/join", {"alias": alias, "password": password}) == 303
         return self
 
-    def say(self, code: str, text: str, token: str | None = None, attempts: int = 20) -> None:
-        """Post a message; on a dropped connection retry with the same token, as a resubmitted form would."""
+    def say(self, code: str, text: str, token: str | None = None, within: float = 60) -> None:
+        """Post a message; on a dropped connection or a refusal (a worker killed or restarting, 429, 503) retry with
+        the same token for up to ``within`` seconds, as a person resubmitting the form would (the token makes a
+        resubmission count once)."""
         token = token or secrets.token_hex(16)
-        for _ in range(attempts):
+        deadline = time.time() + within
+        outcomes: list[str] = []
+        while True:  # at least once, even with within=0
             try:
                 status = self.post(f"/r/{code}/messages", {"body": text, "token": token})
                 if status == 303:
                     return
-            except OSError:
-                pass
+                outcomes.append(str(status))
+            except OSError as error:
+                outcomes.append(type(error).__name__)
+            if time.time() >= deadline:
+                break
             time.sleep(0.2)
-        raise AssertionError(f"could not post {text!r}")
+        raise AssertionError(f"could not post {text!r} within {within} s: {outcomes[-10:]}")
 
 
 @dataclass

@@ -118,7 +118,16 @@ class StreamState:
     # subscription, or the arrival of the latest event that sent this stream to the database.
     subscribed_at: float = 0.0
     held: dict[int, Event] = field(default_factory=dict)  # early messages, by seq
+    held_at: dict[int, float] = field(default_factory=dict)  # when each arrived (monotonic), by seq
     hold_until: float = 0.0  # monotonic; 0 when nothing is held
+
+    def stop_holding_if_overdue(self) -> None:
+        """After a catch-up: if the hold is still overdue, the database had nothing to give (the room is
+        gone), so forget what is held rather than ask it again in a loop that never yields."""
+        if self.held and time.monotonic() >= self.hold_until:
+            self.held.clear()
+            self.held_at.clear()
+            self.hold_until = 0.0
 
 
 class WebSide(Protocol):
@@ -619,6 +628,7 @@ class RoomWriter:
                     state.subscribed_at = max(state.subscribed_at, state.hold_until - HOLD_SECONDS)
                     out = web.catch_up(state)
                     self._caught_up = True
+                    state.stop_holding_if_overdue()
                 else:
                     break
                 stream.send_event(out)
@@ -783,6 +793,12 @@ class Fanout:
         """The writer of ``room_id`` (public ``code``) in this process (made, and attached to the broker, on first
         use)."""
         writer = self.rooms.get(room_id)
+        if writer is not None and code and writer.code and writer.code != code:
+            # The id names another room now: the old one went without its writer hearing of it (SQLite
+            # reuses the highest id once that row is deleted). Its memory must not reach the new room.
+            writer.end("ended")
+            self.drop(writer)
+            writer = None
         if writer is None:
             writer = self.rooms[room_id] = RoomWriter(self, room_id, channel, ends_at, code)
             if code:

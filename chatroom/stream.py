@@ -360,11 +360,37 @@ def _catch_up(state: _StreamState) -> Generator[bytes]:
                     break
         if moved:
             yield cursor(cursor_id(state.last, state.rev))  # the rev moved with no frame to carry it
-        state.held = {seq: e for seq, e in state.held.items() if seq > state.last + 1}
-        if not state.held:
-            state.hold_until = 0.0
+        yield from _release_held(state, replay.built_at)
     finally:
         db.session.remove()
+
+
+def _release_held(state: _StreamState, read_at: float | None = None) -> Iterator[bytes]:
+    """Send the held messages that now follow the cursor, and settle what stays held.
+
+    After a catch-up that read the database at ``read_at`` (monotonic), a held message that had
+    arrived before that read and is still beyond the cursor is not in the database: messages
+    commit in ``seq`` order and are published after their commit, so it cannot be real (a room
+    writer's memory of a room deleted behind its back, in tests whose database is emptied). It is
+    dropped. What stays held (arrived after the read) waits one more ``HOLD_SECONDS`` from now,
+    so the next catch-up reads afresh instead of reusing the same read in a loop.
+    """
+    for seq in [seq for seq in state.held if seq <= state.last]:
+        del state.held[seq]
+        state.held_at.pop(seq, None)
+    while state.last + 1 in state.held:
+        state.held_at.pop(state.last + 1, None)
+        yield from _send_message(state, state.held.pop(state.last + 1))
+    if read_at is not None:
+        for seq in [seq for seq, at in state.held_at.items() if at < read_at]:
+            log.warning("dropping held message %s of room %s: the database does not have it", seq, state.room_id)
+            state.held.pop(seq, None)
+            del state.held_at[seq]
+        if state.held:
+            state.hold_until = time.monotonic() + HOLD_SECONDS
+    if not state.held:
+        state.held_at.clear()
+        state.hold_until = 0.0
 
 
 def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
@@ -373,14 +399,13 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
         if event.seq <= state.last:
             return  # already sent by a catch-up
         if event.seq > state.last + 1:
+            now = time.monotonic()
             state.held[event.seq] = event  # early: wait a moment for the one before it
-            state.hold_until = state.hold_until or time.monotonic() + HOLD_SECONDS
+            state.held_at[event.seq] = now
+            state.hold_until = state.hold_until or now + HOLD_SECONDS
             return
         yield from _send_message(state, event)
-        while state.last + 1 in state.held:
-            yield from _send_message(state, state.held.pop(state.last + 1))
-        if not state.held:
-            state.hold_until = 0.0
+        yield from _release_held(state)
     elif event.kind == EventKind.CHANGE:
         if event.rev <= state.rev:
             return
@@ -567,6 +592,7 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                         return
                     state.subscribed_at = max(state.subscribed_at, state.hold_until - HOLD_SECONDS)
                     yield from _catch_up(state)
+                    state.stop_holding_if_overdue()
                 else:
                     beats += 1
                     if beats % RECHECK_EVERY == 0 and (gone := _seat_gone(state)):

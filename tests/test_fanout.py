@@ -183,6 +183,20 @@ def test_an_ended_rooms_writer_goes_with_its_last_stream(world):
     assert 1 not in hub.rooms
 
 
+def test_a_reused_room_id_gets_a_new_writer_without_the_old_rooms_memory(world):
+    """SQLite gives a deleted room's id to the next room; a writer still lingering for the old room (its
+    deletion unheard) must not serve its messages to the new one: asked for by another code, it ends."""
+    hub, _web, _open_stream = world
+    old = hub.room(1, "room:1", 4e9, code="oldroom")
+    old.caught_up_to(0, 0)
+    old.deliver(_message(1))
+    new = hub.room(1, "room:1", 4e9, code="newroom")
+    assert new is not old and old.ended and hub.rooms[1] is new
+    assert hub.codes.get("newroom") is new and "oldroom" not in hub.codes
+    assert not new.recent_for(StreamState(1, 7, False, 0, 0, 4e9))  # nothing of the old room's
+    assert hub.room(1, "room:1", 4e9, code="newroom") is new
+
+
 def test_removed_and_rechecked_seats_end_with_their_last_words(world):
     hub, web, open_stream = world
     (pat, pat_sock), (kim, kim_sock), (ann, ann_sock) = open_stream(7), open_stream(9), open_stream(11)

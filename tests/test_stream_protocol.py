@@ -66,6 +66,38 @@ def test_a_gap_that_does_not_fill_is_read_from_the_database(app, room_with_messa
     assert state.last == 5 and state.held == {} and state.hold_until == 0
 
 
+def test_a_held_message_the_database_does_not_have_is_dropped_not_asked_for_forever(app, room_with_messages):
+    """Seen in CI: a room writer remembered seq 9 of a room deleted behind its back (the test database emptied,
+    the id reused); the hold expired, the catch-up could not fill it, and the writer asked again in a loop that
+    never yielded, until gunicorn killed the worker. After a read that came after its arrival, such a message is
+    not real: it is dropped and the hold ends."""
+    state = _state(room_with_messages, last=1)
+    _run(app, state, Event("message", b"id: 9.0\ndata: ghost\n\n", seq=9))
+    state.subscribed_at = state.hold_until  # the read below comes after the arrival, as the writer asks
+    with app.test_request_context():
+        events = parse(b"".join(_catch_up(state)))
+    assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]  # what the database has
+    assert not any("ghost" in e.get("data", "") for e in events)
+    assert state.last == 5 and state.held == {} and state.held_at == {} and state.hold_until == 0
+
+
+def test_a_message_held_after_the_read_waits_once_more_then_is_sent(app, room_with_messages):
+    """One that arrived after the database was read is real (committed before it was published): it stays held,
+    with a fresh hold, so the next catch-up reads again instead of reusing the same read."""
+    state = _state(room_with_messages, last=1)
+    _run(app, state, Event("message", b"id: 3.0\ndata: three\n\n", seq=3))
+    with app.test_request_context():
+        parse(b"".join(_catch_up(state)))  # reads 2..5
+    assert state.last == 5 and state.held == {}
+    _run(app, state, Event("message", b"id: 7.0\ndata: seven\n\n", seq=7))  # early, after that read
+    state.held_at[7] = float("inf")  # as if it had arrived after the next read too
+    with app.test_request_context():
+        assert parse(b"".join(_catch_up(state))) == []  # nothing new in the database
+    assert list(state.held) == [7] and state.hold_until > 0  # waits again, from now
+    events = _run(app, state, Event("message", b"id: 6.0\ndata: six\n\n", seq=6))
+    assert [e["data"] for e in events] == ["six", "seven"] and state.held == {} and state.hold_until == 0
+
+
 def test_a_change_to_an_unsent_message_brings_the_messages_first(app, room_with_messages):
     room = room_with_messages
     state = _state(room, last=2)

@@ -441,6 +441,16 @@ class RoomWriter:
             return None
         return lacks
 
+    def knows(self, seq: int, rev: int) -> bool:
+        """Whether a cursor (seq, rev) is within what this writer has seen of the room: its memory is complete
+        from some point (``caught_up_to``) and nothing in the cursor is beyond its newest message and change."""
+        if self.floor is None:
+            return False
+        top_seq, top_rev = self.floor
+        for event in self.recent:
+            top_seq, top_rev = max(top_seq, event.seq), max(top_rev, event.rev)
+        return seq <= top_seq and rev <= top_rev
+
     def caught_up_to(self, seq: int, rev: int) -> None:
         """A catch-up read the database after this writer was listening: from (seq, rev) on, memory is complete."""
         if self.floor is None:

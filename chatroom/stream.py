@@ -187,7 +187,13 @@ def _client_cursor() -> tuple[int, int] | None:
 
 
 def _cursor(room: Room) -> tuple[int, int]:
-    return _client_cursor() or (room.last_seq, room.last_rev)
+    """Where the stream starts: the client's cursor, never beyond the room's newest message and change (a
+    cursor from the future would skip everything until the room caught up with it, behind heartbeats that
+    look healthy); the room's newest when the client sent none."""
+    cursor = _client_cursor()
+    if cursor is None:
+        return room.last_seq, room.last_rev
+    return min(cursor[0], room.last_seq), min(cursor[1], room.last_rev)
 
 
 def _tab() -> str:
@@ -213,8 +219,8 @@ def _admitted(code: str) -> tuple[RoomWriter, int, tuple[int, int]] | None:
     if seat is None or not writer.admits(seat):
         return None
     cursor = _client_cursor()
-    if cursor is None:
-        return None
+    if cursor is None or not writer.knows(*cursor):
+        return None  # a cursor ahead of what this process has seen: the ordinary path checks it
     return writer, seat, cursor
 
 

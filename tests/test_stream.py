@@ -252,6 +252,31 @@ def test_a_reconnect_never_gets_the_first_text_of_a_message_removed_meanwhile(
     assert not any("SECRET" in e.data for e in seen)
 
 
+def test_a_cursor_from_the_future_still_gets_what_comes_next(servers, make_room, make_facilitator):
+    """A Last-Event-ID beyond the room (a tab from another server's database, a hand-made one) starts at the
+    room's newest instead: otherwise the stream would skip every message behind healthy heartbeats. Both the
+    first connection (the room is read) and a reconnect that this process could admit from memory."""
+    server = servers()
+    room, _ = _room_with_host(make_room, make_facilitator)
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    rex = Browser(server.port).join(room.code, "Rex", ROOM_PASSWORD)
+    pat.say(room.code, "first")
+    ordinary = _stream(server, pat, room.code).open()  # keeps the room's writer (and its memory) here
+    assert wait_for(lambda: any(e.id == "1.0" for e in ordinary.read_events(0.2)), timeout=10)
+    ahead = [
+        Stream(server.port, f"/r/{room.code}/events", rex.cookie_header(), last_event_id=cursor).open()
+        for cursor in ("999999.999999", "1.99")
+    ]
+    for stream in ahead:
+        assert stream.status == 200
+        list(stream.read_events(0.5))
+    pat.say(room.code, "second")
+    for stream in ahead:
+        assert wait_for(lambda s=stream: any(e.id == "2.0" for e in s.read_events(0.2)), timeout=10), stream.raw
+        stream.close()
+    ordinary.close()
+
+
 # -- ends and refusals -----------------------------------------------------------
 
 

@@ -101,6 +101,13 @@ def test_unknown_message_is_404_and_other_rooms_are_unreachable(app, hosted, mak
 # -- people ---------------------------------------------------------------------------
 
 
+def _last_seq(app, room):
+    from chatroom.models import Message
+
+    with app.app_context():
+        return db.session.scalar(select(Message.seq).where(Message.room_id == room.id).order_by(Message.seq.desc()))
+
+
 def _member_id(app, room, alias):
     from chatroom.models import Membership
 
@@ -143,6 +150,19 @@ def test_lock_makes_the_room_read_only_for_participants(app, hosted):
     assert host.form(f"/rooms/{room.code}/settings/unlock").status_code == 303
     assert say(pat, room, "now I can").status_code == 303
     assert audit_actions(app, room)[-2:] == ["room locked", "room unlocked"]
+
+
+def test_a_locked_room_refuses_edits_but_lets_authors_delete(app, hosted):
+    """Locked means read, not post: changing a message's words is posting them (found by a newcomer's run)."""
+    room, host, pat, _ = hosted
+    assert say(pat, room, "first words").status_code == 303
+    seq = _last_seq(app, room)
+    assert host.form(f"/rooms/{room.code}/settings/lock").status_code == 303
+    response = pat.form(f"/r/{room.code}/messages/{seq}/edit", {"body": "other words"})
+    assert response.status_code == 403
+    assert "locked the room" in response.get_data(as_text=True)
+    assert "first words" in pat.get(f"/r/{room.code}").get_data(as_text=True)
+    assert pat.form(f"/r/{room.code}/messages/{seq}/delete").status_code == 303  # taking one's words back
 
 
 def test_end_now_and_extend(app, hosted):

@@ -237,9 +237,12 @@ def _check_own_and_recent(membership: Membership, message: Message) -> None:
 def edit(membership: Membership, message: Message, body: str) -> Message:
     """The author corrects their message within 5 minutes; everyone sees it marked edited.
 
-    :raise Invalid 403: not theirs, or too late. :raise Invalid 422: empty or too long.
+    :raise Invalid 403: not theirs, too late, or the room is locked (an edit is new words: the lock's "read but not
+        post" covers it; deleting one's own message stays possible). :raise Invalid 422: empty or too long.
     """
     _check_own_and_recent(membership, message)
+    if membership.room.locked and not membership.is_host:
+        raise Invalid({"body": "The host has locked the room: you can read but not change your messages"}, 403)
     text = _check_body(body)
     if text == message.body:
         return message

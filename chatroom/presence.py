@@ -160,6 +160,11 @@ class Presence:
         """Membership id -> when (Unix time) an entry of theirs was last written or removed."""
         raise NotImplementedError
 
+    def forget(self, room_id: int) -> None:
+        """Drop everything kept about a deleted room (SQLite gives its id, and its seats' ids, to the next ones:
+        "last seen" of the old room's people must not appear in a new room)."""
+        raise NotImplementedError
+
     def _mark_away(self, room_id: int, tab_key: str, away: bool) -> None:
         raise NotImplementedError
 
@@ -281,6 +286,12 @@ class MemoryPresence(Presence):
         with self._lock:
             return dict(self._seen.get(room_id, {}))
 
+    def forget(self, room_id: int) -> None:
+        """Drop the room's entries, away marks and last-seen times (``Presence.forget``)."""
+        with self._lock:
+            for kept in (self._rooms, self._away, self._seen):
+                kept.pop(room_id, None)
+
     def _mark_away(self, room_id: int, tab_key: str, away: bool) -> None:
         with self._lock:
             if away:
@@ -384,6 +395,16 @@ class RedisPresence(Presence):
         except self._error:
             self.breaker.failed()
             log.warning("presence not removed: redis is unreachable (the entry expires)")
+
+    def forget(self, room_id: int) -> None:
+        """Delete the room's keys (``Presence.forget``); while Redis is away they expire on their own."""
+        if self.breaker.open:
+            return
+        try:
+            self.redis.delete(self._key(room_id), self._seen_key(room_id), self._away_key(room_id))
+        except self._error:
+            self.breaker.failed()
+            log.warning("presence not forgotten: redis is unreachable (the keys expire)")
 
     def _seen_key(self, room_id: int) -> str:
         return f"{KEY_PREFIX}presence-seen:{room_id}"

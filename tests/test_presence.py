@@ -58,6 +58,19 @@ def test_a_stream_takes_the_place_of_the_page_that_opened_it(make_presence):
     assert presence.present(5) == {9}
 
 
+def test_a_deleted_room_is_forgotten(make_presence):
+    """SQLite gives a deleted room's id (and its seats' ids) to the next ones: a newcomer's run saw the old room's
+    "last seen" on the new room's host. Deleting a room forgets its entries, away marks and last-seen times."""
+    presence = make_presence()
+    tab = presence.enter(5, membership_id=7)
+    presence.set_away(5, 7, tab, True)
+    presence.leave(5, 7, tab)
+    presence.page_seen(5, 9, ttl=60)
+    assert presence.last_seen(5) and presence.present(5) == {9}
+    presence.forget(5)
+    assert presence.last_seen(5) == {} and presence.present(5) == set() and presence.states(5) == {}
+
+
 def test_a_crashed_instances_connections_expire(make_presence):
     crashed = make_presence(ttl=0.5)
     survivor = make_presence(ttl=0.5)

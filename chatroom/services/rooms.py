@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import events, passwords
 from ..extensions import db
 from ..models import Facilitator, Membership, Room, RoomStatus, utcnow
+from ..presence import current_presence
 from ..text import Limit, clean_line, is_number, key_of, length, problem, truncate
 from . import Invalid
 from ._core import audit, host_name, publish, refuses_cleanly
@@ -398,4 +399,5 @@ def delete(room: Room, confirmation: str) -> None:
     room_id = room.id
     db.session.delete(room)
     db.session.commit()
+    current_presence().forget(room_id)
     publish(room_id, events.room_deleted(room_id))

@@ -112,8 +112,9 @@ def _finish(response: Response) -> Response:
         "endpoint": request.endpoint,
         "request_id": request_id,
     }
+    took = "-" if duration is None else f"{duration}ms"  # None: refused before _start ran (CSRF, size)
     request_log.info(
-        "%s %s %s %sms id=%s", request.method, request.path, response.status_code, duration, request_id, extra=fields
+        "%s %s %s %s id=%s", request.method, request.path, response.status_code, took, request_id, extra=fields
     )
     return response
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
-from chatroom.services import members, messages
+from chatroom.services import members, messages, rooms
 from support.clients import form_token
 from support.constants import ROOM_PASSWORD
 from support.factories import end_room
@@ -166,6 +166,24 @@ def test_double_submitted_form_stores_one_message(app, make_room, join):
     assert _post(pat, room, "once", token).status_code == 303
     assert _post(pat, room, "once", token).status_code == 303
     assert [m.body for m in _messages(app, room)] == ["once"]
+
+
+def test_a_resubmission_is_answered_from_the_commit_even_after_a_lock(app, make_room, join, make_facilitator):
+    """An ordinary post makes no token lookup: its twin is found at the commit (htmx, a mention and a question
+    render on the way). A refusal (the room locked since) still answers a resubmitted form as sent."""
+    host = make_facilitator()
+    room = make_room(owner=host)
+    pat = join(room)
+    join(room, "Kim")
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    data = {"body": "@Kim is this the plan?", "token": token, "question": "1"}
+    assert pat.htmx("POST", f"/r/{room.code}/messages", data).status_code == 200
+    assert pat.htmx("POST", f"/r/{room.code}/messages", data).status_code == 200
+    assert [m.body for m in _messages(app, room)] == ["@Kim is this the plan?"]
+    with app.test_request_context():
+        rooms.set_locked(db.session.get(Room, room.id), True)
+    assert _post(pat, room, "@Kim is this the plan?", token).status_code == 303  # it went through before
+    assert _post(pat, room, "a new one", "cd" * 16).status_code == 403
 
 
 def test_a_form_sent_twice_at_the_same_moment_stores_one_message(app, make_room, join):

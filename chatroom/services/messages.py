@@ -97,14 +97,19 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     if not (len(token) == 32 and all(c in "0123456789abcdef" for c in token)):
         raise Invalid({"body": "This form has expired: reload the page and send again"}, 400)
     room = membership.room
-    existing = _message_by_token(room.id, token)
-    if existing is not None:
-        return existing, False
-    _check_can_post(membership, room)
-
-    marks = {"question": question, "mentions": mentions_in(room.id, text), "search_config": room.search_language}
-    if room.premoderation and not membership.is_host:
-        return _hold(membership, room, text, token, marks)
+    # A resubmitted form (same token) is answered with the stored message. Its twin is found by the unique
+    # (room_id, client_token) at the commit, so an ordinary post costs no lookup; only a refusal looks first,
+    # since the form may have gone through before the room was locked or the queue filled.
+    try:
+        _check_can_post(membership, room)
+        marks = {"question": question, "mentions": mentions_in(room.id, text), "search_config": room.search_language}
+        if room.premoderation and not membership.is_host:
+            return _hold(membership, room, text, token, marks)
+    except Invalid:
+        existing = _message_by_token(room.id, token)
+        if existing is not None:
+            return existing, False
+        raise
 
     seq, rev = next_seq(room.id)
     now = utcnow()

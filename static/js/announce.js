@@ -55,6 +55,9 @@
     typingDone(li.dataset.author);
     if (mine(li)) return;
     if (burst.on) { burst.count++; burst.last = li; quiet(500); return; }
+    one(li);
+  }
+  function one(li) { // a single message, read in full; one that mentions you says so (even when muted)
     if (li.querySelector('.mention[data-member="' + me + '"]')) say(who(li) + " mentioned you: " + text(li, ".message__body"));
     else chat(spoken(li));
   }
@@ -83,7 +86,7 @@
     clearTimeout(burst.timer);
     burst.timer = setTimeout(() => {
       burst.on = false;
-      if (burst.count === 1) chat(spoken(burst.last));
+      if (burst.count === 1) one(burst.last); // just after (re)connecting, a lone mention is still one
       else if (burst.count > 1) chat(burst.count + " new messages");
     }, ms);
   }

@@ -406,6 +406,7 @@ class RoomWriter:
         # complete once a catch-up from the database set the floor, until a resync loses events.
         self.recent: deque[Event] = deque()
         self.floor: tuple[int, int] | None = None
+        self.top = (0, 0)  # the newest message seq and change rev this writer has remembered
         # The room's state frame as read while this writer listened, until a room event changes it.
         self.state_frame: bytes | None = None
         self.state_version = 0
@@ -446,10 +447,7 @@ class RoomWriter:
         from some point (``caught_up_to``) and nothing in the cursor is beyond its newest message and change."""
         if self.floor is None:
             return False
-        top_seq, top_rev = self.floor
-        for event in self.recent:
-            top_seq, top_rev = max(top_seq, event.seq), max(top_rev, event.rev)
-        return seq <= top_seq and rev <= top_rev
+        return seq <= max(self.floor[0], self.top[0]) and rev <= max(self.floor[1], self.top[1])
 
     def caught_up_to(self, seq: int, rev: int) -> None:
         """A catch-up read the database after this writer was listening: from (seq, rev) on, memory is complete."""
@@ -459,6 +457,7 @@ class RoomWriter:
     def _remember(self, event: Event) -> None:
         recent = self.recent
         recent.append(event)
+        self.top = (max(self.top[0], event.seq), max(self.top[1], event.rev))
         if len(recent) > RECENT_LIMIT:
             dropped = recent.popleft()
             if self.floor is not None:

@@ -121,13 +121,17 @@ class StreamState:
     held_at: dict[int, float] = field(default_factory=dict)  # when each arrived (monotonic), by seq
     hold_until: float = 0.0  # monotonic; 0 when nothing is held
 
+    def forget_held(self) -> None:
+        """Nothing is held any more, and no hold runs."""
+        self.held.clear()
+        self.held_at.clear()
+        self.hold_until = 0.0
+
     def stop_holding_if_overdue(self) -> None:
         """After a catch-up: if the hold is still overdue, the database had nothing to give (the room is
         gone), so forget what is held rather than ask it again in a loop that never yields."""
         if self.held and time.monotonic() >= self.hold_until:
-            self.held.clear()
-            self.held_at.clear()
-            self.hold_until = 0.0
+            self.forget_held()
 
 
 class WebSide(Protocol):

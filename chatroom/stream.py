@@ -395,8 +395,7 @@ def _release_held(state: _StreamState, read_at: float | None = None) -> Iterator
         if state.held:
             state.hold_until = time.monotonic() + HOLD_SECONDS
     if not state.held:
-        state.held_at.clear()
-        state.hold_until = 0.0
+        state.forget_held()
 
 
 def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:

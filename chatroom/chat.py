@@ -185,7 +185,8 @@ def post(code: str) -> Response | tuple[str, int]:
     text back, beside the reason: the composer again (htmx), or the room page or ``chat/unsent.html``.
 
     :raise 403: no seat here (removed, left, ended: the text comes back), the room is not open or locked;
-    :raise 422: empty or too long; 429: slow mode or the flood limit (with ``Retry-After``).
+    :raise 422: empty or too long; 429: slow mode or the flood limit (with ``Retry-After``);
+    :raise 404: no such room, or it was deleted while the post was on its way.
     """
     room, seat = room_and_seat(code)
     body = request.form.get("body", "")
@@ -195,6 +196,8 @@ def post(code: str) -> Response | tuple[str, int]:
     try:
         message, _ = messages.post(seat, body, request.form.get("token", ""), question=question)
     except Invalid as invalid:
+        if invalid.status == 404:  # the room was deleted while this post was on its way
+            abort(404)
         if room.status() is not RoomStatus.OPEN:
             return _unsent(room, body, invalid.errors.get("body", invalid.message), invalid.status)
         context = _room_context(room, seat, form={"body": body, "question": question}, errors=invalid.errors)

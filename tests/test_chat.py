@@ -7,11 +7,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
-from chatroom.services import members, messages, rooms
+from chatroom.services import Invalid, members, messages, rooms
 from support.clients import form_token
 from support.constants import ROOM_PASSWORD
 from support.factories import end_room
@@ -215,6 +215,38 @@ def test_a_form_sent_twice_at_the_same_moment_stores_one_message(app, make_room,
     assert sorted(created for _, created in results) == [False, True]
     assert {seq for seq, _ in results} == {1}
     assert [m.body for m in _messages(app, room)] == ["only once"]
+
+
+def test_the_posted_message_is_the_stored_row_and_can_be_changed(app, make_room, join):
+    """The post inserts through Core (one statement on PostgreSQL); what it returns is the row as stored, in the
+    session like a loaded one: an edit of it is written, and nothing else is written twice."""
+    room = make_room()
+    join(room)
+    with app.test_request_context():
+        seat = db.session.scalar(select(Membership).where(Membership.room_id == room.id, Membership.alias == "Pat"))
+        message, created = messages.post(seat, "first words", "ef" * 16, question=True)
+        assert created and message.seq == 1 and message.id is not None
+        messages.edit(seat, message, "better words")
+        db.session.remove()
+    [stored] = _messages(app, room)
+    assert (stored.seq, stored.body, stored.question, stored.rev) == (1, "better words", True, 1)
+    assert stored.author.alias == "Pat"
+    assert stored.created_at == stored.published_at and stored.edited_at is not None
+
+
+def test_a_post_into_a_room_deleted_meanwhile_is_refused(app, make_room, join):
+    """The room went between the seat check and the insert (its row is gone): 404 and a sentence, nothing kept."""
+    room = make_room()
+    join(room)
+    with app.test_request_context():
+        seat = db.session.scalar(select(Membership).where(Membership.room_id == room.id, Membership.alias == "Pat"))
+        assert seat.room.code == room.code  # loaded with the seat, as a request does
+        with db.engine.begin() as other:  # another request deletes it, outside this session
+            other.execute(Room.__table__.delete().where(Room.__table__.c.id == room.id))
+        with pytest.raises(Invalid) as refused:
+            messages.post(seat, "into nothing", "ab" * 16)
+        assert refused.value.status == 404 and "no longer exists" in refused.value.message
+        assert db.session.scalar(select(func.count()).select_from(Message)) == 0
 
 
 def test_form_without_token_is_refused(app, make_room, join):

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Insert, Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from .. import events, mentions, metrics
 from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import Limit, clean_body, problem, seconds_phrase
 from . import Invalid, participation
-from ._core import next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly
+from ._core import ROOMS, next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly, room_gone
 
 BODY_MAX = 2000
 BODY = Limit(
@@ -111,26 +113,17 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
             return existing, False
         raise
 
-    seq, rev = next_seq(room.id)
-    now = utcnow()
-    message = Message(
-        room_id=room.id,
-        seq=seq,
-        membership_id=membership.id,  # set now: the partial is rendered before the flush (data-author)
-        author=membership,
-        body=text,
-        client_token=token,
-        created_at=now,
-        published_at=now,
-        **marks,
-    )
-    db.session.add(message)
+    room_id = room.id  # kept: a refused insert rolls back, and the room may be gone
+    message, rev = _store_visible(room, membership, {"body": text, "client_token": token, "status": PUBLISHED, **marks})
+    if message is None:
+        twin = _message_by_token(room_id, token)
+        if twin is None:
+            raise room_gone()
+        return twin, False
     # Rendered while we hold the lock, so the publish follows the commit at once: the
     # longer that gap, the more often two posts reach the streams out of order.
     event = events.message_posted(room, message, rev)
-    twin = _commit_unless_twin(room.id, token)
-    if twin is not None:
-        return twin, False
+    db.session.commit()
     publish(room, event)
     if question:
         publish_questions(room)
@@ -140,6 +133,80 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
 def publish_questions(room: Room) -> None:
     """The host's questions panel, again (a question appeared, was approved, or went); call after the commit."""
     publish(room, events.host_questions_changed(room, participation.top_questions(room)))
+
+
+MESSAGES = cast(Table, Message.__table__)
+_STORED = (
+    "membership_id",
+    "body",
+    "client_token",
+    "status",
+    "rev",
+    "created_at",
+    "published_at",
+    "question",
+    "mentions",
+    "search_config",
+)
+
+
+def _insert_statement() -> Insert:
+    """PostgreSQL: take the room's next ``seq`` and insert the message in one statement (one round trip; the
+    room's row stays locked until the commit). A deleted room inserts nothing. Returns (id, seq, room's rev)."""
+    bump = (
+        update(ROOMS)
+        .where(ROOMS.c.id == bindparam("v_room_id"))
+        .values(last_seq=ROOMS.c.last_seq + 1)
+        .returning(ROOMS.c.last_seq, ROOMS.c.last_rev)
+        .cte("bump")
+    )
+    # Parameters are named v_<column>: an UPDATE takes any parameter named like one of its columns as a value
+    # to SET, and rooms has a created_at too.
+    row = select(
+        bindparam("v_room_id", type_=Integer),
+        bump.c.last_seq,
+        *(bindparam(f"v_{name}", type_=MESSAGES.c[name].type) for name in _STORED),
+    )
+    return (
+        insert(MESSAGES)
+        .from_select(["room_id", "seq", *_STORED], row)
+        .returning(MESSAGES.c.id, MESSAGES.c.seq, select(bump.c.last_rev).scalar_subquery())
+    )
+
+
+_INSERT_WITH_SEQ = _insert_statement()
+_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
+
+
+def _store_visible(room: Room, membership: Membership, values: dict[str, object]) -> tuple[Message | None, int]:
+    """Insert a visible message with the room's next ``seq``, through SQLAlchemy Core (the ORM's unit of work
+    cost more than the rest of the post); returns (the message, the room's change number), or (None, 0) when
+    the unique ``(room_id, client_token)`` refused it: a twin of the same form committed first, or the room
+    is gone. The transaction is rolled back then. The message is in the session as if it had been loaded.
+
+    ``values``: body, client_token, status and the marks (``question``, ``mentions``, ``search_config``).
+    """
+    now = utcnow()
+    row = {"room_id": room.id, "membership_id": membership.id, "rev": 0, "created_at": now, "published_at": now}
+    row.update(values)
+    try:
+        if db.session.get_bind().dialect.name == "postgresql":
+            found = db.session.execute(_INSERT_WITH_SEQ, {f"v_{key}": value for key, value in row.items()}).first()
+            if found is None:
+                db.session.rollback()
+                return None, 0
+            row["id"], row["seq"], rev = found
+        else:  # SQLite: no UPDATE inside WITH, so two statements under the same lock
+            row["seq"], rev = next_seq(room.id)
+            row["id"] = db.session.execute(_INSERT, row).scalar_one()
+    except IntegrityError:
+        db.session.rollback()
+        return None, 0
+    message = Message(**{column.key: row.get(column.key) for column in MESSAGES.columns})
+    message.author, message.reactions, message.votes = membership, [], []
+    make_transient_to_detached(message)  # its history is reset: the commit writes nothing more
+    db.session.add(message)
+    return message, rev
 
 
 def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict[str, object]) -> tuple[Message, bool]:

@@ -18,7 +18,7 @@ import re
 
 from flask import abort, session
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .extensions import db
 from .models import Facilitator, Membership, Room
@@ -89,14 +89,22 @@ def _participant_seat(code: str) -> tuple[Room, Membership] | None:
     if not seats or not isinstance(seats, dict) or current_user.is_authenticated or not _CODE.fullmatch(code):
         return None
     held = [seat for seat in seats.values() if isinstance(seat, int)][:MAX_SEATS_LOOKED_UP]
-    row = db.session.execute(
-        select(Room, Membership)
-        .join(Membership, Membership.room_id == Room.id)
-        .where(Room.code == code, Membership.id.in_(held), Membership.left_at.is_(None))
-    ).first()
+    row = db.session.execute(_ROOM_AND_SEAT, {"code": code, "held": held}).first()
     if row is None or seats.get(str(row[0].id)) != row[1].id:
         return None
     return row[0], row[1]
+
+
+# Built once (every post and stream open runs it): its cache key is kept, so no statement is built per request.
+_ROOM_AND_SEAT = (
+    select(Room, Membership)
+    .join(Membership, Membership.room_id == Room.id)
+    .where(
+        Room.code == bindparam("code"),
+        Membership.id.in_(bindparam("held", expanding=True)),
+        Membership.left_at.is_(None),
+    )
+)
 
 
 def participant_or_404(room: Room, membership_id: int) -> Membership:

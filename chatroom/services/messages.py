@@ -185,6 +185,7 @@ def _store_visible(room: Room, membership: Membership, values: dict[str, object]
     is gone. The transaction is rolled back then. The message is in the session as if it had been loaded.
 
     ``values``: body, client_token, status and the marks (``question``, ``mentions``, ``search_config``).
+    :raise Invalid 404: (SQLite) the room is gone.
     """
     now = utcnow()
     row = {"room_id": room.id, "membership_id": membership.id, "rev": 0, "created_at": now, "published_at": now}

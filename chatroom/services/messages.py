@@ -113,12 +113,15 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
             return existing, False
         raise
 
-    room_id = room.id  # kept: a refused insert rolls back, and the room may be gone
-    message, rev = _store_visible(room, membership, {"body": text, "client_token": token, "status": PUBLISHED, **marks})
-    if message is None:
+    room_id = room.id  # kept: a refused insert rolls back
+    values = {"body": text, "client_token": token, "status": PUBLISHED, **marks}
+    try:
+        message, rev = _store_visible(room, membership, values)
+    except IntegrityError:  # the same form, sent twice at once, committed first: answer with that one
+        db.session.rollback()
         twin = _message_by_token(room_id, token)
         if twin is None:
-            raise room_gone()
+            raise
         return twin, False
     # Rendered while we hold the lock, so the publish follows the commit at once: the
     # longer that gap, the more often two posts reach the streams out of order.
@@ -178,31 +181,26 @@ _INSERT_WITH_SEQ = _insert_statement()
 _INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
 
 
-def _store_visible(room: Room, membership: Membership, values: dict[str, object]) -> tuple[Message | None, int]:
+def _store_visible(room: Room, membership: Membership, values: dict[str, object]) -> tuple[Message, int]:
     """Insert a visible message with the room's next ``seq``, through SQLAlchemy Core (the ORM's unit of work
-    cost more than the rest of the post); returns (the message, the room's change number), or (None, 0) when
-    the unique ``(room_id, client_token)`` refused it: a twin of the same form committed first, or the room
-    is gone. The transaction is rolled back then. The message is in the session as if it had been loaded.
+    cost more than the rest of the post); returns (the message, the room's change number). The message is in
+    the session as if it had been loaded, so callers may change it as any other.
 
     ``values``: body, client_token, status and the marks (``question``, ``mentions``, ``search_config``).
-    :raise Invalid 404: (SQLite) the room is gone.
+    :raise IntegrityError: the unique ``(room_id, client_token)`` refused it (a twin committed first).
+    :raise Invalid 404: the room is gone.
     """
     now = utcnow()
     row = {"room_id": room.id, "membership_id": membership.id, "rev": 0, "created_at": now, "published_at": now}
     row.update(values)
-    try:
-        if db.session.get_bind().dialect.name == "postgresql":
-            found = db.session.execute(_INSERT_WITH_SEQ, {f"v_{key}": value for key, value in row.items()}).first()
-            if found is None:
-                db.session.rollback()
-                return None, 0
-            row["id"], row["seq"], rev = found
-        else:  # SQLite: no UPDATE inside WITH, so two statements under the same lock
-            row["seq"], rev = next_seq(room.id)
-            row["id"] = db.session.execute(_INSERT, row).scalar_one()
-    except IntegrityError:
-        db.session.rollback()
-        return None, 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        found = db.session.execute(_INSERT_WITH_SEQ, {f"v_{key}": value for key, value in row.items()}).first()
+        if found is None:
+            raise room_gone()
+        row["id"], row["seq"], rev = found
+    else:  # SQLite: no UPDATE inside WITH, so two statements under the same lock
+        row["seq"], rev = next_seq(room.id)
+        row["id"] = db.session.execute(_INSERT, row).scalar_one()
     message = Message(**{column.key: row.get(column.key) for column in MESSAGES.columns})
     message.author, message.reactions, message.votes = membership, [], []
     make_transient_to_detached(message)  # its history is reset: the commit writes nothing more

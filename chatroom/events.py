@@ -46,7 +46,7 @@ class EventKind(enum.StrEnum):
     CHANGE = "change"  # an edit or removal: ``rev`` its change number, ``seq`` the room's last message then
     PRESENCE = "presence"  # "here now" changed: ``seq`` people are here; ``target`` 1 when it is only their count
     TYPING = "typing"  # ``target`` is typing (never sent to the typist's own streams)
-    REMOVED = "removed"  # the seat ``target`` was closed (left, removed, banned: ``seq`` 1): its streams end
+    REMOVED = "removed"  # the seat ``target`` was closed (``seq``: why, ``seat_notice``): its streams end
     ROOM = "room"  # the room's settings or schedule changed
     HOST = "host"  # for the host's streams only (queue, reports, questions, private threads)
     PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
@@ -156,10 +156,20 @@ def room_deleted(room_id: int) -> Event:
     return Event(EventKind.ROOM)
 
 
-def seat_closed(membership_id: int, banned: bool = False) -> Event:
-    """A seat was closed (left, removed or banned): that seat's streams end with a ``close`` event, whose notice
-    says ``banned`` (``seq`` 1: the browser may not come back) or ``removed``."""
-    return Event(EventKind.REMOVED, target=membership_id, seq=int(banned))
+# Why a seat closed, as the REMOVED event's ``seq`` carries it (an index) and the ``close`` event says it.
+SEAT_NOTICES = ("removed", "banned", "left")
+
+
+def seat_closed(membership_id: int, notice: str = "removed") -> Event:
+    """A seat was closed: that seat's streams end with a ``close`` event saying ``notice``, one of
+    ``SEAT_NOTICES``: ``removed`` by the host, ``banned`` (the browser may not come back), or ``left`` (the
+    person left, from another tab). :raise ValueError: another notice."""
+    return Event(EventKind.REMOVED, target=membership_id, seq=SEAT_NOTICES.index(notice))
+
+
+def seat_notice(event: Event) -> str:
+    """What a REMOVED event's streams are told (``seat_closed``): ``removed`` for anything unknown."""
+    return SEAT_NOTICES[event.seq] if 0 <= event.seq < len(SEAT_NOTICES) else "removed"
 
 
 def host_panels_html(

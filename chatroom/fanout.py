@@ -64,7 +64,7 @@ from typing import Any, Protocol
 
 import gevent
 
-from .events import RESYNC, Event, EventKind
+from .events import RESYNC, Event, EventKind, seat_notice
 
 log = logging.getLogger(__name__)
 
@@ -513,7 +513,7 @@ class RoomWriter:
             self.admitted.pop(event.target, None)
             self.closed_seats.add(event.target)
             for stream in [s for s in self.streams if s.state.membership_id == event.target]:
-                stream.finish("banned" if event.seq else "removed")  # one still opening: by its own request
+                stream.finish(seat_notice(event))  # one still opening: by its own request
             return
         if kind is EventKind.DEPART:  # a tab said goodbye: its socket is closed or closing
             tab = event.frame.decode()

@@ -84,6 +84,7 @@ from . import stream_caps
 from .access import member_room_or_403, session_seat
 from .broker import Broker
 from .events import (
+    SEAT_NOTICES,
     Event,
     EventKind,
     change_frame,
@@ -95,6 +96,7 @@ from .events import (
     parse_cursor,
     presence_changed,
     room_state_html,
+    seat_notice,
 )
 from .extensions import db
 from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
@@ -608,7 +610,7 @@ def _run(state: _StreamState) -> Iterator[bytes]:
             out: list[bytes] = []
             while event is not None:  # everything already waiting goes out in one write
                 if event.kind == EventKind.REMOVED and event.target == state.membership_id:
-                    yield b"".join(out) + closing("banned" if event.seq else "removed")
+                    yield b"".join(out) + closing(seat_notice(event))
                     return
                 if _departed(state, event):
                     yield b"".join(out)
@@ -655,7 +657,7 @@ class _LiveWeb:
         self.app = app
         self.environ = {key: environ[key] for key in self.ENVIRON_KEYS if key in environ}
         self.tracker: Presence = app.extensions["chatroom.presence"]
-        self.words = {notice: closing(notice) for notice in ("ended", "removed", "banned")}  # rendered once
+        self.words = {notice: closing(notice) for notice in ("ended", *SEAT_NOTICES)}  # rendered once
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:

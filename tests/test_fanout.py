@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from chatroom import fanout
+from chatroom import events, fanout
 from chatroom.events import Event, EventKind
 from chatroom.fanout import Fanout, LiveStream, StreamState
 from chatroom.sse import parse
@@ -195,6 +195,18 @@ def test_a_reused_room_id_gets_a_new_writer_without_the_old_rooms_memory(world):
     assert hub.codes.get("newroom") is new and "oldroom" not in hub.codes
     assert not new.recent_for(StreamState(1, 7, False, 0, 0, 4e9))  # nothing of the old room's
     assert hub.room(1, "room:1", 4e9, code="newroom") is new
+
+
+def test_a_closed_seats_streams_are_told_why_it_closed(world):
+    """Leaving (from another tab), a removal and a ban each end the seat's streams with their own words."""
+    hub, _web, open_stream = world
+    (_pat, pat_sock), (_kim, kim_sock), (_ann, ann_sock) = open_stream(7), open_stream(9), open_stream(11)
+    writer = hub.rooms[1]
+    for seat, notice in ((7, "left"), (9, "removed"), (11, "banned")):
+        writer.deliver(events.seat_closed(seat, notice))
+    assert [_read(sock)[-1]["data"] for sock in (pat_sock, kim_sock, ann_sock)] == ["left", "removed", "banned"]
+    with pytest.raises(ValueError):
+        events.seat_closed(7, "vanished")
 
 
 def test_removed_and_rechecked_seats_end_with_their_last_words(world):

@@ -123,3 +123,22 @@ def test_a_removal_during_a_redis_pubsub_outage_still_ends_the_stream(
     finally:
         redis_proc.kill()
         redis_proc.wait()
+
+
+def test_leaving_ends_the_seats_other_tabs_with_the_words_for_leaving(app, servers, make_room):
+    """Leaving in one tab closes the seat: its other tabs' streams end saying so, not that the host removed them."""
+    server = servers()
+    room = make_room()
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    other_tab = _stream(server, pat, room.code).open()
+    try:
+        list(other_tab.read_events(0.5))
+        pat.get(f"/r/{room.code}")
+        assert pat.post(f"/r/{room.code}/leave", {}) == 303
+        events = list(other_tab.read_events(8))
+        assert other_tab.closed
+        assert events[-1].event == "close" and events[-1].data == "left"
+        said = " ".join(event.data for event in events)
+        assert "You left this room" in said and "host removed" not in said
+    finally:
+        other_tab.close()

@@ -106,7 +106,7 @@ def leave(membership: Membership) -> None:
     """A participant leaves: their seat is closed (its alias is free again) and their streams end."""
     membership.left_at = membership.left_at or utcnow()
     db.session.commit()
-    publish(membership.room_id, events.seat_closed(membership.id))
+    publish(membership.room_id, events.seat_closed(membership.id, "left"))
     _publish_row(membership.room, membership)
 
 
@@ -124,7 +124,7 @@ def remove(room: Room, membership: Membership, *, ban: bool = False) -> None:
     membership.removed = True
     audit(room, host_name(room), "participant banned" if ban else "participant removed", membership.alias)
     db.session.commit()
-    publish(room, events.seat_closed(membership.id, banned=membership.banned))
+    publish(room, events.seat_closed(membership.id, "banned" if membership.banned else "removed"))
     _publish_row(room, membership)
 
 

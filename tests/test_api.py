@@ -147,6 +147,10 @@ def test_posting_twice_with_one_client_token_posts_once(api):
     second = client.post(f"/api/v1/rooms/{code}/messages", json=body, headers=headers)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.get_json()["id"] == second.get_json()["id"]
+    upper = client.post(f"/api/v1/rooms/{code}/messages", json={**body, "client_token": "AB" * 16}, headers=headers)
+    assert upper.status_code == 200 and upper.get_json()["id"] == first.get_json()["id"]  # hex in either case
+    wrong = client.post(f"/api/v1/rooms/{code}/messages", json={**body, "client_token": "xy" * 16}, headers=headers)
+    assert wrong.status_code == 422 and "client_token" in wrong.get_json()["errors"]
 
 
 @pytest.mark.once

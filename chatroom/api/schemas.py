@@ -211,10 +211,10 @@ class PostSchema(ma.Schema):
 
     body = fields.String(required=True)
     client_token = fields.String(
-        validate=validate.Regexp(r"^[0-9a-f]{32}\Z"),
+        validate=validate.Regexp(r"^[0-9a-fA-F]{32}\Z"),
         metadata={
-            "description": "32 hex digits you choose: sending the same one again returns the first message (200) "
-            "instead of posting twice. Made up for you when left out."
+            "description": "32 hex digits you choose (either case): sending the same one again returns the first "
+            "message (200) instead of posting twice. Made up for you when left out."
         },
     )
 

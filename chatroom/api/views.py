@@ -363,7 +363,7 @@ def post_message(data: dict[str, Any], code: str) -> tuple[dict[str, Any], int]:
     open (403 otherwise); the host is not held by slow mode, a lock or pre-moderation.
     """
     room = owned_room(code)
-    token = data.get("client_token") or secrets.token_hex(16)
+    token = (data.get("client_token") or secrets.token_hex(16)).lower()  # hex: AB… and ab… are one token
     message, created = messages.post(room.host_seat(), data["body"], token)
     return message_json(message), 201 if created else 200
 

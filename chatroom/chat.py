@@ -186,7 +186,8 @@ def post(code: str) -> Response | tuple[str, int]:
 
     :raise 403: no seat here (removed, left, ended: the text comes back), the room is not open or locked;
     :raise 422: empty or too long; 429: slow mode or the flood limit (with ``Retry-After``);
-    :raise 404: no such room, or it was deleted while the post was on its way.
+    :raise 404: no such room, or it was deleted while the post was on its way; 409: this form already sent other
+        words (an edited form sent again after its first answer was lost): it comes back with a fresh token.
     """
     room, seat = room_and_seat(code)
     body = request.form.get("body", "")

@@ -151,6 +151,10 @@ def test_posting_twice_with_one_client_token_posts_once(api):
     assert upper.status_code == 200 and upper.get_json()["id"] == first.get_json()["id"]  # hex in either case
     wrong = client.post(f"/api/v1/rooms/{code}/messages", json={**body, "client_token": "xy" * 16}, headers=headers)
     assert wrong.status_code == 422 and "client_token" in wrong.get_json()["errors"]
+    other = client.post(f"/api/v1/rooms/{code}/messages", json={**body, "body": "Twice?"}, headers=headers)
+    assert other.status_code == 409 and other.mimetype == "application/problem+json"  # a token is one message
+    listed = client.get(f"/api/v1/rooms/{code}/messages", headers=headers).get_json()["messages"]
+    assert [m["body"] for m in listed] == ["Once"]
 
 
 @pytest.mark.once

@@ -217,6 +217,26 @@ def test_a_form_sent_twice_at_the_same_moment_stores_one_message(app, make_room,
     assert [m.body for m in _messages(app, room)] == ["only once"]
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_form_sent_again_with_other_words_keeps_them_and_asks_to_send_again(app, make_room, join, htmx):
+    """The first answer was lost, the person changed the text and sent the same form again: the token has
+    posted already, so the new words would vanish behind the first message. They come back (409) in the
+    composer with a fresh token, and sending again posts them."""
+    room = make_room()
+    pat = join(room)
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    assert _post(pat, room, "first words", token).status_code == 303
+    again = _post(pat, room, "better words", token, htmx=htmx)
+    html = again.get_data(as_text=True)
+    assert again.status_code == 409
+    assert "better words" in html and "already sent a different message" in html
+    fresh = form_token(html)
+    assert fresh != token
+    assert _post(pat, room, "first words", token).status_code == 303  # the same words: a plain resubmission
+    assert _post(pat, room, "better words", fresh).status_code == 303
+    assert [m.body for m in _messages(app, room)] == ["first words", "better words"]
+
+
 def test_the_posted_message_is_the_stored_row_and_can_be_changed(app, make_room, join):
     """The post inserts through Core (one statement on PostgreSQL); what it returns is the row as stored, in the
     session like a loaded one: an edit of it is written, and nothing else is written twice."""

@@ -355,12 +355,13 @@ def list_messages(code: str, limit: int, before: int | None = None, after: int |
 @bp.arguments(s.PostSchema)
 @bp.response(201, s.MessageSchema)
 @bp.alt_response(200, schema=s.MessageSchema, description="Sent before with this client_token", success=True)
-@refusals(403, 404, 422)
+@refusals(403, 404, 409, 422)
 def post_message(data: dict[str, Any], code: str) -> tuple[dict[str, Any], int]:
     """Post as the host
 
     The message appears in the room at once, under your name as host. The room must be
-    open (403 otherwise); the host is not held by slow mode, a lock or pre-moderation.
+    open (403 otherwise); the host is not held by slow mode, a lock or pre-moderation. A
+    `client_token` sent before with a different body is refused (409).
     """
     room = owned_room(code)
     token = (data.get("client_token") or secrets.token_hex(16)).lower()  # hex: AB… and ab… are one token

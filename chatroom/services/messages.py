@@ -93,7 +93,7 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
 
     :raise Invalid 422: empty or too long. :raise Invalid 403: not open, locked, or the seat was closed.
     :raise Invalid 429: slow mode, or too many messages waiting for approval already.
-    :raise Invalid 400: the form carries no valid token.
+    :raise Invalid 400: the form carries no valid token. :raise Invalid 409: the token already sent other words.
     """
     text = _check_body(body)
     if not (len(token) == 32 and all(c in "0123456789abcdef" for c in token)):
@@ -108,7 +108,7 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
         if room.premoderation and not membership.is_host:
             return _hold(membership, room, text, token, marks)
     except Invalid:
-        existing = _message_by_token(room.id, token)
+        existing = _sent_before(room.id, token, text)
         if existing is not None:
             return existing, False
         raise
@@ -119,7 +119,7 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
         message, rev = _store_visible(room, membership, values)
     except IntegrityError:  # the same form, sent twice at once, committed first: answer with that one
         db.session.rollback()
-        twin = _message_by_token(room_id, token)
+        twin = _sent_before(room_id, token, text)
         if twin is None:
             raise
         return twin, False
@@ -236,7 +236,7 @@ def _hold(membership: Membership, room: Room, text: str, token: str, marks: dict
         **marks,
     )
     db.session.add(message)
-    twin = _commit_unless_twin(room.id, token)
+    twin = _commit_unless_twin(room.id, token, text)
     if twin is not None:
         return twin, False
     publish_panel_change(room, "queue", before)
@@ -263,21 +263,38 @@ def held_for(membership: Membership) -> list[Message]:
     )
 
 
-def _commit_unless_twin(room_id: int, token: str) -> Message | None:
+def _commit_unless_twin(room_id: int, token: str, text: str) -> Message | None:
     """Commit the new message; None when it is stored, or the twin's message when the same form, sent twice at
     once, committed first (the unique ``(room_id, client_token)`` refuses this one, and nothing of it is kept).
 
-    :raise IntegrityError: refused for another reason.
+    :raise IntegrityError: refused for another reason. :raise Invalid 409: the twin has other words (``_sent_before``).
     """
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        existing = _message_by_token(room_id, token)
+        existing = _sent_before(room_id, token, text)
         if existing is None:
             raise
         return existing
     return None
+
+
+def _sent_before(room_id: int, token: str, text: str) -> Message | None:
+    """The message this form (or API call) already sent with ``token``, or None: the answer to a resubmission.
+
+    A token is one message: the same token with other words is not a resubmission, and answering with the
+    first message would drop the new words without a word (a form edited and sent again after its first
+    answer was lost). A message changed since (edited, removed or declined) is not compared: its words are
+    no longer the ones sent.
+
+    :raise Invalid 409: the token already sent different words (the form comes back with a fresh token).
+    """
+    existing = _message_by_token(room_id, token)
+    if existing is not None and existing.body and existing.edited_at is None and existing.body != text:
+        problem = "This form already sent a different message. Send again to post this one"
+        raise Invalid({"body": problem}, 409)
+    return existing
 
 
 def _message_by_token(room_id: int, token: str) -> Message | None:

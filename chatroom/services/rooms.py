@@ -177,10 +177,13 @@ def parse_form(form: Mapping[str, str], *, editing: bool) -> RoomInput:
         raw = form.get(name, "").strip()
         try:
             naive = datetime.fromisoformat(raw)
-            if naive.tzinfo is not None or not YEARS[0] <= naive.year <= YEARS[1]:
+            if naive.tzinfo is not None:
                 raise ValueError
         except ValueError:
             errors[name] = f"Enter the {label} date and time, like 2026-12-01 14:30"
+            continue
+        if not YEARS[0] <= naive.year <= YEARS[1]:
+            errors[name] = f"The {label} must fall between the years {YEARS[0]} and {YEARS[1]}"
             continue
         if tz is None:
             continue

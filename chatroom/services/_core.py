@@ -106,14 +106,22 @@ def next_rev(room_id: int) -> tuple[int, int]:
 
 
 ROOMS = cast(Table, Room.__table__)
+
+
 # Built once: a Core statement with bound parameters keeps its cache key, so a bump costs one round trip
 # and no ORM bookkeeping (it runs on every post, edit, reaction and vote).
-_BUMP_SEQ = (
-    update(ROOMS)
-    .where(ROOMS.c.id == bindparam("room_id"))
-    .values(last_seq=ROOMS.c.last_seq + 1)
-    .returning(ROOMS.c.last_seq, ROOMS.c.last_rev)
-)
+def seq_bump(room_param: str = "room_id") -> Update:
+    """``UPDATE rooms SET last_seq = last_seq + 1 … RETURNING last_seq, last_rev`` for the room id bound as
+    ``room_param`` (``next_seq``, and the one-statement post in ``messages``, which names its parameters)."""
+    return (
+        update(ROOMS)
+        .where(ROOMS.c.id == bindparam(room_param))
+        .values(last_seq=ROOMS.c.last_seq + 1)
+        .returning(ROOMS.c.last_seq, ROOMS.c.last_rev)
+    )
+
+
+_BUMP_SEQ = seq_bump()
 _BUMP_REV = (
     update(ROOMS)
     .where(ROOMS.c.id == bindparam("room_id"))

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import cast
 
 from flask import current_app
-from sqlalchemy import Insert, Integer, Table, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Integer, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -22,7 +22,7 @@ from ..extensions import db
 from ..models import EDIT_WINDOW, Membership, Message, MessageStatus, Room, RoomStatus, utcnow
 from ..text import Limit, clean_body, problem, seconds_phrase
 from . import Invalid, participation
-from ._core import ROOMS, next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly, room_gone
+from ._core import next_rev, next_seq, panel_view, publish, publish_panel_change, refuses_cleanly, room_gone, seq_bump
 
 BODY_MAX = 2000
 BODY = Limit(
@@ -156,13 +156,7 @@ _STORED = (
 def _insert_statement() -> Insert:
     """PostgreSQL: take the room's next ``seq`` and insert the message in one statement (one round trip; the
     room's row stays locked until the commit). A deleted room inserts nothing. Returns (id, seq, room's rev)."""
-    bump = (
-        update(ROOMS)
-        .where(ROOMS.c.id == bindparam("v_room_id"))
-        .values(last_seq=ROOMS.c.last_seq + 1)
-        .returning(ROOMS.c.last_seq, ROOMS.c.last_rev)
-        .cte("bump")
-    )
+    bump = seq_bump("v_room_id").cte("bump")
     # Parameters are named v_<column>: an UPDATE takes any parameter named like one of its columns as a value
     # to SET, and rooms has a created_at too.
     row = select(

@@ -22,10 +22,12 @@ from sqlalchemy import bindparam, select
 
 from .extensions import db
 from .models import Facilitator, Membership, Room
+from .services import accounts
 
 SEATS = "seats"  # session key: {room id: membership id}
 # Session key: the facilitator whose password was right, waiting for the second factor (auth/sessions.py).
 PENDING_SIGN_IN = "two_factor_pending"
+SIGN_IN = "login"  # session key: this browser's sign-in token (a LoginSession row; signing out deletes it)
 MAX_SEATS_LOOKED_UP = 50  # a browser's seats in other rooms are in the same cookie; a forged list stays short
 _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
 
@@ -126,6 +128,13 @@ def seat_for(room: Room) -> Membership | None:
     if seat is None or not seat.active:
         return None
     return seat
+
+
+def sign_in_fingerprint() -> str:
+    """This browser's facilitator sign-in as host streams remember it (``accounts.sign_in_fingerprint``), or
+    ``""`` when no facilitator is signed in here."""
+    token = session.get(SIGN_IN) if current_user.is_authenticated else None
+    return accounts.sign_in_fingerprint(token) if isinstance(token, str) and token else ""
 
 
 def _seat_in_session(room_id: int) -> int | None:

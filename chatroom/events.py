@@ -1,7 +1,7 @@
 """The event vocabulary of a room: what can happen, how it is named on the wire, and its bytes.
 
 Services call one constructor per happening (``message_posted``, ``message_changed``,
-``seat_closed``, ``room_changed``, ``host_panel_changed``, ``host_questions_changed``,
+``seat_closed``, ``signed_out``, ``room_changed``, ``host_panel_changed``, ``host_questions_changed``,
 ``host_notes_changed``, ``host_controls_changed``, ``member_changed``, ``private_changed``,
 ``presence_changed``, ``typing``) *after* they commit, and hand the result to the broker.
 Each constructor renders the room's own partial and frames it as SSE bytes exactly once;
@@ -53,10 +53,20 @@ class EventKind(enum.StrEnum):
     HELD = "held"  # the host decided on a held message: for its author's streams only (``target``)
     DEPART = "depart"  # local only, never sent: the tab ``frame`` of seat ``target`` said goodbye (pagehide)
     RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
+    # The owner's sign-in ``frame`` (its fingerprint; empty: every one of them) ended: those host streams end.
+    SIGNED_OUT = "signed_out"
 
 
 DURABLE_KINDS = frozenset(
-    {EventKind.MESSAGE, EventKind.CHANGE, EventKind.REMOVED, EventKind.ROOM, EventKind.HOST, EventKind.PRIVATE}
+    {
+        EventKind.MESSAGE,
+        EventKind.CHANGE,
+        EventKind.REMOVED,
+        EventKind.ROOM,
+        EventKind.HOST,
+        EventKind.PRIVATE,
+        EventKind.SIGNED_OUT,
+    }
 )
 
 
@@ -170,6 +180,19 @@ def seat_closed(membership_id: int, notice: str = "removed") -> Event:
 def seat_notice(event: Event) -> str:
     """What a REMOVED event's streams are told (``seat_closed``): ``removed`` for anything unknown."""
     return SEAT_NOTICES[event.seq] if 0 <= event.seq < len(SEAT_NOTICES) else "removed"
+
+
+def signed_out(sign_in: str = "") -> Event:
+    """The room owner's sign-in with fingerprint ``sign_in`` ended (signed out on that browser), or with ``""``
+    every sign-in of theirs (signed out everywhere, a new password, the account disabled): the host streams
+    opened under it end with a ``close`` event saying ``signed_out``. Never sent as it is: ``frame`` is the
+    fingerprint (``accounts.sign_in_fingerprint``), for matching only."""
+    return Event(EventKind.SIGNED_OUT, sign_in.encode())
+
+
+def ends_sign_in(event: Event, sign_in: str) -> bool:
+    """Whether a SIGNED_OUT ``event`` ends a host stream opened under the sign-in with fingerprint ``sign_in``."""
+    return event.kind is EventKind.SIGNED_OUT and (not event.frame or event.frame.decode() == sign_in)
 
 
 def host_panels_html(
@@ -301,6 +324,7 @@ def tab_departed(membership_id: int, tab: str) -> Event:
 def closing(notice: str) -> bytes:
     """The last words of a stream: a visible notice, then the ``close`` event the page stops on.
 
-    ``notice`` is ``ended`` (the room ended), ``removed`` (the seat was closed) or ``banned`` (closed for good).
+    ``notice`` is ``ended`` (the room ended), one of ``SEAT_NOTICES`` (the seat was closed: ``removed``,
+    ``banned`` for good, or ``left``), or ``signed_out`` (the host signed out: ``signed_out``).
     """
     return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")

@@ -64,7 +64,7 @@ from typing import Any, Protocol
 
 import gevent
 
-from .events import RESYNC, Event, EventKind, seat_notice
+from .events import RESYNC, Event, EventKind, ends_sign_in, seat_notice
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class StreamState:
     rev: int  # the last change number this client has
     ends_at: float
     tab: str = ""  # the page's name for itself (?tab=): its goodbye beacon ends this stream
+    sign_in: str = ""  # a host stream: the fingerprint of the sign-in it was opened under (signing out ends it)
     # A shared catch-up is usable only if read from the database after this moment (monotonic): the
     # subscription, or the arrival of the latest event that sent this stream to the database.
     subscribed_at: float = 0.0
@@ -514,6 +515,10 @@ class RoomWriter:
             self.closed_seats.add(event.target)
             for stream in [s for s in self.streams if s.state.membership_id == event.target]:
                 stream.finish(seat_notice(event))  # one still opening: by its own request
+            return
+        if kind is EventKind.SIGNED_OUT:  # the owner signed out: the host streams of that sign-in end
+            for stream in [s for s in self.streams if s.state.is_host and ends_sign_in(event, s.state.sign_in)]:
+                stream.finish("signed_out")
             return
         if kind is EventKind.DEPART:  # a tab said goodbye: its socket is closed or closing
             tab = event.frame.decode()

@@ -81,7 +81,7 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 
 from . import stream_caps
-from .access import member_room_or_403, session_seat
+from .access import member_room_or_403, session_seat, sign_in_fingerprint
 from .broker import Broker
 from .events import (
     SEAT_NOTICES,
@@ -91,6 +91,7 @@ from .events import (
     channel,
     closing,
     cursor_id,
+    ends_sign_in,
     host_controls_html,
     message_frame,
     parse_cursor,
@@ -243,6 +244,8 @@ def events(code: str) -> Response:
         return Response(retry(60_000) + closing("ended"), headers=HEADERS)
     last, rev = _cursor(room)
     state = _StreamState(room.id, seat.id, seat.is_host, last, rev, room.ends_at.timestamp(), _tab())
+    if seat.is_host:
+        state.sign_in = sign_in_fingerprint()  # signing out there ends this stream
     return _open(state, room.code, checked=True)
 
 
@@ -436,8 +439,8 @@ def _forward(state: _StreamState, event: Event) -> Iterator[bytes]:
     elif event.kind == EventKind.HELD:
         if event.target == state.membership_id:  # the author's own streams only
             yield event.frame
-    elif event.kind == EventKind.DEPART:
-        return  # handled in _run (it ends this stream when it names this tab); never sent
+    elif event.kind == EventKind.DEPART or event.kind == EventKind.SIGNED_OUT:
+        return  # handled in _run (it ends this stream when it names this tab or sign-in); never sent
     elif event.frame:
         yield event.frame  # presence, room notices
 
@@ -615,6 +618,9 @@ def _run(state: _StreamState) -> Iterator[bytes]:
                 if _departed(state, event):
                     yield b"".join(out)
                     return  # the tab said goodbye: its socket is closed or closing
+                if state.is_host and ends_sign_in(event, state.sign_in):
+                    yield b"".join(out) + closing("signed_out")
+                    return
                 if event.kind == EventKind.ROOM:
                     state.ends_at = _ends_at(state)
                 if event.kind == EventKind.RESYNC:
@@ -657,7 +663,7 @@ class _LiveWeb:
         self.app = app
         self.environ = {key: environ[key] for key in self.ENVIRON_KEYS if key in environ}
         self.tracker: Presence = app.extensions["chatroom.presence"]
-        self.words = {notice: closing(notice) for notice in ("ended", *SEAT_NOTICES)}  # rendered once
+        self.words = {notice: closing(notice) for notice in ("ended", "signed_out", *SEAT_NOTICES)}  # rendered once
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:

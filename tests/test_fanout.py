@@ -209,6 +209,23 @@ def test_a_closed_seats_streams_are_told_why_it_closed(world):
         events.seat_closed(7, "vanished")
 
 
+def test_signing_out_ends_that_sign_ins_host_streams_and_no_one_elses(world):
+    """The owner signing out on one browser ends the host streams opened under that sign-in; signing out
+    everywhere ends all of them. Participants' streams, with no sign-in, go on; the fingerprint is never sent."""
+    hub, _web, open_stream = world
+    (laptop, laptop_sock), (phone, phone_sock) = open_stream(1, host=True), open_stream(1, host=True)
+    laptop.state.sign_in, phone.state.sign_in = "a" * 32, "b" * 32
+    pat, pat_sock = open_stream(7)
+    writer = hub.rooms[1]
+    writer.deliver(events.signed_out("a" * 32))
+    assert laptop.closed and not phone.closed and not pat.closed
+    assert _read(laptop_sock)[-1] == {"event": "close", "data": "signed_out"}
+    writer.deliver(events.signed_out())  # everywhere
+    assert phone.closed and not pat.closed
+    assert _read(phone_sock)[-1] == {"event": "close", "data": "signed_out"}
+    assert _read(pat_sock) == []  # nothing reached a participant, the fingerprint least of all
+
+
 def test_removed_and_rechecked_seats_end_with_their_last_words(world):
     hub, web, open_stream = world
     (pat, pat_sock), (kim, kim_sock), (ann, ann_sock) = open_stream(7), open_stream(9), open_stream(11)

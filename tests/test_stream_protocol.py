@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatroom.events import Event
+from chatroom.events import Event, ends_sign_in, signed_out
 from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.services import members, messages
@@ -129,3 +129,12 @@ def test_typing_skips_the_typist_and_host_events_skip_participants(app, room_wit
     assert _run(app, state, Event("host", b"data: queue\n\n")) == []
     state.is_host = True
     assert _run(app, state, Event("host", b"data: queue\n\n")) == [{"data": "queue"}]
+
+
+def test_a_sign_out_is_never_sent_and_ends_only_the_host_streams_of_that_sign_in(app, room_with_messages):
+    """``events.signed_out`` carries the sign-in's fingerprint for matching: no viewer ever gets it as bytes."""
+    host = _StreamState(room_with_messages.id, 1, True, 5, 0, 2e9, sign_in="a" * 32)
+    for event in (signed_out("a" * 32), signed_out()):
+        assert _run(app, host, event) == [] and _run(app, _state(room_with_messages, last=5), event) == []
+    assert ends_sign_in(signed_out("a" * 32), host.sign_in) and ends_sign_in(signed_out(), host.sign_in)
+    assert not ends_sign_in(signed_out("b" * 32), host.sign_in)

@@ -142,3 +142,44 @@ def test_leaving_ends_the_seats_other_tabs_with_the_words_for_leaving(app, serve
         assert "You left this room" in said and "host removed" not in said
     finally:
         other_tab.close()
+
+
+def test_signing_out_ends_the_host_streams_of_that_browser_and_everywhere_all_of_them(
+    app, servers, make_room, make_facilitator
+):
+    """A host page stops following the room when its sign-in ends: signing out on one browser ends that
+    browser's host streams (another browser of the same account goes on), and signing out everywhere ends
+    the rest. A participant's stream is not touched, and every page says what happened."""
+    server = servers()
+    host = make_facilitator()
+    room = make_room(owner=host)
+    laptop = Browser(server.port).sign_in(host.email, PASSWORD)
+    phone = Browser(server.port).sign_in(host.email, PASSWORD)
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    laptop_stream, phone_stream, pat_stream = (
+        _stream(server, browser, room.code).open() for browser in (laptop, phone, pat)
+    )
+    try:
+        for stream in (laptop_stream, phone_stream, pat_stream):
+            assert stream.status == 200
+            list(stream.read_events(0.5))
+        laptop.get("/rooms/")
+        assert laptop.post("/logout", {}) == 303
+        events = list(laptop_stream.read_events(8))
+        assert laptop_stream.closed
+        assert events[-1].event == "close" and events[-1].data == "signed_out"
+        assert "You are signed out" in " ".join(event.data for event in events)
+        assert not phone_stream.closed and not pat_stream.closed
+        phone.get("/account")
+        assert phone.post("/account/sign-out-everywhere", {}) == 303
+        events = list(phone_stream.read_events(8))
+        assert phone_stream.closed and events[-1].data == "signed_out"
+        pat.say(room.code, "still here")
+        assert wait_for(lambda: (list(pat_stream.read_events(0.2)), message_seqs(pat_stream.events))[1] == [1], 8)
+        assert not pat_stream.closed
+        again = _stream(server, laptop, room.code).open()
+        assert again.status == 403  # and it cannot open another
+        again.close()
+    finally:
+        for stream in (laptop_stream, phone_stream, pat_stream):
+            stream.close()

@@ -16,7 +16,7 @@ import time
 from flask import Blueprint, current_app, session
 from flask_login import login_user
 
-from ..access import PENDING_SIGN_IN
+from ..access import PENDING_SIGN_IN, SIGN_IN
 from ..extensions import db, login_manager
 from ..models import Facilitator
 from ..services import accounts
@@ -27,7 +27,7 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Sign in to see your rooms."
 login_manager.login_message_category = "info"
 
-LOGIN = "login"  # session: this browser's sign-in token (a LoginSession row; sign-out deletes it)
+LOGIN = SIGN_IN  # session: this browser's sign-in token (a LoginSession row; sign-out deletes it)
 PENDING = PENDING_SIGN_IN  # session: {"id", "at", "fp", "next"} between the password and the code
 TOTP_SETUP = "totp_setup"  # session: the key to the secret being set up (accounts.keep_secret), not the secret
 SHOW_CODES = "recovery_codes_once"  # session: the key to new recovery codes, until the page shows them once

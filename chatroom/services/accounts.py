@@ -32,13 +32,13 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import passwords
+from .. import events, passwords
 from ..extensions import db
-from ..models import Facilitator, LoginSession, PendingSecret, RecoveryCode, new_session_token, utcnow
+from ..models import Facilitator, LoginSession, PendingSecret, RecoveryCode, Room, new_session_token, utcnow
 from ..presence import claim
 from ..text import Limit, clean_email, clean_line, problem, valid_email
 from . import Invalid
-from ._core import refuses_cleanly
+from ._core import publish, refuses_cleanly
 
 NAME_MAX = 64
 NAME = Limit(
@@ -147,18 +147,36 @@ def session_is_current(facilitator: Facilitator, token: str) -> bool:
 
 
 def end_session(facilitator: Facilitator, token: str) -> None:
-    """Sign out one browser: its sign-in is deleted, so its cookie (and any copy of it) stops working."""
+    """Sign out one browser: its sign-in is deleted, so its cookie (and any copy of it) stops working,
+    and the host streams that browser has open in the account's rooms end (``events.signed_out``)."""
     db.session.execute(
         delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id, LoginSession.token == token)
     )
     db.session.commit()
+    _end_host_streams(facilitator.id, sign_in_fingerprint(token) if token else "")
 
 
 def end_sessions(facilitator: Facilitator) -> None:
-    """Invalidate every login cookie of this account (sign out everywhere, password change)."""
+    """Invalidate every login cookie of this account (sign out everywhere, password change, disabled by an
+    admin), and end every host stream open in its rooms: what a page already follows stops too."""
     facilitator.session_token = new_session_token()
     db.session.execute(delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id))
     db.session.commit()
+    _end_host_streams(facilitator.id)
+
+
+def sign_in_fingerprint(token: str) -> str:
+    """How a host stream remembers the sign-in it was opened under: a hash of the browser's sign-in ``token``
+    (32 hex digits of SHA-256), so the token itself never travels in an event."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def _end_host_streams(facilitator_id: int, sign_in: str = "") -> None:
+    """Tell the streams of every room this account owns that has not ended: ``sign_in`` (a fingerprint; ``""``:
+    all of them) ended. Call after the commit."""
+    rooms = select(Room.id).where(Room.owner_id == facilitator_id, Room.ends_at > utcnow())
+    for room_id in db.session.scalars(rooms):
+        publish(room_id, events.signed_out(sign_in))
 
 
 # -- passwords ------------------------------------------------------------------

@@ -43,6 +43,7 @@
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
     banned: "Not connected: the host removed you from this room for good.",
+    signed_out: "Not connected: you are signed out. Sign in to host this room again.",
     offline: "Offline: no network. Messages you write are kept until you can send them.",
     refused: "Live updates are refused for now (too many open tabs or connections). Checking for new messages every " +
       Math.round(POLL / 1000) + " seconds.",
@@ -232,11 +233,12 @@
   });
   d.addEventListener("htmx:error", (evt) => { if (streaming(evt)) failed(0); });
   d.addEventListener("htmx:sse:close", (evt) => { if (ours(evt) && evt.detail.reason === "ended") lost(); });
-  // The server ends a stream with a named "close" event: the room ended, or the host removed this reader.
+  // The server ends a stream with a named "close" event: the room ended, the host removed this reader, or the
+  // host signed out.
   d.addEventListener("close", (evt) => {
     if (!ours(evt)) return;
     const why = evt.detail && evt.detail.data;
-    close(why === "ended" ? TEXT.ended : why === "removed" ? TEXT.removed : why === "banned" ? TEXT.banned : TEXT.gone, why);
+    close(why === "ended" || why === "removed" || why === "banned" || why === "signed_out" ? TEXT[why] : TEXT.gone, why);
   });
   d.addEventListener("htmx:sse:before:message", (evt) => {
     if (!ours(evt)) return;

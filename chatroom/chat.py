@@ -55,6 +55,7 @@ def query_cursor(name: str) -> int | None:
 def _room_context(room: Room, seat: Membership, before: int | None = None, **extra: Any) -> dict[str, Any]:
     per_page = current_app.config["MESSAGES_PER_PAGE"]
     rev = room.last_rev  # read before the messages: a change made meanwhile is replayed, never missed
+    present = presence.roster(room)
     shown = messages.before(room.id, before, per_page)
     first_seq = shown[0].seq if shown else None
     return {
@@ -66,12 +67,12 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "before": before,
         "last_seq": shown[-1].seq if shown and before is None else room.last_seq,
         "last_rev": rev,
-        "present": presence.roster(room),
+        "present": present,
         "is_owner": is_owner(room),
         "host_panels": moderation.panels(room) if seat.is_host else {},
         **participation.aside(room, seat),
         "held": None if seat.is_host else messages.held_for(seat),
-        "host_people": host_people(room) if seat.is_host else [],
+        "host_people": host_people(room, {h.id for h in present if h.state != "offline"}) if seat.is_host else [],
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -95,11 +96,13 @@ def _join_page(room: Room, form: dict[str, str], errors: dict[str, str], status:
     return page, status
 
 
-def host_people(room: Room) -> list[dict[str, Any]]:
-    """The host's People list: every participant (the active first, then by alias) with their message count."""
+def host_people(room: Room, here: set[int]) -> list[dict[str, Any]]:
+    """The host's People list: every participant (the active first, then by alias) with their message count,
+    and whether they are here now (``here``: the seats in "Here now", online or away), so the rows say so
+    without JavaScript too; a live page keeps that up to date from the "Here now" list (``static/js/host.js``)."""
     counts = charts.counts_by_seat(room)
     seats = sorted((m for m in room.memberships if not m.is_host), key=lambda m: (not m.active, m.alias_key))
-    return [{"seat": m, "count": counts.get(m.id, 0), "new": False} for m in seats]
+    return [{"seat": m, "count": counts.get(m.id, 0), "new": False, "online": m.id in here} for m in seats]
 
 
 @bp.get("/<code>")

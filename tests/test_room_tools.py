@@ -107,12 +107,27 @@ def test_the_host_has_controls_queue_reports_and_people_in_the_room(hosted):
     for part in ('id="host-controls"', 'id="host-queue"', 'id="host-reports"', 'id="host-people"'):
         assert part in html, part
     assert re.search(
-        r'<li id="member-\d+" class="person" data-member="\d+">\s*<span class="person__name">Pat</span>', html
+        r'<li id="member-\d+" class="person" data-member="\d+" data-online="(yes|no)">\s*'
+        r'<span class="person__name">Pat</span>',
+        html,
     )
     assert "1 message</span>" in html and "0 messages</span>" in html
     assert "room-host.js" in html and "console.css" in html
     participant = pat.get(f"/r/{room.code}").get_data(as_text=True)
     assert 'id="host-controls"' not in participant and "room-host.js" not in participant
+
+
+def test_the_people_list_says_who_is_here_without_javascript(hosted):
+    """The rows are rendered online or away from "Here now" (a page load counts), not left to a script:
+    with JavaScript off every row used to say "away"."""
+    room, host, pat, _kim = hosted
+    pat.get(f"/r/{room.code}")  # Pat reads the room; Kim joined and went away
+    html = host.get(f"/r/{room.code}").get_data(as_text=True)
+    rows = {
+        alias: state
+        for state, alias in re.findall(r'data-online="(yes|no)">\s*<span class="person__name">(\w+)</span>', html)
+    }
+    assert rows == {"Pat": "yes", "Kim": "no"}
 
 
 def test_a_control_answers_htmx_with_204_or_the_reason_beside_its_field(hosted):

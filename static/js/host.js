@@ -6,7 +6,9 @@
   const d = document, people = d.getElementById("host-people"), log = d.getElementById("log");
   if (!people) return;
   function online() {
-    const here = new Set([...d.querySelectorAll("#presence li[data-member]")].map((li) => li.dataset.member));
+    const list = d.getElementById("presence");
+    if (list && list.dataset.count) return; // a big room: "Here now" is a count, so the rows keep what they say
+    const here = new Set([...d.querySelectorAll('#presence li[data-member]:not([data-state="offline"])')].map((li) => li.dataset.member));
     people.querySelectorAll("li[data-member]").forEach((li) => { li.dataset.online = here.has(li.dataset.member) ? "yes" : "no"; });
   }
   online();

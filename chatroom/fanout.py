@@ -150,8 +150,9 @@ class WebSide(Protocol):
         """Everything the database has beyond the cursor (an early message waited in vain)."""
         ...
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, set[int]]:
-        """The room's end time (None: the room is gone) and which of ``seats`` are still held."""
+    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
+        """The room's end time (None: the room is gone) and, for each of ``seats`` no longer held, why it closed
+        (``left``, ``removed`` or ``banned``: the words its streams end with)."""
         ...
 
     def closing(self, notice: str) -> bytes:
@@ -670,19 +671,19 @@ class RoomWriter:
         seats = {s.state.membership_id for s in self.streams if s.sock is not None}
         admitted = set(self.admitted)
         checked_at = time.monotonic()
-        ends_at, held = self.fanout.web.check(self.room_id, seats | admitted)
+        ends_at, gone = self.fanout.web.check(self.room_id, seats | admitted)
         if ends_at is None or ends_at <= time.time():
             self.end("ended")
             return
         self._set_end(ends_at)
         for seat in admitted:
-            if seat in held and seat in self.admitted:
+            if seat not in gone and seat in self.admitted:
                 self.admitted[seat] = max(self.admitted[seat], checked_at)
             else:
                 self.admitted.pop(seat, None)
-        for stream in [s for s in self.streams if s.sock is not None and s.state.membership_id not in held]:
+        for stream in [s for s in self.streams if s.sock is not None and s.state.membership_id in gone]:
             if stream.state.membership_id in seats:
-                stream.finish("removed")
+                stream.finish(gone[stream.state.membership_id])
 
     def _send_presence(self) -> None:
         timer, self._presence_timer = self._presence_timer, None

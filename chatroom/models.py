@@ -281,6 +281,17 @@ class Membership(Model):
     def active(self) -> bool:
         return self.left_at is None
 
+    @property
+    def closed_as(self) -> str:
+        """Why a closed seat closed, in the words its streams end with (``events.SEAT_NOTICES``)."""
+        return closed_as(self.banned, self.removed)
+
+
+def closed_as(banned: bool, removed: bool) -> str:
+    """Why a seat closed (``Membership.closed_as``), from its two flags: ``banned``, ``removed`` by the host,
+    or else ``left``."""
+    return "banned" if banned else "removed" if removed else "left"
+
 
 class MessageStatus(enum.StrEnum):
     PUBLISHED = "published"

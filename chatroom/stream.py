@@ -102,7 +102,7 @@ from .events import (
 from .extensions import db
 from .fanout import HOLD_SECONDS, RECHECK_EVERY, Fanout, LiveStream, RoomWriter, StreamState
 from .handover import can_take_over, capture_start_response, take_socket
-from .models import Membership, Note, Room, RoomStatus
+from .models import Membership, Note, Room, RoomStatus, closed_as
 from .presence import Presence, present_members
 from .services import messages, moderation, participation
 from .sse import comment, cursor, frame, retry
@@ -524,15 +524,16 @@ def _ends_at(state: _StreamState) -> float:
 
 
 def _seat_gone(state: _StreamState) -> str | None:
-    """Why this stream must end now (``ended``, ``removed``), from the database; None while it may go on."""
+    """Why this stream must end now (``ended``, or why its seat closed: ``Membership.closed_as``), from the
+    database; None while it may go on."""
     try:
         room = db.session.get(Room, state.room_id)
         if room is None or room.status() is RoomStatus.ENDED:
             return "ended"
         seat = db.session.get(Membership, state.membership_id)
-        if seat is None or seat.room_id != room.id or not seat.active:
+        if seat is None or seat.room_id != room.id:
             return "removed"
-        return None
+        return None if seat.active else seat.closed_as
     finally:
         db.session.remove()
 
@@ -689,17 +690,30 @@ class _LiveWeb:
         """``_catch_up``, as one piece of bytes."""
         return b"".join(_catch_up(state))
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, set[int]]:
-        """The room's end (None: gone) and which of ``seats`` are still held, in two queries."""
+    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
+        """The room's end (None: gone) and why each of ``seats`` no longer held closed, in two queries (a seat
+        the room does not have counts as ``removed``)."""
         try:
             room = db.session.get(Room, room_id)
             if room is None:
-                return None, set()
+                return None, {}
             ends_at = room.ends_at.timestamp()
             if not seats:
-                return ends_at, set()
-            active = select(Membership.id).where(Membership.room_id == room_id, Membership.left_at.is_(None))
-            return ends_at, set(db.session.scalars(active)) & seats
+                return ends_at, {}
+            rows = db.session.execute(
+                select(Membership.id, Membership.left_at, Membership.banned, Membership.removed).where(
+                    Membership.room_id == room_id
+                )
+            )
+            known = {row.id: row for row in rows}
+            gone: dict[int, str] = {}
+            for seat in seats:
+                row = known.get(seat)
+                if row is None:
+                    gone[seat] = "removed"
+                elif row.left_at is not None:
+                    gone[seat] = closed_as(row.banned, row.removed)
+            return ends_at, gone
         finally:
             db.session.remove()
 

@@ -26,6 +26,7 @@ class FakeWeb:
         self.forwarded: list[tuple[int, str]] = []
         self.left: list[LiveStream] = []
         self.seats: set[int] | None = None  # None: every seat is still held
+        self.closed_as: dict[int, str] = {}  # why a seat not held closed; "removed" unless said
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
@@ -41,8 +42,9 @@ class FakeWeb:
     def catch_up(self, state: StreamState) -> bytes:
         return b""
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, set[int]]:
-        return 4e9, seats if self.seats is None else self.seats & seats
+    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
+        gone = set() if self.seats is None else seats - self.seats
+        return 4e9, {seat: self.closed_as.get(seat, "removed") for seat in gone}
 
     def closing(self, notice: str) -> bytes:
         return b"event: close\ndata: " + notice.encode() + b"\n\n"
@@ -241,6 +243,18 @@ def test_removed_and_rechecked_seats_end_with_their_last_words(world):
     writer.end("ended")
     assert _read(kim_sock)[-1] == {"event": "close", "data": "ended"}
     assert not hub.rooms
+
+
+def test_a_recheck_ends_each_closed_seats_streams_with_why_it_closed(world):
+    """When the event that closed a seat was lost, the database's answer says why: a seat that left is told
+    "left", not that the host removed it."""
+    hub, web, open_stream = world
+    (pat, pat_sock), (kim, kim_sock), (ann, ann_sock) = open_stream(7), open_stream(9), open_stream(11)
+    web.seats, web.closed_as = set(), {7: "left", 9: "banned"}  # Ann's seat (11) is not in the room at all
+    hub.rooms[1].recheck()
+    gevent.sleep(0.01)
+    assert pat.closed and kim.closed and ann.closed
+    assert [_read(sock)[-1]["data"] for sock in (pat_sock, kim_sock, ann_sock)] == ["left", "banned", "removed"]
 
 
 def test_presence_lists_reach_each_stream_at_most_once_per_interval_newest_first(world, monkeypatch):

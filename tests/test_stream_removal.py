@@ -34,21 +34,27 @@ def _seat(app, room, alias: str) -> int:
 
 
 def test_a_closed_seat_or_an_ended_room_ends_streams_without_any_event(app, servers, make_room):
-    """The database changes and nothing is published: the periodic re-check ends the streams."""
+    """The database changes and nothing is published: the periodic re-check ends the streams, saying why each
+    seat closed (the host removed Pat; Ann left)."""
     server = servers()
     room = make_room()
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
     kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
-    pat_id = _seat(app, room, "Pat")
-    pats, kims = _stream(server, pat, room.code).open(), _stream(server, kim, room.code).open()
+    ann = Browser(server.port).join(room.code, "Ann", ROOM_PASSWORD)
+    pat_id, ann_id = _seat(app, room, "Pat"), _seat(app, room, "Ann")
+    pats, kims, anns = (_stream(server, who, room.code).open() for who in (pat, kim, ann))
     try:
         list(pats.read_events(0.5))
         with app.app_context():
-            db.session.execute(update(Membership).where(Membership.id == pat_id).values(left_at=utcnow()))
+            closed = update(Membership).values(left_at=utcnow())
+            db.session.execute(closed.where(Membership.id == pat_id).values(removed=True))
+            db.session.execute(closed.where(Membership.id == ann_id))
             db.session.commit()
         events = list(pats.read_events(8))
         assert pats.closed, "the stream of a closed seat must end without being told"
         assert events[-1].event == "close" and events[-1].data == "removed"
+        events = list(anns.read_events(8))
+        assert anns.closed and events[-1].event == "close" and events[-1].data == "left"
         assert not kims.closed
         with app.app_context():
             db.session.execute(update(Room).where(Room.id == room.id).values(ends_at=utcnow()))
@@ -57,8 +63,8 @@ def test_a_closed_seat_or_an_ended_room_ends_streams_without_any_event(app, serv
         assert kims.closed
         assert events[-1].event == "close" and events[-1].data == "ended"
     finally:
-        pats.close()
-        kims.close()
+        for stream in (pats, kims, anns):
+            stream.close()
 
 
 @pytest.mark.services

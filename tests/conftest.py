@@ -41,6 +41,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _server_logs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The live servers log into pytest's temporary folder (kept for the last few runs), not the checkout."""
+    from support import live
+
+    live.LOG_DIR = tmp_path_factory.mktemp("servers")
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if BACKEND == "services":

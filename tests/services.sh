@@ -3,6 +3,8 @@
 #   eval "$(tests/services.sh start)"  -> starts both on free ports (or TEST_PG_PORT / TEST_REDIS_PORT),
 #                                         exports DATABASE_URL, REDIS_URL and CHATROOM_SERVICES_DIR
 #   tests/services.sh stop             -> stops the ones CHATROOM_SERVICES_DIR names and removes their data
+#   tests/services.sh stop --all       -> stops every run in .services/ (from a shell that lost the variable)
+# Each run's exports are also in .services/<run>/env (source it to use those servers from another shell).
 # Several runs can share a machine: each has its own ports and folder.
 # Installs redis-server (Debian) when it is missing and we are root. PostgreSQL 15 must be on the machine.
 # Also installs what the browser tests need (chromium, chromium-driver, nginx) the same way, and their npm
@@ -87,13 +89,29 @@ start() {
   for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -p "$redis_port" ping >/dev/null
 
-  echo "export DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/chatroom_test"
-  echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"
-  echo "export CHATROOM_SERVICES_DIR=$dir"
+  {
+    echo "export DATABASE_URL=postgresql://postgres@127.0.0.1:$pg_port/chatroom_test"
+    echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"
+    echo "export CHATROOM_SERVICES_DIR=$dir"
+  } | tee "$dir/env"
 }
 
 stop() {
-  dir=${CHATROOM_SERVICES_DIR:?CHATROOM_SERVICES_DIR is not set: nothing to stop}
+  if [ "${1:-}" = --all ]; then
+    for run in "$here"/.services/run-*/; do [ -d "$run" ] && stop_run "${run%/}"; done
+    return 0
+  fi
+  if [ -z "${CHATROOM_SERVICES_DIR:-}" ]; then
+    echo "CHATROOM_SERVICES_DIR is not set: nothing to stop. Runs here:" >&2
+    ls -d "$here"/.services/run-*/ 2>/dev/null >&2 || echo "  (none)" >&2
+    echo "stop one with CHATROOM_SERVICES_DIR=<run> $0 stop, or all of them with $0 stop --all" >&2
+    exit 1
+  fi
+  stop_run "$CHATROOM_SERVICES_DIR"
+}
+
+stop_run() {
+  local dir=$1
   local bin; bin=$(pg_bin)
   # A test run killed while it had PostgreSQL paused (SIGSTOP, tests/test_faults.py) leaves it stopped: wake it.
   if [ -f "$dir/pg/data/postmaster.pid" ]; then
@@ -108,6 +126,6 @@ stop() {
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  stop) stop "${2:-}" ;;
+  *) echo "usage: $0 start|stop [--all]" >&2; exit 2 ;;
 esac

@@ -101,6 +101,7 @@ def test_durable_kinds_are_what_changes_a_page():
         EventKind.ROOM,
         EventKind.HOST,
         EventKind.PRIVATE,
+        EventKind.SIGNED_OUT,  # a host page must not go on following a room after its sign-in ended
     }
     assert durable == DURABLE_KINDS
     assert not Event(EventKind.TYPING).durable and not Event(EventKind.PRESENCE).durable

@@ -24,6 +24,9 @@ from urllib.parse import urlencode
 from .constants import ROOT
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+# Where the servers' logs go: conftest.py points it into pytest's own temporary folder (the last few runs are
+# kept there, older ones removed), so a run leaves nothing behind in the checkout.
+LOG_DIR = ROOT / ".services"
 
 
 def free_port() -> int:
@@ -73,7 +76,7 @@ class Server:
         if redis_url:
             self.env["REDIS_URL"] = redis_url
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = ROOT / ".services" / f"gunicorn-{self.port}.log"
+        self.log = LOG_DIR / f"gunicorn-{self.port}.log"
 
     def start(self) -> Server:
         self.log.parent.mkdir(exist_ok=True)

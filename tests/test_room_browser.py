@@ -154,6 +154,14 @@ def test_the_message_menu_edits_in_place_without_a_page_load(server, browsers, m
     more.send_keys(Keys.ENTER)
     pat.wait(lambda: pat.switch_to.active_element.get_attribute("data-do") == "copy", message="menu focused")
     assert more.get_attribute("aria-expanded") == "true"
+    focused = lambda: pat.switch_to.active_element.get_attribute("aria-label") or ""  # noqa: E731
+    pat.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    first_reaction = focused()
+    assert first_reaction.startswith("React: ")
+    pat.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)  # along the row of reactions
+    assert focused().startswith("React: ") and focused() != first_reaction
+    pat.switch_to.active_element.send_keys(Keys.ARROW_LEFT)
+    assert focused() == first_reaction
     pat.switch_to.active_element.send_keys(Keys.ESCAPE)
     assert pat.switch_to.active_element == more and more.get_attribute("aria-expanded") == "false"
 

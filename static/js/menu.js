@@ -3,7 +3,7 @@
 //
 // Each message ends with an options link to its own page (chat.message: the way without JavaScript). Here it
 // becomes a menu button (the ARIA menu button pattern: Enter, Space or a click opens it and focuses the first
-// item; arrows move; Escape or Tab closes it and gives the focus back to the button). The menu is built from
+// item; the arrow keys move, Home and End jump; Escape or Tab closes it and gives the focus back to the button). The menu is built from
 // #menu-template (this viewer's actions, fetched from chat.menu) and shows those that apply to the message: edit and delete
 // on one's own within 5 minutes, report on others', remove and the person's removal or ban for the host; a
 // reaction (a toggle) for everyone while the room is open; marking a question, and answered, for the host.
@@ -111,7 +111,8 @@
     frame.addEventListener("keydown", (evt) => {
       if (!menu || !menu.contains(evt.target)) return;
       const list = items(), at = list.indexOf(evt.target);
-      const go = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: list.length - 1 }[evt.key];
+      // Down and Up through the items; Right and Left too (the reactions sit in a row, and there are no submenus).
+      const go = { ArrowDown: at + 1, ArrowRight: at + 1, ArrowUp: at - 1, ArrowLeft: at - 1, Home: 0, End: list.length - 1 }[evt.key];
       if (go !== undefined) { evt.preventDefault(); list[(go + list.length) % list.length].focus(); }
       else if (evt.key === "Escape" || evt.key === "Tab") { evt.preventDefault(); close(true); }
     });

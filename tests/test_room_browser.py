@@ -194,7 +194,7 @@ def test_the_message_menu_edits_in_place_without_a_page_load(server, browsers, m
 @once
 def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_room, make_facilitator):
     """From the panel: hold messages, approve one, remove a message and then a person; participants see each
-    change live, and the host's People list follows (online, then left)."""
+    change live, and the host's People list follows (online, then left). Removed, Pat's menu offers only copying."""
     hana = make_facilitator(email="hana.room@example.org", name="Hana Host")
     room = make_room(owner=hana, title="Hosted")
     host, pat = browsers(), browsers()
@@ -225,10 +225,16 @@ def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_roo
     pat.wait(lambda: "Message removed by the host." in pat.text_of("#log .message:last-child"), message="removed")
     assert "Something rude" not in pat.text_of("#log")
 
+    pat.all("#log .message .message__more")[0].click()  # Pat's own message: the menu offers edit and delete
+    pat.wait(lambda: pat.all("#message-menu [data-do='edit']"), message="Pat's menu")
+    pat.switch_to.active_element.send_keys(Keys.ESCAPE)
     host.css(f"{row} form[action$='/remove'] button").click()
     pat.wait(lambda: "The host removed you" in pat.text_of("#room-status"), message="Pat removed, live")
     pat.wait(lambda: pat.css("#connection").get_attribute("data-state") == "closed")
     host.wait(lambda: "left" in host.text_of(row), message="the row says Pat left")
+    pat.all("#log .message .message__more")[0].click()
+    pat.wait(lambda: pat.all("#message-menu [role=menuitem]"), message="Pat's menu, after the removal")
+    assert [b.get_attribute("data-do") for b in pat.all("#message-menu [role=menuitem]")] == ["copy"]  # no more
     assert host.errors() == []
 
 

@@ -7,6 +7,7 @@
 // #menu-template (this viewer's actions, fetched from chat.menu) and shows those that apply to the message: edit and delete
 // on one's own within 5 minutes, report on others', remove and the person's removal or ban for the host; a
 // reaction (a toggle) for everyone while the room is open; marking a question, and answered, for the host.
+// Once the room has ended or the page no longer follows it, only copying is left.
 // Actions act in place: edit and report open a small form inside the message (fetched from chat.message with
 // form=, posted with htmx); delete, remove, remove person and ban are POSTs whose result the stream shows.
 // Each says what it did (chatroom:announce), or why it was refused (as an alert).
@@ -61,7 +62,11 @@
     // -- the menu -----------------------------------------------------------------------------------------
     let menu = null, owner = null;
     const items = () => [...menu.querySelectorAll("[role=menuitem]")];
+    // The room ended, or this page stopped following it (removed, left, signed out: chat/_notice.html): only
+    // copying still works, so only copying is offered.
+    const shut = () => !!d.querySelector('#room-status .room-state[data-state="ended"], #room-status .room-state[data-state="closed"]');
     function applies(button, li) {
+      if (button.dataset.do !== "copy" && shut()) return false;
       const own = li.dataset.author === me, time = li.querySelector("time");
       const recent = time && Date.now() - Date.parse(time.getAttribute("datetime")) < EDIT_MS;
       if ("own" in button.dataset) return own && recent;

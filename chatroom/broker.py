@@ -13,7 +13,7 @@ watches the room gets those same bytes. Two implementations share one interface:
     in-process queue of every local stream of that room. Never one Redis connection per
     browser. Redis pub/sub is at most once: a publish during a Redis blip is lost for
     live listeners, so when the listener reconnects it hands every local stream a
-    ``resync`` event and the streams re-read the database (see ``chatroom/stream.py``).
+    ``resync`` event and the streams re-read the database (see ``chatroom/stream_protocol.py``).
     A publish that fails is delivered locally at once and, for the durable kinds
     (``chatroom.events.DURABLE_KINDS``), published again in order once Redis is back.
 

@@ -19,7 +19,7 @@ flag on the event compared with the stream's seat, never a re-render.
 Anything else (a message that arrives early, a change the stream cannot place, a Redis
 ``resync``) needs the database: the stream is marked *busy*, later events wait in its
 small pending list, and the room's one worker greenlet runs the protocol of
-``chatroom/stream.py`` for it (``WebSide.forward``), shared catch-ups included, then
+``chatroom/stream_protocol.py`` for it (``WebSide.forward``), shared catch-ups included, then
 drains the pending list and makes it live again. While the worker runs, the writer keeps
 serving every other socket.
 
@@ -77,7 +77,7 @@ PENDING_LIMIT = 512
 RECHECK_EVERY = 4
 # How long the last words of a stream (a close event) may take to drain before the socket goes.
 CLOSE_GRACE_SECONDS = 5.0
-HOLD_SECONDS = 0.3  # see chatroom/stream.py: an early message waits this long for the one before it
+HOLD_SECONDS = 0.3  # see chatroom/stream_protocol.py: an early message waits this long for the one before it
 # A room's "here now" list reaches each stream at most this often (the newest list wins): a crowd
 # arriving costs a few lists per stream, not one per announcement of every process.
 PRESENCE_EVERY = 2.0

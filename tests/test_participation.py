@@ -16,7 +16,7 @@ from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
 from chatroom.services import Invalid, members, messages, notes, participation, search
 from chatroom.sse import parse
-from chatroom.stream import _catch_up, _forward, _StreamState
+from chatroom.stream_protocol import StreamState, catch_up, forward
 from support.constants import ROOM_PASSWORD
 from support.factories import end_room
 
@@ -125,9 +125,9 @@ def test_reactions_replay_after_a_reconnect(app, room3):
     """A tab that had message 1 at rev 0 reconnects: the catch-up sends message 1 again, with its reactions."""
     room, _owner, _pat, kim = room3
     kim.form(f"/r/{room.code}/messages/1/react", {"emoji": "eyes"})
-    state = _StreamState(room.id, membership_id=0, is_host=False, last=1, rev=0, ends_at=2e9)
+    state = StreamState(room.id, membership_id=0, is_host=False, last=1, rev=0, ends_at=2e9)
     with app.test_request_context():
-        out = parse(b"".join(_catch_up(state)))
+        out = parse(b"".join(catch_up(state)))
     assert [e["id"] for e in out] == ["1.1"] and "1 reaction eyes" in _text(out[0]["data"])
     assert state.rev == 1
 
@@ -281,8 +281,8 @@ def test_private_events_reach_only_their_seat(app, room3, broker):
     assert next(e for e in got if e.kind == EventKind.HOST)
     with app.test_request_context():
         for membership_id, is_host, sees in ((pat_id, False, True), (kim_id, False, False), (0, True, False)):
-            state = _StreamState(room.id, membership_id, is_host, last=1, rev=0, ends_at=2e9)
-            out = b"".join(_forward(state, private))
+            state = StreamState(room.id, membership_id, is_host, last=1, rev=0, ends_at=2e9)
+            out = b"".join(forward(state, private))
             assert (b"psst" in out) is sees
         decoded = Event.decode(private.encode())
         assert decoded.kind == EventKind.PRIVATE and decoded.target == pat_id

@@ -609,20 +609,20 @@ def test_the_presence_endpoint_marks_away_and_gone(app, make_room, join):
 
 @once
 def test_a_goodbye_ends_only_that_tabs_stream_and_held_outcomes_reach_only_the_author(app):
-    from chatroom.stream import _departed, _forward, _StreamState
+    from chatroom.stream_protocol import StreamState, departed, forward
 
-    mine = _StreamState(1, 7, False, 0, 0, 0.0, tab="tabAAAA1111")
-    other_tab = _StreamState(1, 7, False, 0, 0, 0.0, tab="tabBBBB2222")
-    someone = _StreamState(1, 8, False, 0, 0, 0.0)
+    mine = StreamState(1, 7, False, 0, 0, 0.0, tab="tabAAAA1111")
+    other_tab = StreamState(1, 7, False, 0, 0, 0.0, tab="tabBBBB2222")
+    someone = StreamState(1, 8, False, 0, 0, 0.0)
     goodbye = tab_departed(7, "tabAAAA1111")
-    assert _departed(mine, goodbye) and not _departed(other_tab, goodbye) and not _departed(someone, goodbye)
-    assert list(_forward(mine, goodbye)) == []  # never sent to a browser
+    assert departed(mine, goodbye) and not departed(other_tab, goodbye) and not departed(someone, goodbye)
+    assert list(forward(mine, goodbye)) == []  # never sent to a browser
     with app.test_request_context():
         message = Message(id=3, membership_id=7)
         event = held_decided(message, approved=False)
     assert event.kind is EventKind.HELD and b"event: held" in event.frame and b'"declined"' in event.frame
-    assert list(_forward(mine, event)) == [event.frame]
-    assert list(_forward(someone, event)) == []
+    assert list(forward(mine, event)) == [event.frame]
+    assert list(forward(someone, event)) == []
 
 
 def test_typing_lasts_five_seconds(app, make_room, seat):

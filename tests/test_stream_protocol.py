@@ -1,4 +1,4 @@
-"""The stream's decisions, one event at a time (stream._forward), against a real database."""
+"""The stream's decisions, one event at a time (stream_protocol.forward), against a real database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from chatroom.extensions import db
 from chatroom.models import Room
 from chatroom.services import members, messages
 from chatroom.sse import parse
-from chatroom.stream import _catch_up, _forward, _StreamState
+from chatroom.stream_protocol import StreamState, catch_up, forward
 from support.constants import ROOM_PASSWORD
 
 
@@ -26,12 +26,12 @@ def room_with_messages(app, make_room):
 
 def _run(app, state, event):
     with app.test_request_context():
-        out = b"".join(_forward(state, event))
+        out = b"".join(forward(state, event))
     return parse(out)
 
 
 def _state(room, last, rev=0):
-    return _StreamState(room.id, membership_id=0, is_host=False, last=last, rev=rev, ends_at=2e9)
+    return StreamState(room.id, membership_id=0, is_host=False, last=last, rev=rev, ends_at=2e9)
 
 
 def test_a_message_already_sent_is_dropped(app, room_with_messages):
@@ -60,7 +60,7 @@ def test_a_gap_that_does_not_fill_is_read_from_the_database(app, room_with_messa
     state = _state(room_with_messages, last=1)
     _run(app, state, Event("message", b"id: 5.0\ndata: live\n\n", seq=5))
     with app.test_request_context():
-        events = parse(b"".join(_catch_up(state)))  # what the stream does when the hold expires
+        events = parse(b"".join(catch_up(state)))  # what the stream does when the hold expires
     assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]
     assert "m5" in events[-1]["data"]
     assert state.last == 5 and state.held == {} and state.hold_until == 0
@@ -75,7 +75,7 @@ def test_a_held_message_the_database_does_not_have_is_dropped_not_asked_for_fore
     _run(app, state, Event("message", b"id: 9.0\ndata: ghost\n\n", seq=9))
     state.subscribed_at = state.hold_until  # the read below comes after the arrival, as the writer asks
     with app.test_request_context():
-        events = parse(b"".join(_catch_up(state)))
+        events = parse(b"".join(catch_up(state)))
     assert [e["id"] for e in events] == ["2.0", "3.0", "4.0", "5.0"]  # what the database has
     assert not any("ghost" in e.get("data", "") for e in events)
     assert state.last == 5 and state.held == {} and state.held_at == {} and state.hold_until == 0
@@ -87,12 +87,12 @@ def test_a_message_held_after_the_read_waits_once_more_then_is_sent(app, room_wi
     state = _state(room_with_messages, last=1)
     _run(app, state, Event("message", b"id: 3.0\ndata: three\n\n", seq=3))
     with app.test_request_context():
-        parse(b"".join(_catch_up(state)))  # reads 2..5
+        parse(b"".join(catch_up(state)))  # reads 2..5
     assert state.last == 5 and state.held == {}
     _run(app, state, Event("message", b"id: 7.0\ndata: seven\n\n", seq=7))  # early, after that read
     state.held_at[7] = float("inf")  # as if it had arrived after the next read too
     with app.test_request_context():
-        assert parse(b"".join(_catch_up(state))) == []  # nothing new in the database
+        assert parse(b"".join(catch_up(state))) == []  # nothing new in the database
     assert list(state.held) == [7] and state.hold_until > 0  # waits again, from now
     events = _run(app, state, Event("message", b"id: 6.0\ndata: six\n\n", seq=6))
     assert [e["data"] for e in events] == ["six", "seven"] and state.held == {} and state.hold_until == 0
@@ -133,7 +133,7 @@ def test_typing_skips_the_typist_and_host_events_skip_participants(app, room_wit
 
 def test_a_sign_out_is_never_sent_and_ends_only_the_host_streams_of_that_sign_in(app, room_with_messages):
     """``events.signed_out`` carries the sign-in's fingerprint for matching: no viewer ever gets it as bytes."""
-    host = _StreamState(room_with_messages.id, 1, True, 5, 0, 2e9, sign_in="a" * 32)
+    host = StreamState(room_with_messages.id, 1, True, 5, 0, 2e9, sign_in="a" * 32)
     for event in (signed_out("a" * 32), signed_out()):
         assert _run(app, host, event) == [] and _run(app, _state(room_with_messages, last=5), event) == []
     assert ends_sign_in(signed_out("a" * 32), host.sign_in) and ends_sign_in(signed_out(), host.sign_in)

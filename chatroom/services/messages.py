@@ -3,7 +3,7 @@
 A message gets its ``seq`` when it becomes visible: at posting, or at approval
 under pre-moderation (see ``moderation.approve``). Edits and removals
 take a change number ``rev`` from the room under the same row lock, so a stream
-can replay them in order after a reconnect (see ``chatroom/stream.py``).
+can replay them in order after a reconnect (see ``chatroom/stream_protocol.py``).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         htmx,
         limits,
         links,
+        message_page,  # noqa: F401 - its routes attach to the chat blueprint
         metrics,
         pages,
         participation,
@@ -75,7 +76,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     links.init_app(app)
-    # host.py and assets.py attach their routes to the chat, rooms and views blueprints: imported above.
+    # host.py, message_page.py and assets.py attach their routes to the chat, rooms and views blueprints:
+    # imported above.
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(rooms.bp)

@@ -8,6 +8,7 @@ caller may use" and gets it, or the request ends here with 403 or 404.
 - ``owned_room_or_404``: a room the signed-in facilitator owns; someone else's looks missing.
 - ``member_room_or_403``: a room and the caller's active seat in it (the host's seat for its owner).
 - ``room_owned_by_or_404``: a room a given facilitator owns (the JSON API's caller, by token or cookie).
+- ``message_or_404``: a visible message of a room already loaded by one of the above.
 
 Seats are remembered in the signed session cookie: ``{room id: membership id}``.
 """
@@ -21,8 +22,8 @@ from flask_login import current_user
 from sqlalchemy import bindparam, select
 
 from .extensions import db
-from .models import Facilitator, Membership, Room
-from .services import accounts
+from .models import Facilitator, Membership, Message, Room
+from .services import accounts, messages
 
 SEATS = "seats"  # session key: {room id: membership id}
 # Session key: the facilitator whose password was right, waiting for the second factor (auth/sessions.py).
@@ -115,6 +116,14 @@ def participant_or_404(room: Room, membership_id: int) -> Membership:
     if membership is None or membership.room_id != room.id or membership.is_host:
         abort(404)
     return membership
+
+
+def message_or_404(room: Room, seq: int) -> Message:
+    """The visible message at ``seq`` in ``room`` (``messages.find``). :raise 404: no such message in this room."""
+    message = messages.find(room, seq)
+    if message is None:
+        abort(404)
+    return message
 
 
 def seat_for(room: Room) -> Membership | None:

@@ -1,7 +1,8 @@
-"""The participant's room: join, read, post, page back through history, and one's own messages.
+"""The participant's room: join, read, post, page back through history, and leave.
 
 Everything the host does to a running room lives in ``chatroom/host.py``; taking part (reactions, votes,
-questions, search, private notes) in ``chatroom/participation.py``; what is left here is the seat's own.
+questions, search, private notes) in ``chatroom/participation.py``; one message's page and the actions on it
+(edit, delete, report) in ``chatroom/message_page.py``; what is left here is the seat's own.
 Every view here starts from ``access.member_room_or_403``: a room is reachable only
 through the caller's own seat in it.
 """
@@ -9,7 +10,6 @@ through the caller's own seat in it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
@@ -29,7 +29,7 @@ from .errors import render_error
 from .events import cursor_id
 from .extensions import db
 from .htmx import is_htmx, page_or_fragment, see_other
-from .models import Membership, Message, Room, RoomStatus
+from .models import Membership, Room, RoomStatus
 from .passwords import form_token
 from .services import Invalid, members, messages, moderation, participation
 from .text import is_number, seconds_phrase
@@ -321,110 +321,6 @@ def leave(code: str) -> Response:
         flash(f"You left “{room.title}”.", "success")
         return see_other(url_for("chat.room", code=code))
     return see_other(url_for("rooms.show", code=code) if is_owner(room) else url_for("chat.room", code=code))
-
-
-# -- one message: the page with what the viewer may do, and the author's and reader's actions ----------
-
-
-def message_or_404(room: Room, seq: int) -> Message:
-    """The visible message at ``seq`` in ``room``. :raise 404: no such message in this room."""
-    message = messages.find(room, seq)
-    if message is None:
-        abort(404)
-    return message
-
-
-def _message_page(room: Room, seat: Membership, message: Message, status: int = 200, **extra: Any) -> tuple[str, int]:
-    own = message.membership_id == seat.id
-    context = {
-        "room": room,
-        "seat": seat,
-        "message": message,
-        "editable": message.editable_by(seat),
-        "reportable": not own and not message.removed and not seat.is_host,
-        "removable": seat.is_host and not message.removed,
-        "form": {},
-        "errors": {},
-        **extra,
-    }
-    return render_template("chat/message.html", **context), status
-
-
-MESSAGE_FORMS = ("edit", "report")  # the inline forms the message menu asks for (static/js/menu.js)
-
-
-@bp.get("/<code>/messages/<id:seq>")
-def message(code: str, seq: int) -> tuple[str, int]:
-    """One message and what the viewer may do with it; for htmx with ``form=edit`` or ``form=report``, that
-    form alone, to open inside the message in the room (the page is the same thing without JavaScript).
-
-    :raise 403: not a member; 404: no such message (or, for htmx, no such form).
-    """
-    room, seat = member_room_or_403(code)
-    message = message_or_404(room, seq)
-    if is_htmx() and request.args.get("form"):
-        kind = request.args["form"]
-        if kind not in MESSAGE_FORMS:
-            abort(404)
-        return _message_form(room, message, kind, {}, {}, 200)
-    return _message_page(room, seat, message)
-
-
-def _message_form(
-    room: Room, message: Message, kind: str, form: dict[str, str], errors: dict[str, str], status: int
-) -> tuple[str, int]:
-    """The inline edit or report form of one message (``chat/_message_form.html``), with ``errors``."""
-    context = {"room": room, "message": message, "kind": kind, "form": form, "errors": errors}
-    return render_template("chat/_message_form.html", **context), status
-
-
-def _message_action(
-    code: str, seq: int, action: Callable[[Membership, Message], object], done: str, kind: str | None = None
-) -> Response | tuple[str, int]:
-    """Run one reader's action on a message. Without JavaScript: back to the message in the room (303), or the
-    message page with why it was refused. With htmx (the message menu): 204, the stream showing the result;
-    refused, the inline ``kind`` form again with the reason, or (no form) the reason alone, with its status."""
-    room, seat = member_room_or_403(code)
-    message = message_or_404(room, seq)
-    try:
-        action(seat, message)
-    except Invalid as invalid:
-        form = {k: request.form.get(k, "") for k in ("body", "reason")}
-        if is_htmx():
-            if kind is not None:
-                return _message_form(room, message, kind, form, invalid.errors, invalid.status)
-            return render_error(invalid.status, " ".join(invalid.errors.values()))
-        return _message_page(room, seat, message, invalid.status, errors=invalid.errors, form=form)
-    if is_htmx():
-        return make_response("", 204)
-    flash(done, "success")
-    return see_other(url_for("chat.room", code=code, _anchor=f"message-{seq}"))
-
-
-@bp.post("/<code>/messages/<id:seq>/edit")
-def edit_message(code: str, seq: int) -> Response | tuple[str, int]:
-    """The author corrects their message (within 5 minutes). :raise 403/404/409/422: the message page with why."""
-    return _message_action(
-        code, seq, lambda seat, m: messages.edit(seat, m, request.form.get("body", "")), "Message edited.", "edit"
-    )
-
-
-@bp.post("/<code>/messages/<id:seq>/delete")
-def delete_message(code: str, seq: int) -> Response | tuple[str, int]:
-    """The author deletes their message (within 5 minutes). :raise 403/404/409: the message page with why."""
-    return _message_action(code, seq, messages.delete_own, "Message deleted.")
-
-
-@bp.post("/<code>/messages/<id:seq>/report")
-def report_message(code: str, seq: int) -> Response | tuple[str, int]:
-    """A participant reports a message to the host. :raise 403/409/422: the message page with why."""
-    return _message_action(
-        code,
-        seq,
-        lambda seat, m: moderation.report(seat, m, request.form.get("reason", "")),
-        "Thank you. The host has been told.",
-        "report",
-    )
 
 
 # -- newer messages: the polling fallback, and reading on without JavaScript ----------------------------

@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping
 from flask import abort, flash, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .access import owned_room_or_404, participant_or_404
+from .access import message_or_404, owned_room_or_404, participant_or_404
 from .chat import bp as room_bp
-from .chat import message_or_404
 from .htmx import is_htmx, see_other
 from .models import Room
 from .rooms import bp as rooms_bp

@@ -16,21 +16,14 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from . import mentions
-from .access import member_room_or_403, owned_room_or_404, participant_or_404
+from .access import member_room_or_403, message_or_404, owned_room_or_404, participant_or_404
 from .htmx import is_htmx, see_other
 from .links import linkify
 from .models import Membership, Message, Reactions, Room
-from .services import Invalid, messages, notes, participation, search
+from .services import Invalid, notes, participation, search
 from .text import is_number
 
 bp = Blueprint("participation", __name__, url_prefix="/r")
-
-
-def _message_or_404(room: Room, seq: int) -> Message:
-    message = messages.find(room, seq)
-    if message is None:
-        abort(404)
-    return message
 
 
 def _done(room: Room, seq: int | None, text: str = "") -> Response:
@@ -52,7 +45,7 @@ def react(code: str, seq: int) -> Response:
     :raise 403: not a member, or the room is not open; 404: no such message; 409: removed; 422: no such reaction.
     """
     room, seat = member_room_or_403(code)
-    on = participation.react(seat, _message_or_404(room, seq), request.form.get("emoji", ""))
+    on = participation.react(seat, message_or_404(room, seq), request.form.get("emoji", ""))
     return _done(room, seq, "Reaction added." if on else "Reaction taken back.")
 
 
@@ -60,7 +53,7 @@ def react(code: str, seq: int) -> Response:
 def vote(code: str, seq: int) -> Response:
     """Toggle one's upvote of a question. :raise 403: one's own question, the host, or not open; 404; 409."""
     room, seat = member_room_or_403(code)
-    on = participation.vote(seat, _message_or_404(room, seq))
+    on = participation.vote(seat, message_or_404(room, seq))
     return _done(room, seq, "Upvoted." if on else "Upvote taken back.")
 
 
@@ -83,7 +76,7 @@ def _host_mark(
     """One of the host's two-way marks on a message: ``field`` is ``1`` (the default) or ``0`` in the form."""
     room = owned_room_or_404(code)
     on = request.form.get(field, "1") == "1"
-    mark(room, _message_or_404(room, seq), on)
+    mark(room, message_or_404(room, seq), on)
     return _done(room, seq, said[0] if on else said[1])
 
 

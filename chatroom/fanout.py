@@ -1,5 +1,11 @@
 """The live core under gevent: one writer per room per process, the same bytes to every socket.
 
+(Longer than our ~400-line guide on purpose: the room's writer, the streams it writes and the hub that owns the
+writers keep one set of invariants together: one writer per room, never a blocking write, a cursor per socket
+that only the writer moves, a stream busy with the database never written to. Split apart, each piece would
+reach into the others' state. It imports neither Flask nor the database; ``chatroom/stream_live.py`` is its
+web side.)
+
 ``chatroom/stream.py`` opens a stream as an ordinary WSGI response: the head, the room's
 state and the catch-up go out through the server in the request's own greenlet. Then,
 under gunicorn's gevent worker, it hands the connection's socket over to this module and

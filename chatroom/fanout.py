@@ -8,8 +8,8 @@ web side.)
 
 ``chatroom/stream.py`` opens a stream as an ordinary WSGI response: the head, the room's
 state and the catch-up go out through the server in the request's own greenlet. Then,
-under gunicorn's gevent worker, it hands the connection's socket over to this module and
-the request ends: its greenlet, its Flask request context and its database session are
+under gunicorn's gevent worker, ``chatroom/stream_live.py`` hands the connection's socket over to
+this module and the request ends: its greenlet, its Flask request context and its database session are
 gone. What remains of an idle stream is a :class:`LiveStream`: the socket, the cursor
 (:class:`StreamState`), one read watcher (to notice at once when the client hangs up) and
 a few numbers, about two kilobytes.

@@ -65,6 +65,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -156,9 +157,12 @@ class WebSide(Protocol):
         """Everything the database has beyond the cursor (an early message waited in vain)."""
         ...
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
-        """The room's end time (None: the room is gone) and, for each of ``seats`` no longer held, why it closed
-        (``left``, ``removed`` or ``banned``: the words its streams end with)."""
+    def check(
+        self, room_id: int, seats: set[int], sign_ins: AbstractSet[str] = frozenset()
+    ) -> tuple[float | None, dict[int, str], set[str]]:
+        """The room's end time (None: the room is gone); for each of ``seats`` no longer held, why it closed
+        (``left``, ``removed`` or ``banned``: the words its streams end with); and which of the host streams'
+        ``sign_ins`` (fingerprints) have ended."""
         ...
 
     def closing(self, notice: str) -> bytes:
@@ -675,9 +679,10 @@ class RoomWriter:
 
     def _recheck(self) -> None:
         seats = {s.state.membership_id for s in self.streams if s.sock is not None}
+        sign_ins = {s.state.sign_in for s in self.streams if s.sock is not None and s.state.is_host}
         admitted = set(self.admitted)
         checked_at = time.monotonic()
-        ends_at, gone = self.fanout.web.check(self.room_id, seats | admitted)
+        ends_at, gone, signed_out = self.fanout.web.check(self.room_id, seats | admitted, sign_ins)
         if ends_at is None or ends_at <= time.time():
             self.end("ended")
             return
@@ -690,6 +695,9 @@ class RoomWriter:
         for stream in [s for s in self.streams if s.sock is not None and s.state.membership_id in gone]:
             if stream.state.membership_id in seats:
                 stream.finish(gone[stream.state.membership_id])
+        for stream in [s for s in self.streams if s.sock is not None and s.state.is_host]:
+            if stream.state.sign_in in signed_out:  # the event that said so was lost
+                stream.finish("signed_out")
 
     def _send_presence(self) -> None:
         timer, self._presence_timer = self._presence_timer, None
@@ -719,7 +727,7 @@ class RoomWriter:
                 stream.send_event(data)
 
     def _refresh(self) -> None:
-        ends_at, _ = self.fanout.web.check(self.room_id, set())
+        ends_at, _, _ = self.fanout.web.check(self.room_id, set())
         if ends_at is None or ends_at <= time.time():
             self.end("ended")
         else:

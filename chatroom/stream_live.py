@@ -14,6 +14,7 @@ import io
 import sys
 import time
 from collections.abc import Generator, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -26,6 +27,7 @@ from .fanout import Fanout, LiveStream, RoomWriter, StreamState
 from .handover import take_socket
 from .models import Membership, Note, Room, closed_as
 from .presence import Presence
+from .services import accounts
 from .sse import comment, frame, retry
 from .stream_caps import Ticket
 from .stream_protocol import (
@@ -75,30 +77,32 @@ class LiveWeb:
         """``catch_up``, as one piece of bytes."""
         return b"".join(catch_up(state))
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
-        """The room's end (None: gone) and why each of ``seats`` no longer held closed, in two queries (a seat
-        the room does not have counts as ``removed``)."""
+    def check(
+        self, room_id: int, seats: set[int], sign_ins: AbstractSet[str] = frozenset()
+    ) -> tuple[float | None, dict[int, str], set[str]]:
+        """The room's end (None: gone), why each of ``seats`` no longer held closed (a seat the room does not
+        have counts as ``removed``), and which of the host streams' ``sign_ins`` ended; a query for each part."""
         try:
             room = db.session.get(Room, room_id)
             if room is None:
-                return None, {}
+                return None, {}, set()
             ends_at = room.ends_at.timestamp()
-            if not seats:
-                return ends_at, {}
-            rows = db.session.execute(
-                select(Membership.id, Membership.left_at, Membership.banned, Membership.removed).where(
-                    Membership.room_id == room_id
-                )
-            )
-            known = {row.id: row for row in rows}
             gone: dict[int, str] = {}
-            for seat in seats:
-                row = known.get(seat)
-                if row is None:
-                    gone[seat] = "removed"
-                elif row.left_at is not None:
-                    gone[seat] = closed_as(row.banned, row.removed)
-            return ends_at, gone
+            if seats:
+                rows = db.session.execute(
+                    select(Membership.id, Membership.left_at, Membership.banned, Membership.removed).where(
+                        Membership.room_id == room_id
+                    )
+                )
+                known = {row.id: row for row in rows}
+                for seat in seats:
+                    row = known.get(seat)
+                    if row is None:
+                        gone[seat] = "removed"
+                    elif row.left_at is not None:
+                        gone[seat] = closed_as(row.banned, row.removed)
+            signed_out = set(sign_ins) - accounts.current_sign_ins(room.owner_id) if sign_ins else set()
+            return ends_at, gone, signed_out
         finally:
             db.session.remove()
 

@@ -63,7 +63,7 @@ from .extensions import db
 from .fanout import HOLD_SECONDS, StreamState
 from .models import Membership, Room, RoomStatus
 from .presence import Presence, present_members
-from .services import messages, moderation, participation
+from .services import accounts, messages, moderation, participation
 from .sse import cursor, frame
 
 log = logging.getLogger(__name__)
@@ -347,8 +347,8 @@ def room_end(state: StreamState) -> float:
 
 
 def seat_gone(state: StreamState) -> str | None:
-    """Why this stream must end now (``ended``, or why its seat closed: ``Membership.closed_as``), from the
-    database; None while it may go on."""
+    """Why this stream must end now (``ended``; why its seat closed: ``Membership.closed_as``; for a host's,
+    ``signed_out`` when its sign-in ended), from the database; None while it may go on."""
     try:
         room = db.session.get(Room, state.room_id)
         if room is None or room.status() is RoomStatus.ENDED:
@@ -356,7 +356,11 @@ def seat_gone(state: StreamState) -> str | None:
         seat = db.session.get(Membership, state.membership_id)
         if seat is None or seat.room_id != room.id:
             return "removed"
-        return None if seat.active else seat.closed_as
+        if not seat.active:
+            return seat.closed_as
+        if state.is_host and state.sign_in not in accounts.current_sign_ins(room.owner_id):
+            return "signed_out"  # the event that said so was lost
+        return None
     finally:
         db.session.remove()
 

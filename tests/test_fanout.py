@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 import gevent
 import pytest
@@ -27,6 +28,7 @@ class FakeWeb:
         self.left: list[LiveStream] = []
         self.seats: set[int] | None = None  # None: every seat is still held
         self.closed_as: dict[int, str] = {}  # why a seat not held closed; "removed" unless said
+        self.signed_out: set[str] = set()  # host sign-ins that ended (fingerprints)
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
@@ -42,9 +44,11 @@ class FakeWeb:
     def catch_up(self, state: StreamState) -> bytes:
         return b""
 
-    def check(self, room_id: int, seats: set[int]) -> tuple[float | None, dict[int, str]]:
+    def check(
+        self, room_id: int, seats: set[int], sign_ins: AbstractSet[str] = frozenset()
+    ) -> tuple[float | None, dict[int, str], set[str]]:
         gone = set() if self.seats is None else seats - self.seats
-        return 4e9, {seat: self.closed_as.get(seat, "removed") for seat in gone}
+        return 4e9, {seat: self.closed_as.get(seat, "removed") for seat in gone}, set(sign_ins) & self.signed_out
 
     def closing(self, notice: str) -> bytes:
         return b"event: close\ndata: " + notice.encode() + b"\n\n"
@@ -243,6 +247,19 @@ def test_removed_and_rechecked_seats_end_with_their_last_words(world):
     writer.end("ended")
     assert _read(kim_sock)[-1] == {"event": "close", "data": "ended"}
     assert not hub.rooms
+
+
+def test_a_recheck_ends_the_host_streams_of_a_sign_in_that_ended_unheard(world):
+    """The sign-out event was lost: the re-check finds the sign-in gone and ends its host streams only."""
+    hub, web, open_stream = world
+    (laptop, laptop_sock), (phone, _phone_sock) = open_stream(1, host=True), open_stream(1, host=True)
+    laptop.state.sign_in, phone.state.sign_in = "a" * 32, "b" * 32
+    pat, _pat_sock = open_stream(7)
+    web.signed_out = {"a" * 32}
+    hub.rooms[1].recheck()
+    gevent.sleep(0.01)
+    assert laptop.closed and not phone.closed and not pat.closed
+    assert _read(laptop_sock)[-1] == {"event": "close", "data": "signed_out"}
 
 
 def test_a_recheck_ends_each_closed_seats_streams_with_why_it_closed(world):

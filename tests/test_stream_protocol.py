@@ -6,10 +6,10 @@ import pytest
 
 from chatroom.events import Event, ends_sign_in, signed_out
 from chatroom.extensions import db
-from chatroom.models import Room
-from chatroom.services import members, messages
+from chatroom.models import Facilitator, Room
+from chatroom.services import accounts, members, messages
 from chatroom.sse import parse
-from chatroom.stream_protocol import StreamState, catch_up, forward
+from chatroom.stream_protocol import StreamState, catch_up, forward, seat_gone
 from support.constants import ROOM_PASSWORD
 
 
@@ -138,3 +138,17 @@ def test_a_sign_out_is_never_sent_and_ends_only_the_host_streams_of_that_sign_in
         assert _run(app, host, event) == [] and _run(app, _state(room_with_messages, last=5), event) == []
     assert ends_sign_in(signed_out("a" * 32), host.sign_in) and ends_sign_in(signed_out(), host.sign_in)
     assert not ends_sign_in(signed_out("b" * 32), host.sign_in)
+
+
+def test_the_portable_runner_re_checks_a_hosts_sign_in(app, make_room, make_facilitator):
+    """``seat_gone`` (the re-check of the portable runner): a host stream whose sign-in ended says ``signed_out``."""
+    owner = make_facilitator()
+    room = make_room(owner=owner)
+    with app.test_request_context():
+        account = db.session.get(Facilitator, owner.id)
+        token = accounts.start_session(account)
+        host_seat = db.session.get(Room, room.id).host_seat()
+        state = StreamState(room.id, host_seat.id, True, 0, 0, 2e9, sign_in=accounts.sign_in_fingerprint(token))
+        assert seat_gone(state) is None
+        accounts.end_session(db.session.get(Facilitator, owner.id), token)
+        assert seat_gone(state) == "signed_out"

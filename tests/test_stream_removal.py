@@ -14,10 +14,10 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from chatroom.extensions import db
-from chatroom.models import Membership, Room, utcnow
+from chatroom.models import LoginSession, Membership, Room, utcnow
 from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
 
@@ -189,3 +189,29 @@ def test_signing_out_ends_the_host_streams_of_that_browser_and_everywhere_all_of
     finally:
         for stream in (laptop_stream, phone_stream, pat_stream):
             stream.close()
+
+
+def test_a_sign_in_that_ended_unheard_still_ends_its_host_streams(app, servers, make_room, make_facilitator):
+    """The sign-out event can be lost like a removal (Redis pub/sub, or a command run in another process on
+    the embedded backend): the re-check reads the account's sign-ins and ends the host streams of one that
+    is gone, saying so; the account's other browser goes on."""
+    server = servers()
+    host = make_facilitator()
+    room = make_room(owner=host)
+    laptop = Browser(server.port).sign_in(host.email, PASSWORD)
+    phone = Browser(server.port).sign_in(host.email, PASSWORD)
+    laptops, phones = _stream(server, laptop, room.code).open(), _stream(server, phone, room.code).open()
+    try:
+        list(laptops.read_events(0.5))
+        with app.app_context():
+            sign_ins = db.session.scalars(
+                select(LoginSession).where(LoginSession.facilitator_id == host.id).order_by(LoginSession.id)
+            ).all()
+            db.session.delete(sign_ins[0])  # the laptop's, signed in first; nothing is published
+            db.session.commit()
+        events = list(laptops.read_events(10))
+        assert laptops.closed and events[-1].event == "close" and events[-1].data == "signed_out"
+        assert not phones.closed
+    finally:
+        laptops.close()
+        phones.close()

@@ -171,6 +171,23 @@ def sign_in_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
+def current_sign_ins(facilitator_id: int) -> set[str]:
+    """The fingerprints (``sign_in_fingerprint``) of this account's sign-ins a cookie may still use: none while
+    the account is disabled, none older than ``SESSION_MAX_HOURS``. Host streams re-check theirs against it, in
+    case the event that ended it was lost (``events.signed_out``)."""
+    cutoff = utcnow() - timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    tokens = (
+        select(LoginSession.token)
+        .join(Facilitator, Facilitator.id == LoginSession.facilitator_id)
+        .where(
+            LoginSession.facilitator_id == facilitator_id,
+            LoginSession.created_at >= cutoff,
+            Facilitator.disabled_at.is_(None),
+        )
+    )
+    return {sign_in_fingerprint(token) for token in db.session.scalars(tokens)}
+
+
 def _end_host_streams(facilitator_id: int, sign_in: str = "") -> None:
     """Tell the streams of every room this account owns that has not ended: ``sign_in`` (a fingerprint; ``""``:
     all of them) ended. Call after the commit."""

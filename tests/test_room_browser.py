@@ -9,6 +9,7 @@ every wait.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -236,6 +237,33 @@ def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_roo
     pat.wait(lambda: pat.all("#message-menu [role=menuitem]"), message="Pat's menu, after the removal")
     assert [b.get_attribute("data-do") for b in pat.all("#message-menu [role=menuitem]")] == ["copy"]  # no more
     assert host.errors() == []
+
+
+@once
+def test_a_removed_reader_stays_on_the_page_when_the_menu_cannot_load(
+    app, server, browsers, make_room, make_facilitator
+):
+    """Sam never opened a message's menu; removed, Sam's page can no longer load it (403). The "…" then says
+    why and stays on the room page (where the box kept Sam's text) instead of opening a "No access" page."""
+    hana = make_facilitator(email="hana.removed@example.org")
+    room = make_room(owner=hana, title="Removed")
+    sam = browsers()
+    _join(sam, server.url, room.code, "Sam")
+    _say(sam, "Hello from Sam")
+    sam.wait(lambda: "Hello from Sam" in sam.text_of("#log"), message="Sam's message")
+    url = sam.current_url
+    host = Browser(server.port).sign_in(hana.email, PASSWORD)
+    host.get(f"/r/{room.code}")
+    assert host.post(f"/r/{room.code}/members/{_seat_id(app, room.code, 'Sam')}/remove", {"next": "room"}) == 303
+    sam.wait(lambda: "The host removed you" in sam.text_of("#room-status"), message="Sam removed, live")
+    sam.all("#log .message .message__more")[0].click()
+    sam.wait(lambda: "no longer follows the room" in sam.text_of("#alerts"), message="why the menu cannot open")
+    assert sam.current_url == url and sam.all("#message-menu") == []
+    sam.all("#log .message .message__more")[0].click()  # and again: still here
+    assert sam.current_url == url
+    sam.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # no seat to report on: no POST
+    time.sleep(0.5)
+    assert [e for e in sam.errors() if "/presence" in e] == []
 
 
 @once

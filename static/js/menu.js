@@ -18,11 +18,22 @@
   const say = (text, alert) => d.dispatchEvent(new CustomEvent("chatroom:announce", { detail: { text, alert } }));
   const EDIT_MS = 5 * 60 * 1000;
   if (!log || log.dataset.menu || !log.dataset.menuUrl) return;
+  // The room ended, or this page stopped following it (removed, left, signed out: chat/_notice.html; or the
+  // polling fallback was refused): only copying still works, so only copying is offered.
+  const shut = () => !!d.querySelector('#room-status .room-state[data-state="ended"], #room-status .room-state[data-state="closed"], #connection[data-state="closed"]');
   log.dataset.menu = "loading";
   // This viewer's actions come from the server (chat.menu: #menu-template), once; without them the options
   // links stay links to each message's page (log.js leaves them alone once data-menu says "failed").
   const failed = () => {
     log.dataset.menu = "failed";
+    if (shut()) { // the server refused the menu because the seat is gone: stay, leaving would lose the kept text
+      const why = () => say("This page no longer follows the room, so its messages have no options now.", true);
+      log.addEventListener("click", (evt) => {
+        if (evt.target.closest && evt.target.closest(".message__more")) { evt.preventDefault(); why(); }
+      });
+      if (log.dataset.menuFor) why();
+      return;
+    }
     const asked = log.dataset.menuFor && d.querySelector("#" + log.dataset.menuFor + " .message__more");
     if (asked) location.href = asked.href;
   };
@@ -62,9 +73,6 @@
     // -- the menu -----------------------------------------------------------------------------------------
     let menu = null, owner = null;
     const items = () => [...menu.querySelectorAll("[role=menuitem]")];
-    // The room ended, or this page stopped following it (removed, left, signed out: chat/_notice.html): only
-    // copying still works, so only copying is offered.
-    const shut = () => !!d.querySelector('#room-status .room-state[data-state="ended"], #room-status .room-state[data-state="closed"]');
     function applies(button, li) {
       if (button.dataset.do !== "copy" && shut()) return false;
       const own = li.dataset.author === me, time = li.querySelector("time");

@@ -8,15 +8,18 @@
 //     (a class arriving is one line, not sixty) and after a short grace (a reload is not a leave and a join).
 //     Above PRESENCE_LIST_MAX people the list is only a count, and nobody is named.
 //     announce.js says it (chatroom:people); it is not a message: never counted, never stored, not in the transcript.
-//   - When the stream closes for good (chatroom:closed), the list says this reader is not connected.
+//   - When the stream closes for good (chatroom:closed), the list says this reader is not connected, and the
+//     page stops reporting its visibility (the seat or the sign-in is gone: the server would refuse it).
 (() => {
   "use strict";
   const d = document, live = d.getElementById("live"), log = d.getElementById("log"), me = d.body.dataset.member;
   const url = live && live.dataset.presenceUrl, token = d.querySelector('meta[name="csrf-token"]');
   if (!url || !log) return;
+  let over = false; // the stream closed for good (chatroom:closed): this page no longer has a seat to report on
+  d.addEventListener("chatroom:closed", () => { over = true; });
   function send(state, beacon) {
     const tab = d.body.dataset.tab;
-    if (!tab) return;
+    if (!tab || over) return;
     const body = new FormData();
     body.append("csrf_token", token ? token.content : "");
     body.append("tab", tab);

@@ -57,6 +57,7 @@ def _vary(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """``Vary: HX-Request`` on every response; ``external_url`` for templates."""
+    """``Vary: HX-Request`` on every response; ``external_url`` and ``safe_next`` for templates."""
     app.after_request(_vary)
     app.jinja_env.globals["external_url"] = external_url
+    app.jinja_env.globals["safe_next"] = safe_next

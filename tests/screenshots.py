@@ -26,6 +26,7 @@ from chatroom.models import utcnow  # noqa: E402
 from chatroom.services import accounts, members, messages, rooms  # noqa: E402
 from config import TestConfig  # noqa: E402
 from support.browser import AppServer, Chrome  # noqa: E402
+from support import live  # noqa: E402
 from support.live import Browser, Stream  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -82,6 +83,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="chatroom-shots-"))
     OUT.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{work / 'shots.sqlite3'}"
+    live.LOG_DIR = work  # the server's log goes with the rest of this run's files
     email, code = seed(database_url)
     server = AppServer(database_url, None).start()
     streams = []

@@ -103,7 +103,7 @@ stop() {
   fi
   if [ -z "${CHATROOM_SERVICES_DIR:-}" ]; then
     echo "CHATROOM_SERVICES_DIR is not set: nothing to stop. Runs here:" >&2
-    ls -d "$here"/.services/run-*/ 2>/dev/null >&2 || echo "  (none)" >&2
+    ls -d "$here"/.services/run-*/ >&2 2>/dev/null || echo "  (none)" >&2
     echo "stop one with CHATROOM_SERVICES_DIR=<run> $0 stop, or all of them with $0 stop --all" >&2
     exit 1
   fi

@@ -84,6 +84,18 @@ def test_sign_in_and_out(client, make_facilitator):
     assert "/login" in response.location
 
 
+def test_the_sign_in_page_tells_a_signed_in_browser_where_to_go_on(client, make_facilitator):
+    """A page whose sign-in ended links to /login; a browser signed in again (a new password) is offered its
+    way on (to ``next`` when it is a path of this site, else its rooms)."""
+    facilitator = make_facilitator()
+    assert "You are signed in" not in client.get("/login").get_data(as_text=True)
+    client.form("/login", {"email": facilitator.email, "password": PASSWORD})
+    page = client.get("/login").get_data(as_text=True)
+    assert f"You are signed in as {facilitator.name}" in page and '<a href="/rooms/">Go on</a>' in page
+    assert '<a href="/account">Go on</a>' in client.get("/login?next=/account").get_data(as_text=True)
+    assert '<a href="/rooms/">' in client.get("/login?next=//evil.example").get_data(as_text=True)  # never off-site
+
+
 def test_wrong_password_and_unknown_email_get_the_same_answer(client, make_facilitator):
     facilitator = make_facilitator()
     wrong = client.form("/login", {"email": facilitator.email, "password": "not the password"})

@@ -174,7 +174,7 @@ def test_signing_out_ends_the_host_streams_of_that_browser_and_everywhere_all_of
         events = list(laptop_stream.read_events(8))
         assert laptop_stream.closed
         assert events[-1].event == "close" and events[-1].data == "signed_out"
-        assert "You are signed out" in " ".join(event.data for event in events)
+        assert "Your sign-in here ended" in " ".join(event.data for event in events)
         assert not phone_stream.closed and not pat_stream.closed
         phone.get("/account")
         assert phone.post("/account/sign-out-everywhere", {}) == 303

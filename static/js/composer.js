@@ -195,7 +195,7 @@
     const why = evt.detail && evt.detail.why;
     closedBy = why === "removed" || why === "banned" ? "The host removed you from this room: you can no longer post here. Your text is kept, to copy."
       : why === "ended" ? "This room has ended: messages can no longer be sent. Your text is kept, to copy."
-      : why === "signed_out" ? "You are signed out: sign in again to post here. Your text is kept, to copy."
+      : why === "signed_out" ? "Your sign-in here ended: sign in again to post here. Your text is kept, to copy."
       : "You are no longer connected to this room: reload the page to post again.";
     apply();
   });

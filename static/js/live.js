@@ -43,7 +43,7 @@
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
     banned: "Not connected: the host removed you from this room for good.",
-    signed_out: "Not connected: you are signed out. Sign in to host this room again.",
+    signed_out: "Not connected: your sign-in here ended. Sign in to host this room again.",
     offline: "Offline: no network. Messages you write are kept until you can send them.",
     refused: "Live updates are refused for now (too many open tabs or connections). Checking for new messages every " +
       Math.round(POLL / 1000) + " seconds.",

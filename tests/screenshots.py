@@ -25,8 +25,8 @@ from chatroom import create_app  # noqa: E402
 from chatroom.models import utcnow  # noqa: E402
 from chatroom.services import accounts, members, messages, rooms  # noqa: E402
 from config import TestConfig  # noqa: E402
-from support.browser import AppServer, Chrome  # noqa: E402
 from support import live  # noqa: E402
+from support.browser import AppServer, Chrome  # noqa: E402
 from support.live import Browser, Stream  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"

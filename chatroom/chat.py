@@ -72,7 +72,7 @@ def _room_context(room: Room, seat: Membership, before: int | None = None, **ext
         "host_panels": moderation.panels(room) if seat.is_host else {},
         **participation.aside(room, seat),
         "held": None if seat.is_host else messages.held_for(seat),
-        "host_people": host_people(room, {h.id for h in present if h.state != "offline"}) if seat.is_host else [],
+        "host_people": host_people(room, {h.id: h.state for h in present}) if seat.is_host else [],
         "token": form_token(),
         "form": {},
         "errors": {},
@@ -96,13 +96,15 @@ def _join_page(room: Room, form: dict[str, str], errors: dict[str, str], status:
     return page, status
 
 
-def host_people(room: Room, here: set[int]) -> list[dict[str, Any]]:
+def host_people(room: Room, here: dict[int, str]) -> list[dict[str, Any]]:
     """The host's People list: every participant (the active first, then by alias) with their message count,
-    and whether they are here now (``here``: the seats in "Here now", online or away), so the rows say so
-    without JavaScript too; a live page keeps that up to date from the "Here now" list (``static/js/host.js``)."""
+    and their state in "Here now" (``here``: seat -> ``online``, ``away`` or ``offline``; absent: ``offline``),
+    so the rows say it without JavaScript too; a live page keeps it current (``static/js/host.js``)."""
     counts = charts.counts_by_seat(room)
     seats = sorted((m for m in room.memberships if not m.is_host), key=lambda m: (not m.active, m.alias_key))
-    return [{"seat": m, "count": counts.get(m.id, 0), "new": False, "online": m.id in here} for m in seats]
+    return [
+        {"seat": m, "count": counts.get(m.id, 0), "new": False, "presence": here.get(m.id, "offline")} for m in seats
+    ]
 
 
 @bp.get("/<code>")

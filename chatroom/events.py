@@ -284,7 +284,7 @@ def host_controls_changed(room: Room) -> Event:
 def member_changed(room: Room, membership: Membership, count: int, new: bool = False) -> Event:
     """A participant joined (``new``), left, or was removed or banned: their row in the host's People list,
     with ``count`` messages (host streams only)."""
-    person = {"seat": membership, "count": count, "new": new}
+    person = {"seat": membership, "count": count, "new": new, "presence": "online" if new else None}
     html = _render_anywhere("chat/_host_person.html", room=room, person=person, oob=True)
     return Event(EventKind.HOST, frame(html))
 

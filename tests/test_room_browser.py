@@ -206,7 +206,7 @@ def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_roo
     pat_id = _seat_id(app, room.code, "Pat")
     row = f"#member-{pat_id}"
     host.wait(lambda: host.all(row), message="Pat in the People list")
-    host.wait(lambda: host.css(row).get_attribute("data-online") == "yes", message="Pat online")
+    host.wait(lambda: host.css(row).get_attribute("data-presence") == "online", message="Pat online")
 
     host.css("#host-premoderation").click()
     pat.wait(lambda: "once the host approves" in pat.text_of("#room-status"), message="held, said to Pat")

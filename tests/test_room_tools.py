@@ -7,10 +7,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from chatroom import charts, events
 from chatroom.extensions import db
 from chatroom.models import Membership, Room
+from chatroom.presence import current_presence
 from support.clients import say
 
 
@@ -107,7 +109,7 @@ def test_the_host_has_controls_queue_reports_and_people_in_the_room(hosted):
     for part in ('id="host-controls"', 'id="host-queue"', 'id="host-reports"', 'id="host-people"'):
         assert part in html, part
     assert re.search(
-        r'<li id="member-\d+" class="person" data-member="\d+" data-online="(yes|no)">\s*'
+        r'<li id="member-\d+" class="person" data-member="\d+" data-presence="(online|away|offline)">\s*'
         r'<span class="person__name">Pat</span>',
         html,
     )
@@ -117,17 +119,24 @@ def test_the_host_has_controls_queue_reports_and_people_in_the_room(hosted):
     assert 'id="host-controls"' not in participant and "room-host.js" not in participant
 
 
-def test_the_people_list_says_who_is_here_without_javascript(hosted):
-    """The rows are rendered online or away from "Here now" (a page load counts), not left to a script:
-    with JavaScript off every row used to say "away"."""
+def test_the_people_list_says_who_is_here_without_javascript(app, hosted):
+    """The rows are rendered online, away or offline as "Here now" says it (a page load counts), not left to
+    a script: with JavaScript off every row used to say "away"; a tab hidden is "away" in both lists."""
     room, host, pat, _kim = hosted
+
+    def rows() -> dict[str, str]:
+        html = host.get(f"/r/{room.code}").get_data(as_text=True)
+        found = re.findall(r'data-presence="(\w+)">\s*<span class="person__name">(\w+)</span>', html)
+        return {alias: state for state, alias in found}
+
     pat.get(f"/r/{room.code}")  # Pat reads the room; Kim joined and went away
-    html = host.get(f"/r/{room.code}").get_data(as_text=True)
-    rows = {
-        alias: state
-        for state, alias in re.findall(r'data-online="(yes|no)">\s*<span class="person__name">(\w+)</span>', html)
-    }
-    assert rows == {"Pat": "yes", "Kim": "no"}
+    assert rows() == {"Pat": "online", "Kim": "offline"}
+    with app.app_context():  # Pat's live tab, then hidden
+        pat_id = db.session.scalar(select(Membership.id).where(Membership.alias == "Pat"))
+        current_presence().enter(room.id, pat_id, "pattab1234")
+    assert pat.form(f"/r/{room.code}/presence", {"tab": "pattab1234", "state": "away"}).status_code == 204
+    assert "Pat</bdi> <span class=\"presence__state\">away" in host.get(f"/r/{room.code}").get_data(as_text=True)
+    assert rows()["Pat"] == "away"  # as "Here now" says it
 
 
 def test_a_control_answers_htmx_with_204_or_the_reason_beside_its_field(hosted):

@@ -1,5 +1,5 @@
-// The host's People list (#host-people, chat/_host_person.html): who is online (from the "Here now" list
-// everyone gets, #presence) and how many messages each has sent (counted up as messages arrive; the page
+// The host's People list (#host-people, chat/_host_person.html): who is online, away or offline (from the
+// "Here now" list everyone gets, #presence, in its words) and how many messages each has sent (counted up as messages arrive; the page
 // and each row the stream sends carry the true count). A host control that was refused says why, once.
 (() => {
   "use strict";
@@ -8,8 +8,8 @@
   function online() {
     const list = d.getElementById("presence");
     if (list && list.dataset.count) return; // a big room: "Here now" is a count, so the rows keep what they say
-    const here = new Set([...d.querySelectorAll('#presence li[data-member]:not([data-state="offline"])')].map((li) => li.dataset.member));
-    people.querySelectorAll("li[data-member]").forEach((li) => { li.dataset.online = here.has(li.dataset.member) ? "yes" : "no"; });
+    const here = new Map([...d.querySelectorAll("#presence li[data-member]")].map((li) => [li.dataset.member, li.dataset.state || "online"]));
+    people.querySelectorAll("li[data-member]").forEach((li) => { li.dataset.presence = here.get(li.dataset.member) || "offline"; });
   }
   online();
   new MutationObserver(online).observe(d.getElementById("presence").parentNode, { childList: true });

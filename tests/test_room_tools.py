@@ -135,7 +135,7 @@ def test_the_people_list_says_who_is_here_without_javascript(app, hosted):
         pat_id = db.session.scalar(select(Membership.id).where(Membership.alias == "Pat"))
         current_presence().enter(room.id, pat_id, "pattab1234")
     assert pat.form(f"/r/{room.code}/presence", {"tab": "pattab1234", "state": "away"}).status_code == 204
-    assert "Pat</bdi> <span class=\"presence__state\">away" in host.get(f"/r/{room.code}").get_data(as_text=True)
+    assert 'Pat</bdi> <span class="presence__state">away' in host.get(f"/r/{room.code}").get_data(as_text=True)
     assert rows()["Pat"] == "away"  # as "Here now" says it
 
 

@@ -325,6 +325,6 @@ def closing(notice: str) -> bytes:
     """The last words of a stream: a visible notice, then the ``close`` event the page stops on.
 
     ``notice`` is ``ended`` (the room ended), one of ``SEAT_NOTICES`` (the seat was closed: ``removed``,
-    ``banned`` for good, or ``left``), or ``signed_out`` (the host signed out: ``signed_out``).
+    ``banned`` for good, or ``left``), or ``signed_out`` (the host's sign-in ended: ``events.signed_out``).
     """
     return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")

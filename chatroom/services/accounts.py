@@ -153,7 +153,8 @@ def end_session(facilitator: Facilitator, token: str) -> None:
         delete(LoginSession).where(LoginSession.facilitator_id == facilitator.id, LoginSession.token == token)
     )
     db.session.commit()
-    _end_host_streams(facilitator.id, sign_in_fingerprint(token) if token else "")
+    if token:  # no token: no sign-in of this browser to end (an empty fingerprint would name them all)
+        _end_host_streams(facilitator.id, sign_in_fingerprint(token))
 
 
 def end_sessions(facilitator: Facilitator) -> None:

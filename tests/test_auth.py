@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from chatroom import passwords
+from chatroom.events import EventKind, channel
+from chatroom.extensions import db
 from chatroom.htmx import safe_next
+from chatroom.models import Facilitator
+from chatroom.services import accounts
 from support.constants import PASSWORD
 
 
@@ -160,3 +165,26 @@ def test_idle_and_absolute_session_lifetimes(app, client, make_facilitator):
     with client.session_transaction() as session:
         session["login_at"] -= app.config["SESSION_MAX_HOURS"] * 3600 + 5
     assert client.get("/rooms/").status_code == 302
+
+
+def test_signing_out_tells_the_rooms_streams_which_sign_in_ended(app, broker, make_facilitator, make_room):
+    """One browser's sign-out names that sign-in (a fingerprint, never the token); everywhere names none (all of
+    them); a browser with no sign-in token ends nothing. Only rooms that have not ended are told."""
+    owner = make_facilitator()
+    room = make_room(owner=owner)
+    ended = make_room(owner=owner, title="Over", starts_in=timedelta(hours=-3), lasts=timedelta(hours=1))
+    live, over = broker.subscribe(channel(room.id)), broker.subscribe(channel(ended.id))
+    with app.test_request_context():
+        account = db.session.get(Facilitator, owner.id)
+        token = accounts.start_session(account)
+        accounts.end_session(account, "")
+        assert live.get(timeout=0.2) is None
+        accounts.end_session(account, token)
+        event = live.get(timeout=1)
+        assert event.kind is EventKind.SIGNED_OUT and event.frame == accounts.sign_in_fingerprint(token).encode()
+        assert token.encode() not in event.frame
+        accounts.end_sessions(account)
+        assert live.get(timeout=1).frame == b""
+        assert over.get(timeout=0.2) is None
+    live.close()
+    over.close()

@@ -55,6 +55,7 @@ BUNDLES: dict[str, tuple[str, ...]] = {
     "form.js": ("js/core.js", "js/theme.js", "js/zone.js"),
     "share.js": ("js/core.js", "js/theme.js", "js/share.js"),
     "app.css": ("css/app.css",),
+    "menu.css": ("css/menu.css",),  # with the message menu's actions (chat/_menu.html), when a menu is first used
     "pages.css": ("css/pages.css",),  # every page but the room's
     "console.css": ("css/console.css",),  # the facilitator's pages, and the host's tools in the room
 }

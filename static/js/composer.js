@@ -193,9 +193,9 @@
   if (status) new MutationObserver(apply).observe(status, { childList: true, subtree: true, characterData: true });
   d.addEventListener("chatroom:closed", (evt) => {
     const why = evt.detail && evt.detail.why;
-    closedBy = why === "removed" || why === "banned" ? "The host removed you from this room: you can no longer post here. Your text is kept, to copy."
-      : why === "ended" ? "This room has ended: messages can no longer be sent. Your text is kept, to copy."
-      : why === "signed_out" ? "Your sign-in here ended: sign in again to post here. Your text is kept, to copy."
+    // The server said why (removed, banned, ended, signed out: its notice is in #room-status): the box only says
+    // what it means here. A connection lost for good says to reload.
+    closedBy = why && why !== "gone" ? "You can no longer post here. Your text is kept, to copy."
       : "You are no longer connected to this room: reload the page to post again.";
     apply();
   });

@@ -26,6 +26,11 @@
       count.textContent = n + (n === 1 ? " message" : " messages");
     }))).observe(log, { childList: true });
   }
+  // The stream ended because this browser's sign-in did (the notice in #room-status says so and links to sign in).
+  d.addEventListener("chatroom:closed", (evt) => {
+    const line = d.getElementById("connection");
+    if (line && evt.detail && evt.detail.why === "signed_out") line.textContent = "Not connected: your sign-in here ended.";
+  });
   d.addEventListener("htmx:after:request", (evt) => {
     const ctx = evt.detail && evt.detail.ctx, el = ctx && ctx.sourceElement;
     if (!el || !el.closest || !el.closest(".host-panel") || !ctx.response || ctx.response.status < 400) return;

@@ -43,7 +43,6 @@
     gone: "Not connected: reload the page to join again.",
     removed: "Not connected: the host removed you from this room.",
     banned: "Not connected: the host removed you from this room for good.",
-    signed_out: "Not connected: your sign-in here ended. Sign in to host this room again.",
     offline: "Offline: no network. Messages you write are kept until you can send them.",
     refused: "Live updates are refused for now (too many open tabs or connections). Checking for new messages every " +
       Math.round(POLL / 1000) + " seconds.",
@@ -238,7 +237,7 @@
   d.addEventListener("close", (evt) => {
     if (!ours(evt)) return;
     const why = evt.detail && evt.detail.data;
-    close(why === "ended" || why === "removed" || why === "banned" || why === "signed_out" ? TEXT[why] : TEXT.gone, why);
+    close(/^(ended|removed|banned)$/.test(why) ? TEXT[why] : TEXT.gone, why); // host.js words a host's "signed_out"
   });
   d.addEventListener("htmx:sse:before:message", (evt) => {
     if (!ours(evt)) return;

@@ -41,8 +41,10 @@
     .then((res) => (res.ok ? res.text() : ""))
     .then((html) => {
       d.body.insertAdjacentHTML("beforeend", html);
-      const template = d.getElementById("menu-template");
-      if (template) ready(template); else failed();
+      const template = d.getElementById("menu-template"), sheet = d.getElementById("menu-css");
+      const go = () => { if (template) ready(template); else failed(); };
+      if (sheet && !sheet.sheet) { sheet.addEventListener("load", go, { once: true }); sheet.addEventListener("error", go, { once: true }); }
+      else go(); // the menu's stylesheet (menu.css) came with it: no menu opens unstyled
     }, failed);
 
   function ready(template) {

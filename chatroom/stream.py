@@ -204,7 +204,10 @@ def portable_stream(state: StreamState) -> Iterator[bytes]:
     sub = broker.subscribe(channel(state.room_id))
     state.subscribed_at = time.monotonic()
     conn_id: str | None = None
-    beats = 0
+    # The seat (and a host's sign-in) is read again every RECHECK_EVERY heartbeats' time, busy or idle: in a room
+    # that talks more often than a heartbeat, a check counted in idle heartbeats would never come.
+    recheck_every = RECHECK_EVERY * heartbeat
+    recheck_at = time.monotonic() + recheck_every
     try:
         yield retry(config["STREAM_RETRY_MS"]) + comment("connected")
         yield current_state(state)
@@ -228,39 +231,40 @@ def portable_stream(state: StreamState) -> Iterator[bytes]:
                     yield from catch_up(state)
                     state.stop_holding_if_overdue()
                 else:
-                    beats += 1
-                    if beats % RECHECK_EVERY == 0 and (gone := seat_gone(state)):
-                        yield closing(gone)
-                        return
                     yield comment("heartbeat")
-                continue
-            out: list[bytes] = []
-            while event is not None:  # everything already waiting goes out in one write
-                if event.kind == EventKind.REMOVED and event.target == state.membership_id:
-                    yield b"".join(out) + closing(seat_notice(event))
-                    return
-                if departed(state, event):
-                    yield b"".join(out)
-                    return  # the tab said goodbye: its socket is closed or closing
-                if state.is_host and ends_sign_in(event, state.sign_in):
-                    yield b"".join(out) + closing("signed_out")
-                    return
-                if event.kind == EventKind.ROOM:
-                    state.ends_at = room_end(state)
-                if event.kind == EventKind.RESYNC:
-                    # What came before may be lost, the "removed" event too: check the seat, then
-                    # catch up from a read made after the loss.
-                    if gone := seat_gone(state):
-                        yield b"".join(out) + closing(gone)
+            else:
+                out: list[bytes] = []
+                while event is not None:  # everything already waiting goes out in one write
+                    if event.kind == EventKind.REMOVED and event.target == state.membership_id:
+                        yield b"".join(out) + closing(seat_notice(event))
                         return
-                    state.subscribed_at = max(state.subscribed_at, broker.resynced_at, sub.resync_at)
-                    out.extend(forward(state, event))
-                    out.append(presence_frame(state.room_id))
-                else:
-                    out.extend(forward(state, event))
-                event = sub.get_nowait() if len(out) < 64 else None
-            if out:
-                yield b"".join(out)
+                    if departed(state, event):
+                        yield b"".join(out)
+                        return  # the tab said goodbye: its socket is closed or closing
+                    if state.is_host and ends_sign_in(event, state.sign_in):
+                        yield b"".join(out) + closing("signed_out")
+                        return
+                    if event.kind == EventKind.ROOM:
+                        state.ends_at = room_end(state)
+                    if event.kind == EventKind.RESYNC:
+                        # What came before may be lost, the "removed" event too: check the seat, then
+                        # catch up from a read made after the loss.
+                        if gone := seat_gone(state):
+                            yield b"".join(out) + closing(gone)
+                            return
+                        state.subscribed_at = max(state.subscribed_at, broker.resynced_at, sub.resync_at)
+                        out.extend(forward(state, event))
+                        out.append(presence_frame(state.room_id))
+                    else:
+                        out.extend(forward(state, event))
+                    event = sub.get_nowait() if len(out) < 64 else None
+                if out:
+                    yield b"".join(out)
+            if time.monotonic() >= recheck_at:
+                recheck_at = time.monotonic() + recheck_every
+                if gone := seat_gone(state):
+                    yield closing(gone)
+                    return
     finally:
         sub.close()
         if conn_id is not None:

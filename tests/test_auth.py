@@ -156,11 +156,16 @@ def test_sign_in_starts_a_fresh_session(app, client, make_facilitator):
 
 
 def test_idle_and_absolute_session_lifetimes(app, client, make_facilitator):
+    """Past either limit the cookie stops working, and its sign-in ends for good (the row goes, so the host
+    streams it opened end at their next re-check)."""
     facilitator = make_facilitator()
     client.form("/login", {"email": facilitator.email, "password": PASSWORD})
     with client.session_transaction() as session:
         session["seen_at"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 5
+        token = session["login"]
     assert client.get("/rooms/").status_code == 302
+    with app.app_context():
+        assert accounts.sign_in_fingerprint(token) not in accounts.current_sign_ins(facilitator.id)
     client.form("/login", {"email": facilitator.email, "password": PASSWORD})
     with client.session_transaction() as session:
         session["login_at"] -= app.config["SESSION_MAX_HOURS"] * 3600 + 5

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from sqlalchemy import delete
 
 from chatroom.events import Event, ends_sign_in, signed_out
 from chatroom.extensions import db
-from chatroom.models import Facilitator, Room
+from chatroom.models import Facilitator, LoginSession, Membership, Room
 from chatroom.services import accounts, members, messages
 from chatroom.sse import parse
 from chatroom.stream_protocol import StreamState, catch_up, forward, seat_gone
@@ -152,3 +155,35 @@ def test_the_portable_runner_re_checks_a_hosts_sign_in(app, make_room, make_faci
         assert seat_gone(state) is None
         accounts.end_session(db.session.get(Facilitator, owner.id), token)
         assert seat_gone(state) == "signed_out"
+
+
+def test_the_portable_runner_re_checks_in_a_room_that_never_falls_quiet(app, make_room, make_facilitator, seat):
+    """The portable runner (a threaded server, the test client) re-reads the host's sign-in every few heartbeats'
+    time even when a message arrives more often than a heartbeat: counted in idle heartbeats, it never came."""
+    from support.clients import Client
+    from support.constants import PASSWORD
+
+    owner = make_facilitator()
+    room = make_room(owner=owner)
+    pat = seat(room, "Pat")
+    app.test_client_class = Client
+    host = app.test_client()
+    host.form("/login", {"email": owner.email, "password": PASSWORD})
+    response = host.get(f"/r/{room.code}/events?after=0&rev=0", buffered=False)
+    chunks, seen = iter(response.response), ""
+    try:
+        seen += next(chunks).decode()
+        with app.app_context():
+            db.session.execute(delete(LoginSession).where(LoginSession.facilitator_id == owner.id))
+            db.session.commit()
+        deadline = time.monotonic() + 4 * app.config["STREAM_HEARTBEAT_SECONDS"] + 6
+        n = 0
+        while "signed_out" not in seen and time.monotonic() < deadline:
+            n += 1
+            with app.test_request_context():
+                messages.post(db.session.get(Membership, pat.id), f"busy {n}", f"{n:032x}")
+            seen += next(chunks).decode()
+            time.sleep(0.1)
+        assert "event: close\ndata: signed_out" in seen, seen[-300:]
+    finally:
+        response.close()

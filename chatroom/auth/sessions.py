@@ -59,6 +59,10 @@ def load_user(user_id: str) -> Facilitator | None:
     config = current_app.config
     login_at, seen_at = session.get("login_at", 0), session.get("seen_at", 0)
     if now - login_at > config["SESSION_MAX_HOURS"] * 3600 or now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
+        # Expired: this sign-in ends for good, its host streams too (accounts.end_session). Only when the request
+        # has no writes of its own waiting, which that commit would carry with it; else the next request does it.
+        if not (db.session.new or db.session.dirty or db.session.deleted):
+            accounts.end_session(facilitator, str(session.get(LOGIN, "")))
         session.clear()
         return None
     if now - seen_at > 60:

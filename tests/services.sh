@@ -112,6 +112,12 @@ stop() {
 
 stop_run() {
   local dir=$1
+  case "$dir" in run-*) dir="$here/.services/$dir" ;; esac  # a run's folder name alone
+  dir=$(cd "$dir" 2>/dev/null && pwd) || { echo "no such run: $1" >&2; exit 1; }
+  case "$dir" in
+    "$here"/.services/run-*) ;;
+    *) echo "not a run of tests/services.sh (those are $here/.services/run-*): $1" >&2; exit 1 ;;
+  esac
   local bin; bin=$(pg_bin)
   # A test run killed while it had PostgreSQL paused (SIGSTOP, tests/test_faults.py) leaves it stopped: wake it.
   if [ -f "$dir/pg/data/postmaster.pid" ]; then

@@ -41,6 +41,16 @@ def server(browser_tools: None, _schema: None, database_url: str, redis_url: str
     app_server.stop()
 
 
+# Every state a People row takes, as it is added or changed (host.js must not say a joiner is offline at first).
+RECORD_PRESENCE = """
+window.__presence = [];
+new MutationObserver((records) => records.forEach((r) => {
+  if (r.type === "attributes") window.__presence.push(r.target.dataset.presence);
+  r.addedNodes.forEach((n) => { if (n.nodeType === 1 && n.dataset.member) window.__presence.push(n.dataset.presence); });
+})).observe(document.getElementById("host-people"), { attributes: true, attributeFilter: ["data-presence"], subtree: true, childList: true });
+"""
+
+
 def _join(chrome: Chrome, base: str, code: str, alias: str, live: bool = True) -> None:
     chrome.get(f"{base}/r/{code}")
     chrome.fill({"alias": alias, "password": ROOM_PASSWORD})
@@ -202,11 +212,13 @@ def test_the_host_runs_the_session_from_the_room(app, server, browsers, make_roo
     _sign_in(host, server.url, hana.email)
     host.get(f"{server.url}/r/{room.code}")
     host.wait(lambda: host.css("#connection").get_attribute("data-state") == "live", message="host live")
+    host.execute_script(RECORD_PRESENCE)
     _join(pat, server.url, room.code, "Pat")
     pat_id = _seat_id(app, room.code, "Pat")
     row = f"#member-{pat_id}"
     host.wait(lambda: host.all(row), message="Pat in the People list")
     host.wait(lambda: host.css(row).get_attribute("data-presence") == "online", message="Pat online")
+    assert "offline" not in host.execute_script("return window.__presence")  # a joiner is here from the start
 
     host.css("#host-premoderation").click()
     pat.wait(lambda: "once the host approves" in pat.text_of("#room-status"), message="held, said to Pat")

@@ -5,15 +5,20 @@
   "use strict";
   const d = document, people = d.getElementById("host-people"), log = d.getElementById("log");
   if (!people) return;
-  function online() {
-    const list = d.getElementById("presence");
-    if (list && list.dataset.count) return; // a big room: "Here now" is a count, so the rows keep what they say
+  // rows: every row (a new "Here now" list), or only rows just added, which keep the server's word ("online" for
+  // someone who just joined) until the list names them. A big room's "Here now" is a count: nobody's state can
+  // be kept current, so the rows say none (the page as loaded said it as it was then).
+  function online(rows) {
+    const list = d.getElementById("presence"), counted = list && list.dataset.count;
     const here = new Map([...d.querySelectorAll("#presence li[data-member]")].map((li) => [li.dataset.member, li.dataset.state || "online"]));
-    people.querySelectorAll("li[data-member]").forEach((li) => { li.dataset.presence = here.get(li.dataset.member) || "offline"; });
+    (rows || people.querySelectorAll("li[data-member]")).forEach((li) => {
+      if (counted) delete li.dataset.presence;
+      else if (!rows || here.has(li.dataset.member)) li.dataset.presence = here.get(li.dataset.member) || "offline";
+    });
   }
-  online();
-  new MutationObserver(online).observe(d.getElementById("presence").parentNode, { childList: true });
-  new MutationObserver(online).observe(people, { childList: true });
+  new MutationObserver(() => online()).observe(d.getElementById("presence").parentNode, { childList: true });
+  new MutationObserver((records) => online(records.flatMap((r) => [...r.addedNodes]).filter((li) => li.nodeType === 1 && li.dataset.member)))
+    .observe(people, { childList: true });
   let maxSeq = 0;
   if (log) {
     log.querySelectorAll(".message").forEach((li) => { maxSeq = Math.max(maxSeq, +li.dataset.seq || 0); });

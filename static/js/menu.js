@@ -24,18 +24,17 @@
   log.dataset.menu = "loading";
   // This viewer's actions come from the server (chat.menu: #menu-template), once; without them the options
   // links stay links to each message's page (log.js leaves them alone once data-menu says "failed").
+  // Once the page is shut, an options link stays put and says why: its page would refuse (403), and leaving would
+  // lose the text the message box kept. Until then it is the way to the message's page.
+  const why = () => say("This page no longer follows the room, so its messages have no options now.", true);
   const failed = () => {
     log.dataset.menu = "failed";
-    if (shut()) { // the server refused the menu because the seat is gone: stay, leaving would lose the kept text
-      const why = () => say("This page no longer follows the room, so its messages have no options now.", true);
-      log.addEventListener("click", (evt) => {
-        if (evt.target.closest && evt.target.closest(".message__more")) { evt.preventDefault(); why(); }
-      });
-      if (log.dataset.menuFor) why();
-      return;
-    }
+    log.addEventListener("click", (evt) => {
+      if (shut() && evt.target.closest && evt.target.closest(".message__more")) { evt.preventDefault(); why(); }
+    });
     const asked = log.dataset.menuFor && d.querySelector("#" + log.dataset.menuFor + " .message__more");
-    if (asked) location.href = asked.href;
+    if (asked && shut()) why();
+    else if (asked) location.href = asked.href;
   };
   fetch(log.dataset.menuUrl, { credentials: "same-origin", headers: { "HX-Request": "true" } })
     .then((res) => (res.ok ? res.text() : ""))

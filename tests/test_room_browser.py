@@ -46,8 +46,11 @@ RECORD_PRESENCE = """
 window.__presence = [];
 new MutationObserver((records) => records.forEach((r) => {
   if (r.type === "attributes") window.__presence.push(r.target.dataset.presence);
-  r.addedNodes.forEach((n) => { if (n.nodeType === 1 && n.dataset.member) window.__presence.push(n.dataset.presence); });
-})).observe(document.getElementById("host-people"), { attributes: true, attributeFilter: ["data-presence"], subtree: true, childList: true });
+  r.addedNodes.forEach((n) => {
+    if (n.nodeType === 1 && n.dataset.member) window.__presence.push(n.dataset.presence);
+  });
+})).observe(document.getElementById("host-people"),
+  { attributes: true, attributeFilter: ["data-presence"], subtree: true, childList: true });
 """
 
 

@@ -158,7 +158,12 @@
   // -- the room's state --------------------------------------------------------------------------------------
   // Why posting is closed now ("" when it is open): the stream's close event, else the room's state notice.
   let closedBy = "";
+  const SAID = "said"; // the server closed the stream and said why: its notice (chat/_notice.html) in #room-status
   function reason() {
+    if (closedBy === SAID) {
+      const notice = d.querySelector("#room-status .notice");
+      return (notice ? notice.textContent.trim() : "You can no longer post here.") + " Your text is kept, to copy.";
+    }
     if (closedBy) return closedBy;
     const marker = d.querySelector("#room-status [data-posting]");
     if (!marker) return "";
@@ -167,7 +172,7 @@
   }
   function apply() {
     const form = d.getElementById("composer");
-    if (!form || form.dataset.closed === "closed") return; // the server said so for good (removed, ended)
+    if (!form || (form.dataset.closed === "closed" && !closedBy)) return; // the server said so for good (removed, ended)
     const box = form.querySelector("textarea"), button = form.querySelector("button[type=submit]");
     shut = reason();
     let state = d.getElementById("composer-state");
@@ -193,10 +198,9 @@
   if (status) new MutationObserver(apply).observe(status, { childList: true, subtree: true, characterData: true });
   d.addEventListener("chatroom:closed", (evt) => {
     const why = evt.detail && evt.detail.why;
-    // The server said why (removed, banned, ended, signed out: its notice is in #room-status): the box only says
-    // what it means here. A connection lost for good says to reload.
-    closedBy = why && why !== "gone" ? "You can no longer post here. Your text is kept, to copy."
-      : "You are no longer connected to this room: reload the page to post again.";
+    // The server said why (removed, banned, ended, signed out): the box says it in the notice's words, which may
+    // arrive just after this (the observer above applies them). A connection lost for good says to reload.
+    closedBy = why && why !== "gone" ? SAID : "You are no longer connected to this room: reload the page to post again.";
     apply();
   });
   apply();

@@ -1,6 +1,6 @@
 // The host's People list (#host-people, chat/_host_person.html): who is online, away or offline (from the
-// "Here now" list everyone gets, #presence, in its words) and how many messages each has sent (counted up as messages arrive; the page
-// and each row the stream sends carry the true count). A host control that was refused says why, once.
+// "Here now" list everyone gets, #presence, in its words) and how many messages each has sent (counted up as
+// messages arrive; the page and each row the stream sends carry the true count). A host control that was refused says why, once.
 (() => {
   "use strict";
   const d = document, people = d.getElementById("host-people"), log = d.getElementById("log");

@@ -15,11 +15,11 @@
   const d = document, live = d.getElementById("live"), log = d.getElementById("log"), me = d.body.dataset.member;
   const url = live && live.dataset.presenceUrl, token = d.querySelector('meta[name="csrf-token"]');
   if (!url || !log) return;
-  let over = false; // the stream closed for good (chatroom:closed): this page no longer has a seat to report on
-  d.addEventListener("chatroom:closed", () => { over = true; });
+  let closed = false; // the stream closed for good (chatroom:closed): no seat to report on, no list to follow
+  d.addEventListener("chatroom:closed", () => { closed = true; });
   function send(state, beacon) {
     const tab = d.body.dataset.tab;
-    if (!tab || over) return;
+    if (!tab || closed) return;
     const body = new FormData();
     body.append("csrf_token", token ? token.content : "");
     body.append("tab", tab);
@@ -36,7 +36,7 @@
   const list = d.getElementById("presence"), aside = list && list.parentNode;
   if (!aside) return;
   const pane = log.closest('[role="log"]') || log;
-  let closed = false, timer = 0;
+  let timer = 0;
   const joined = new Map(), left = new Map();
   function here() {
     const people = new Map();
@@ -87,7 +87,6 @@
     timer = setTimeout(flush, 2500);
   }).observe(aside, { childList: true });
   d.addEventListener("chatroom:closed", () => {
-    closed = true;
     const current = d.getElementById("presence");
     if (current) current.innerHTML = '<li class="hint">You are not connected to this room.</li>';
     d.querySelectorAll('form[action$="/leave"]').forEach((form) => { form.hidden = true; });

@@ -71,7 +71,7 @@ class Config:
     PORT = _int("PORT", 5000)
 
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {
-        "pool_pre_ping": True,
+        # No pool_pre_ping: a checkout asks the socket instead of the server (chatroom/db_pool.py).
         "pool_size": _int("DB_POOL_SIZE", 5),
         "max_overflow": _int("DB_MAX_OVERFLOW", 10),
         # A request waits at most this long for a pooled connection when all of them are in use, then fails

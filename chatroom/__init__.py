@@ -16,7 +16,7 @@ from flask import Flask
 
 from config import DEV_SECRET_KEY, Config, config_for
 
-from . import logs
+from . import db_pool, logs
 from .extensions import RowId, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     _check_production(app)
 
     db.init_app(app)
+    with app.app_context():
+        db_pool.watch(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import current_app, has_request_context, render_template
+from flask import current_app, has_request_context
 
 from .sse import frame
 
@@ -100,6 +100,16 @@ class Event:
 RESYNC = Event(EventKind.RESYNC)
 
 
+def fragment(template: str, **context: object) -> str:
+    """Render one of a room's partials for an event (or a stream's opening state): the same bytes for everyone.
+
+    Through the app's Jinja environment and its globals (``url_for``, ``config``), without Flask's per-request
+    context processors (the reader's theme, the signed-in account, where a form returns): an event is never one
+    viewer's, and running them cost a post more than the message's own template did.
+    """
+    return current_app.jinja_env.get_template(template).render(**context)
+
+
 # -- channels and cursors ------------------------------------------------------------------
 
 
@@ -130,13 +140,13 @@ def parse_cursor(raw: str) -> tuple[int, int] | None:
 def message_frame(room: Room, message: Message, rev: int) -> bytes:
     """A visible message as an SSE frame (the page's partial), id ``seq.rev``; the stream's replay uses it too."""
     assert message.seq is not None
-    html = render_template("chat/_message.html", room=room, message=message)
+    html = fragment("chat/_message.html", room=room, message=message)
     return frame(html, id=cursor_id(message.seq, rev))
 
 
 def change_frame(room: Room, message: Message, seq: int, rev: int) -> bytes:
     """An edited or removed message as an SSE frame: the same partial, swapped in place of the old (id ``seq.rev``)."""
-    html = render_template("chat/_message.html", room=room, message=message, oob=True)
+    html = fragment("chat/_message.html", room=room, message=message, oob=True)
     return frame(html, id=cursor_id(seq, rev))
 
 
@@ -153,7 +163,7 @@ def message_changed(room: Room, message: Message, seq: int, rev: int) -> Event:
 
 def room_state_html(room: Room) -> str:
     """The room's state notice as an out-of-band fragment (first on every stream connect, and on every change)."""
-    return render_template("chat/_room_state.html", room=room, oob=True)
+    return fragment("chat/_room_state.html", room=room, oob=True)
 
 
 def room_changed(room: Room) -> Event:
@@ -200,7 +210,7 @@ def host_panels_html(
 ) -> str:
     """The host's queue and reports panels (the first ``len(pending)``/``len(reports)`` items and the
     totals), as out-of-band fragments: first on every host stream."""
-    return render_template(
+    return fragment(
         "chat/_host_panels.html",
         room=room,
         pending=pending,
@@ -220,7 +230,7 @@ def host_panel_changed(
     shows the oldest ``shown``), ``total`` how many it holds now. One item's worth of bytes,
     however long the queue: never the whole panel again.
     """
-    html = render_template(
+    html = fragment(
         "chat/_host_change.html", room=room, panel=panel, added=added, removed=removed, total=total, shown=shown
     )
     return Event(EventKind.HOST, frame(html))
@@ -228,7 +238,7 @@ def host_panel_changed(
 
 def host_questions_html(room: Room, questions: Sequence[Message]) -> str:
     """The host's questions panel (by votes), as an out-of-band fragment."""
-    return render_template("chat/_host_questions.html", room=room, questions=questions, oob=True)
+    return fragment("chat/_host_questions.html", room=room, questions=questions, oob=True)
 
 
 def host_questions_changed(room: Room, questions: Sequence[Message]) -> Event:
@@ -238,12 +248,12 @@ def host_questions_changed(room: Room, questions: Sequence[Message]) -> Event:
 
 def host_notes_html(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]]) -> str:
     """The host's private threads, as an out-of-band fragment."""
-    return render_template("chat/_host_notes.html", room=room, threads=threads, oob=True)
+    return fragment("chat/_host_notes.html", room=room, threads=threads, oob=True)
 
 
 def announcement(text: str) -> str:
     """``text`` for the page's polite announcer (``#announcer``), as an out-of-band fragment; empty for none."""
-    return render_template("chat/_announce.html", text=text) if text else ""
+    return fragment("chat/_announce.html", text=text) if text else ""
 
 
 def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[Note]]], announce: str = "") -> Event:
@@ -253,7 +263,7 @@ def host_notes_changed(room: Room, threads: Sequence[tuple[Membership, Sequence[
 
 def private_html(room: Room, participant: Membership, notes: Sequence[Note]) -> str:
     """A participant's private thread with the host, as an out-of-band fragment."""
-    return render_template("chat/_private.html", room=room, notes=notes, oob=True)
+    return fragment("chat/_private.html", room=room, notes=notes, oob=True)
 
 
 def private_changed(room: Room, participant: Membership, notes: Sequence[Note], announce: str = "") -> Event:
@@ -266,9 +276,9 @@ def _render_anywhere(template: str, **context: object) -> str:
     """Render a fragment whose links need a request (``url_for``) even when the happening came from elsewhere
     (a script, the shell, a test's app context): relative URLs are the same either way."""
     if has_request_context():
-        return render_template(template, **context)
+        return fragment(template, **context)
     with current_app.test_request_context():
-        return render_template(template, **context)
+        return fragment(template, **context)
 
 
 def host_controls_html(room: Room) -> str:
@@ -327,4 +337,4 @@ def closing(notice: str) -> bytes:
     ``notice`` is ``ended`` (the room ended), one of ``SEAT_NOTICES`` (the seat was closed: ``removed``,
     ``banned`` for good, or ``left``), or ``signed_out`` (the host's sign-in ended: ``events.signed_out``).
     """
-    return frame(render_template("chat/_notice.html", notice=notice)) + frame(notice, event="close")
+    return frame(fragment("chat/_notice.html", notice=notice)) + frame(notice, event="close")

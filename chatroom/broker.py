@@ -225,8 +225,8 @@ class RedisBroker(Broker):
 
         super().__init__()
         # The listener's client (and the one the test suite flushes): it waits on purpose, in the background.
-        # RESP2 on both clients: pub/sub and PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 message
-        # through fewer layers (docs/benchmarks.md: the listener's CPU per event went down by about a tenth).
+        # RESP2 on the broker's two clients: pub/sub and PUBLISH need nothing RESP3 adds, and redis-py reads a
+        # RESP2 message through fewer layers (docs/benchmarks.md: the listener's CPU per event, about a tenth less).
         self.redis: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10, protocol=2
         )

@@ -9,7 +9,9 @@ kernel keeps that on the socket. So a checkout looks there instead (one ``recv``
 - nothing to read: the server has said nothing, as it should to an idle connection; use it;
 - the end of the stream, or a reset: it hung up; the pool drops the connection and opens another
   (a checkout refused with ``DisconnectionError`` is retried on a new one);
-- bytes waiting (an error before a hang-up, a notice): the real ping decides.
+- bytes waiting (an error before a hang-up, a notice): the real ping decides. This is the usual way out: a
+  server that shuts down, restarts or ends a session (``pg_terminate_backend``, ``idle_session_timeout``) sends
+  a FATAL message before it hangs up; only a backend that dies outright, or a proxy between, just hangs up.
 
 A connection idle longer than ``PING_AFTER_IDLE_SECONDS`` gets the real ping anyway: a NAT or firewall
 that forgets an idle flow says nothing until the next packet, which it answers with a reset (their idle
@@ -70,9 +72,10 @@ def peek(fd: int) -> str:
     ``"closed"`` (end of stream, reset, or not a socket) or ``"unread"`` (bytes the server sent unasked)."""
     try:
         sock = _socket.socket(fileno=fd)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: -1, what libpq reports once it has dropped the socket
         return "closed"
     try:
+        sock.settimeout(0.0)  # never socket.getdefaulttimeout(): a timeout would make recv wait, holding the worker
         data = sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
     except BlockingIOError:
         return "open"

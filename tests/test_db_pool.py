@@ -1,20 +1,27 @@
 """``chatroom/db_pool.py``: a checkout asks the socket, not the server, whether the connection is still there.
 
 The peek is checked on real sockets; the pool, on the real PostgreSQL of the suite (with SQLite, the embedded
-backend, there is no socket and nothing to watch). The end to end case is the one ``pool_pre_ping`` was for: the
-server ends a pooled connection between two requests, and the next request is answered as usual, not with 503.
+backend, there is no socket and nothing to watch). The end to end cases are the ones ``pool_pre_ping`` was for:
+the server ends a pooled connection between two requests (with a FATAL message first, as PostgreSQL does), or
+the connection is cut without a word (a proxy between, a backend killed outright), and the next request is
+answered as usual, not with 503.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from chatroom import db_pool
+from chatroom import create_app, db_pool
 from chatroom.extensions import db
+from support.app import make_config
 from support.live import wait_for
 
 
@@ -35,41 +42,64 @@ def test_peek_tells_an_idle_socket_from_one_the_peer_wrote_to_or_hung_up():
 
 
 @pytest.mark.once
-def test_peek_on_a_descriptor_that_is_not_a_socket_says_closed(tmp_path):
+def test_peek_never_waits_even_under_a_default_socket_timeout():
+    """A process-wide ``socket.setdefaulttimeout`` must not turn the peek into a wait (it would hold the whole
+    gevent worker, then call a healthy idle connection closed)."""
+    ours, theirs = socket.socketpair()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5)
+    try:
+        assert db_pool.peek(ours.fileno()) == "open"  # at once, not after 5 s and a timeout
+    finally:
+        socket.setdefaulttimeout(previous)
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.once
+def test_peek_on_something_that_is_not_an_open_socket_says_closed(tmp_path):
     with open(tmp_path / "file", "w") as not_a_socket:
         assert db_pool.peek(not_a_socket.fileno()) == "closed"
+    assert db_pool.peek(-1) == "closed"  # libpq's fileno() once it has dropped the socket
 
 
 def _backend_pid() -> int:
     return int(db.session.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def _statements(engine) -> list[str]:
-    seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    return seen
+@contextlib.contextmanager
+def _counting_pings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Every real ping the pool sends (SQLAlchemy's pre-ping and ours both go through ``dialect.do_ping``)."""
+    pings: list[object] = []
+    real = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda connection: pings.append(connection) or real(connection))
+    yield pings
 
 
 @pytest.mark.services  # the embedded SQLite has no pool of sockets
-def test_a_checkout_sends_nothing_to_the_server(app):
+def test_a_checkout_sends_nothing_to_the_server(app, monkeypatch):
     """An ordinary request pays no round trip to learn that its connection is alive (no ``SELECT 1``)."""
     with app.app_context():
-        db.session.execute(text("SELECT 2")).scalar_one()
+        assert not db.engine.pool._pre_ping
+        first = _backend_pid()
         db.session.remove()  # checked in: the next checkout is a reuse
-        seen = _statements(db.engine)
-        assert db.session.execute(text("SELECT 3")).scalar_one() == 3
-        assert seen == ["SELECT 3"]
+        with _counting_pings(monkeypatch) as pings:
+            assert _backend_pid() == first
+        assert pings == []
 
 
-@pytest.mark.services  # the embedded SQLite has no pool of sockets
-def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it(app):
-    """PostgreSQL ends a pooled connection (a restart, a failover, ``idle_session_timeout``): the next
-    request gets a fresh connection and its ordinary answer, not the 503 of a dropped one."""
+@pytest.mark.services
+def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it(app, monkeypatch):
+    """PostgreSQL ends a pooled connection (a restart, a failover, ``idle_session_timeout``): it says so with a
+    FATAL message before it hangs up, the peek finds those bytes, the ping fails, and the next request gets a
+    fresh connection and its ordinary answer, not the 503 of a dropped one."""
     with app.app_context():
         db.engine.dispose()
         first = _backend_pid()
         db.session.remove()
-        outside = create_engine(db.engine.url, poolclass=NullPool)  # not the pool's: it would hand out the first
+        # Not the pool's engine (it would hand out the first connection); autocommit, so that each read of
+        # pg_stat_activity is a fresh snapshot rather than the transaction's first one.
+        outside = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         try:
             with outside.connect() as other:  # ends the first, as a restart or a timeout would
                 assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
@@ -77,18 +107,79 @@ def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it(ap
                 assert wait_for(lambda: other.execute(gone, {"pid": first}).scalar_one(), timeout=5)
         finally:
             outside.dispose()
-        assert app.test_client().get("/r/abcdefghjk").status_code == 404  # an ordinary answer
+        with _counting_pings(monkeypatch) as pings:
+            assert app.test_client().get("/r/abcdefghjk").status_code == 404  # an ordinary answer
+        assert len(pings) == 1  # the unread FATAL sent the check to the server, and that ping failed
         assert _backend_pid() != first
 
 
-@pytest.mark.services  # the embedded SQLite has no pool of sockets
-def test_a_connection_idle_past_the_limit_is_pinged_and_kept_when_it_answers(app, monkeypatch):
-    """Past ``PING_AFTER_IDLE_SECONDS`` the real ping runs (a NAT may have forgotten the flow silently)."""
-    with app.app_context():
-        first = _backend_pid()
-        db.session.remove()
-        monkeypatch.setattr(db_pool, "PING_AFTER_IDLE_SECONDS", 0.0)
-        pings: list[object] = []
-        monkeypatch.setattr(db.engine.dialect, "do_ping", lambda connection: pings.append(connection) or True)
-        assert _backend_pid() == first  # the same connection, still good
-        assert len(pings) == 1
+class _Proxy:
+    """A TCP proxy in front of PostgreSQL that can cut every connection through it without a word (FIN only)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.pairs.append((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    def cut(self) -> None:
+        """Hang up on every client now, saying nothing (and drop the server side)."""
+        for client, server in self.pairs:
+            for sock in (client, server):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self.pairs.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.services
+def test_a_connection_cut_without_a_word_is_replaced_without_asking_the_server(_schema, database_url, monkeypatch):
+    """Between the app and PostgreSQL, a proxy hangs up without a message: the peek sees the end of the stream,
+    the pool connects afresh with no ping sent, and the request gets its ordinary answer."""
+    url = make_url(database_url)
+    if not url.host or url.host.startswith("/"):
+        pytest.skip("the suite's PostgreSQL listens on a unix socket here: nothing to put a TCP proxy in front of")
+    proxy = _Proxy((url.host, url.port or 5432))
+    app = create_app(make_config(str(url.set(host="127.0.0.1", port=proxy.port)), None))
+    try:
+        with app.app_context():
+            first = _backend_pid()
+            db.session.remove()
+            proxy.cut()
+            seen: list[str] = []
+            real_peek = db_pool.peek
+            monkeypatch.setattr(db_pool, "peek", lambda fd: seen.append(real_peek(fd)) or seen[-1])
+            assert wait_for(lambda: real_peek(db.engine.pool._pool.queue[0].dbapi_connection.fileno()) == "closed")
+            with _counting_pings(monkeypatch) as pings:
+                assert app.test_client().get("/r/abcdefghjk").status_code == 404
+            assert seen == ["closed"] and pings == []
+            assert _backend_pid() != first
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["chatroom.broker"].close()
+        app.extensions["chatroom.presence"].close()
+        proxy.close()

@@ -25,7 +25,7 @@ from chatroom.extensions import db as _db
 from chatroom.models import Facilitator, Membership, Room, utcnow
 from chatroom.services import accounts, members, rooms
 from config import database_url as normalise_database_url
-from support.app import empty_database, make_config
+from support.app import close_app, empty_database, make_config
 from support.clients import Client
 from support.constants import BACKEND, PASSWORD, REQUIRE, ROOM_PASSWORD
 
@@ -89,11 +89,7 @@ def app(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Fla
     with app.app_context():
         empty_database(app)
     yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
-    app.extensions["chatroom.broker"].close()
-    app.extensions["chatroom.presence"].close()
+    close_app(app)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from chatroom import create_app, db_pool
 from chatroom.extensions import db
-from support.app import make_config
+from support.app import close_app, make_config
 from support.live import wait_for
 
 
@@ -177,9 +177,5 @@ def test_a_connection_cut_without_a_word_is_replaced_without_asking_the_server(_
             assert seen == ["closed"] and pings == []
             assert _backend_pid() != first
     finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["chatroom.broker"].close()
-        app.extensions["chatroom.presence"].close()
+        close_app(app)
         proxy.close()

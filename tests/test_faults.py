@@ -33,7 +33,7 @@ from chatroom.extensions import db
 from chatroom.models import Message, Room
 from chatroom.passwords import _prehash
 from chatroom.services import accounts, tokens
-from support.app import empty_database, make_config
+from support.app import close_app, empty_database, make_config
 from support.clients import Client, form_token
 from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
 from support.live import Browser, Stream, collecting, free_port, message_seqs, wait_for
@@ -311,11 +311,7 @@ def test_a_request_that_finds_every_connection_busy_gets_503_with_retry_after(_s
         assert pat.get("/r/abcdefghjk").status_code == 404  # the pool is free again: an ordinary answer
         assert fran.get("/rooms/").status_code == 200
     finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["chatroom.broker"].close()
-        app.extensions["chatroom.presence"].close()
+        close_app(app)
 
 
 def test_a_request_that_cannot_reach_the_database_gets_503_with_retry_after(database_url, redis_url, tmp_path):

@@ -22,7 +22,7 @@ from chatroom import create_app
 from chatroom.extensions import db
 from chatroom.services import accounts
 from config import Config
-from support.app import empty_database, fast_app_fixture, make_config
+from support.app import close_app, empty_database, fast_app_fixture, make_config
 from support.clients import Client
 from support.constants import PASSWORD, ROOT
 from support.policy import EXPECTED
@@ -276,11 +276,7 @@ def production_app(_schema: None, database_url: str, redis_url: str | None) -> I
     with app.app_context():
         empty_database(app)
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["chatroom.broker"].close()
-    app.extensions["chatroom.presence"].close()
+    close_app(app)
 
 
 def test_production_cookies_are_secure_httponly_and_lax(production_app):

@@ -53,6 +53,16 @@ def empty_database(app: Flask) -> None:
         broker.redis.flushdb()
 
 
+def close_app(app: Flask) -> None:
+    """Give back what an app built by a test holds: its pooled database connections, and its broker's and
+    presence's threads and Redis connections."""
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    app.extensions["chatroom.broker"].close()
+    app.extensions["chatroom.presence"].close()
+
+
 def fast_app(database_url: str, redis_url: str | None) -> Flask:
     """An app for many small worlds: on SQLite, commits skip fsync (a throwaway database; ~20x faster here)."""
     app = create_app(make_config(database_url, redis_url))
@@ -77,10 +87,6 @@ def fast_app_fixture() -> Any:
     def fixture(_schema: None, database_url: str, redis_url: str | None) -> Iterator[Flask]:
         app = fast_app(database_url, redis_url)
         yield app
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["chatroom.broker"].close()
-        app.extensions["chatroom.presence"].close()
+        close_app(app)
 
     return fixture

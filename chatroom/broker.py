@@ -9,7 +9,7 @@ watches the room gets those same bytes. Two implementations share one interface:
 
 ``RedisBroker``
     One pub/sub connection and one listener thread (a greenlet under gevent) per
-    process, pattern-subscribed to every room channel, fanning each message out to the
+    process, pattern-subscribed to every room channel (read by ``chatroom/pubsub.py``), fanning each message out to the
     in-process queue of every local stream of that room. Never one Redis connection per
     browser. Redis pub/sub is at most once: a publish during a Redis blip is lost for
     live listeners, so when the listener reconnects it hands every local stream a
@@ -46,12 +46,13 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, current_app
 
 from .breaker import Breaker
 from .events import RESYNC, Event, EventKind
+from .pubsub import PatternSubscription
 
 if TYPE_CHECKING:
     import redis
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "chatroom:"
 QUEUE_LIMIT = 2000  # a stream this far behind re-reads the database instead
+LISTENER_IDLE_SECONDS = 5.0  # the listener pings a quiet Redis after this long, and gives up after twice it
 
 Sink = Callable[[Event], None]
 
@@ -236,7 +238,7 @@ class RedisBroker(Broker):
         )
         self.breaker = Breaker(cooldown)
         self._listener: threading.Thread | None = None
-        self._listener_pubsub: redis.client.PubSub | None = None
+        self._subscription: PatternSubscription | None = None
         self._pending: deque[tuple[str, Event]] = deque(maxlen=self.PENDING_LIMIT)
         self._retrier: threading.Thread | None = None
         self.connected = threading.Event()
@@ -310,25 +312,27 @@ class RedisBroker(Broker):
     def _listen(self) -> None:
         delay = 0.1
         first = True
+        prefix = len(CHANNEL_PREFIX)
         while not self._closed:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
-            self._listener_pubsub = pubsub
+            subscription: PatternSubscription | None = None
             try:
-                pubsub.psubscribe(CHANNEL_PREFIX + "room:*")
+                subscription = PatternSubscription(self.redis, CHANNEL_PREFIX + "room:*", LISTENER_IDLE_SECONDS)
+                self._subscription = subscription
+                if self._closed:  # close() ran while this one was connecting
+                    break
                 while not self._closed:
-                    msg = pubsub.get_message(timeout=5)
-                    if msg is None:
-                        continue
-                    if msg["type"] == "psubscribe":
-                        self.connected.set()
-                        delay = 0.1
-                        if not first:
-                            log.info("redis listener reconnected; streams re-check the database")
-                            self._deliver_all(RESYNC)
-                        first = False
-                    elif msg["type"] == "pmessage":
-                        channel = msg["channel"].decode()[len(CHANNEL_PREFIX) :]
-                        self._deliver(channel, Event.decode(msg["data"]))
+                    for frame in subscription.read():
+                        kind = frame[0]
+                        if kind == b"pmessage":
+                            channel, data = cast(bytes, frame[2]), cast(bytes, frame[3])  # ["pmessage", pattern, …]
+                            self._deliver(channel[prefix:].decode(), Event.decode(data))
+                        elif kind == b"psubscribe":
+                            self.connected.set()
+                            delay = 0.1
+                            if not first:
+                                log.info("redis listener reconnected; streams re-check the database")
+                                self._deliver_all(RESYNC)
+                            first = False
             except Exception:
                 if self._closed:
                     break
@@ -337,19 +341,18 @@ class RedisBroker(Broker):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                with contextlib.suppress(Exception):  # closing a broken connection
-                    pubsub.close()
-        # Closed. redis-py may have reconnected under close() while this thread was reading; that
-        # socket is closed here, by the thread that made it, rather than left to the garbage collector.
+                if subscription is not None:
+                    subscription.close()
+        # Closed. The pool may still hold a connection a retry made while close() ran; that socket is
+        # closed here, by the thread that made it, rather than left to the garbage collector.
         with contextlib.suppress(Exception):
             self.redis.connection_pool.disconnect()
 
     def close(self) -> None:
         """Stop the listener and close the connection pool."""
         self._closed = True
-        if self._listener_pubsub is not None:
-            with contextlib.suppress(Exception):
-                self._listener_pubsub.close()
+        if self._subscription is not None:
+            self._subscription.close()
         self.redis.close()
         self.publisher.close()
 

@@ -218,6 +218,16 @@ def servers(database_url, redis_url):
 
 
 @pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[Any]:
+    """A redis-server of this test's own (``support.redis_server.RedisServer``): pause it, kill it, restart it."""
+    from support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    yield server
+    server.kill()
+
+
+@pytest.fixture
 def hosted(signed_in: Any, make_room: Any, join: Any) -> tuple[Any, Any, Any, Any]:
     """A room with its host signed in and two participants: (room, host's client, Pat's, Kim's)."""
     host, facilitator = signed_in()

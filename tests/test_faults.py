@@ -14,17 +14,14 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -35,7 +32,7 @@ from chatroom.passwords import _prehash
 from chatroom.services import accounts, tokens
 from support.app import close_app, empty_database, make_config
 from support.clients import Client, form_token
-from support.constants import PASSWORD, REQUIRE, ROOM_PASSWORD
+from support.constants import PASSWORD, ROOM_PASSWORD
 from support.live import Browser, Stream, collecting, free_port, message_seqs, wait_for
 
 BURST = 6  # wrong-password joins sent at once
@@ -98,38 +95,12 @@ def test_other_requests_keep_flowing_during_a_burst_of_password_checks(app, serv
 # -- a paused Redis --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def paused_redis(tmp_path):
-    """A redis-server of our own on loopback; ``pause()`` stops it with SIGSTOP (it hangs, it does not refuse)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if REQUIRE:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_timeout=1)
-    for _ in range(100):
-        with contextlib.suppress(redis.RedisError):
-            if client.ping():
-                break
-        time.sleep(0.05)
-    proc.pause = lambda: proc.send_signal(signal.SIGSTOP)  # type: ignore[attr-defined]
-    yield url, proc
-    proc.send_signal(signal.SIGCONT)
-    proc.kill()
-    proc.wait(10)
-    client.close()
-
-
 @pytest.mark.once  # brings its own Redis
-def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database_url, paused_redis, make_room):
+def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database_url, own_redis, make_room):
     """Issue 11: with Redis stopped (SIGSTOP), member pages took 5-10 s and each post or typing signal 10-15 s.
     Now presence and throttles give up after one short timeout and then skip Redis (a circuit breaker), rate
     limits fall back to memory, and a post commits and answers while Redis is still stopped."""
-    url, redis_proc = paused_redis
+    url = own_redis.url
     app = create_app(make_config(database_url, url, RATELIMIT_ENABLED=True))
     app.test_client_class = Client
     try:
@@ -145,7 +116,7 @@ def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database
             real = getattr(presence.redis, name)
             setattr(presence.redis, name, lambda *a, _real=real, _name=name, **k: tries.append(_name) or _real(*a, **k))
 
-        redis_proc.pause()
+        own_redis.pause()
         pages = [client.get(f"/r/{room.code}").status_code for _ in range(6)]
         assert pages == [200] * 6
         assert tries.count("zrangebyscore") < len(pages)  # one timeout, then the breaker: no wait per page
@@ -158,21 +129,21 @@ def test_a_paused_redis_does_not_hold_pages_throttles_or_posts(_schema, database
             body = db.session.scalar(select(Message.body).where(Message.room_id == room.id))
             assert body == "said while Redis sleeps"
             db.session.remove()
-        assert redis_proc.poll() is None  # still stopped, not gone
+        assert own_redis.proc.poll() is None  # still stopped, not gone
     finally:
-        redis_proc.send_signal(signal.SIGCONT)
+        own_redis.resume()
         app.extensions["chatroom.broker"].close()
         app.extensions["chatroom.presence"].close()
 
 
 @pytest.mark.services
 @pytest.mark.live
-def test_posts_answer_commit_and_reach_local_streams_while_redis_is_paused(app, servers, make_room, paused_redis):
+def test_posts_answer_commit_and_reach_local_streams_while_redis_is_paused(app, servers, make_room, own_redis):
     """Issue 11, through a real gevent worker: with Redis stopped, publishing gave up only after the broker's
     5 s socket timeout. Now it has its own sub-second client behind a breaker: every request below answers
     within its 3 s client timeout (rate limits on, so the limiter's storage is in the path too), both posts
     commit, and a stream on the same server receives them (local delivery) while Redis is still stopped."""
-    url, redis_proc = paused_redis
+    url = own_redis.url
     server = servers(workers=1, redis=url, RATELIMIT_ENABLED="1")
     room = make_room()
     pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
@@ -180,14 +151,14 @@ def test_posts_answer_commit_and_reach_local_streams_while_redis_is_paused(app, 
     stream = Stream(server.port, f"/r/{room.code}/events?after=0", kim.cookie_header()).open()
     texts = ["said while Redis sleeps", "and again, the breaker open"]
     with collecting(stream) as [reader]:
-        redis_proc.pause()
+        own_redis.pause()
         pat.timeout = kim.timeout = 3  # a request held by the paused Redis raises instead of answering
         assert pat.post(f"/r/{room.code}/messages", {"body": texts[0], "token": "a" * 32}) == 303
         assert kim.get(f"/r/{room.code}")[0] == 200
         assert pat.post(f"/r/{room.code}/typing", {}) == 204
         assert pat.post(f"/r/{room.code}/messages", {"body": texts[1], "token": "b" * 32}) == 303
         assert wait_for(lambda: message_seqs(reader.stream.events) == [1, 2])
-        assert redis_proc.poll() is None  # still stopped, not gone
+        assert own_redis.proc.poll() is None  # still stopped, not gone
     with app.app_context():
         bodies = db.session.scalars(select(Message.body).where(Message.room_id == room.id).order_by(Message.seq))
         assert list(bodies) == texts

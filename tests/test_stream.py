@@ -8,7 +8,6 @@ exactly once, in room order.
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +18,7 @@ import pytest
 from chatroom.extensions import db
 from chatroom.models import Membership
 from support.constants import PASSWORD, ROOM_PASSWORD
-from support.live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
+from support.live import Browser, Server, Stream, collecting, message_seqs, presence_aliases, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -174,43 +173,20 @@ def test_lossless_under_random_reconnects(servers, make_room, make_facilitator, 
 
 
 @pytest.mark.services
-def test_lossless_when_redis_restarts_mid_run(servers, make_room, make_facilitator, tmp_path):
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is not installed"
-    port = free_port()
-    command = [
-        redis_server,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-    redis_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    instances = [servers(workers=2, redis=url), servers(workers=1, redis=url)]
+def test_lossless_when_redis_restarts_mid_run(servers, make_room, make_facilitator, own_redis):
+    instances = [servers(workers=2, redis=own_redis.url), servers(workers=1, redis=own_redis.url)]
     room, _ = _room_with_host(make_room, make_facilitator)
-    restarted: list[subprocess.Popen[bytes]] = []
+    restarted: list[bool] = []
 
     def disturb() -> None:
         time.sleep(1.0)
-        redis_proc.kill()
-        redis_proc.wait()
+        own_redis.kill()
         time.sleep(2.0)  # posting goes on while Redis is down
-        restarted.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        own_redis.start()
+        restarted.append(True)
 
-    try:
-        _lossless_run(instances, room, posters=10, per_poster=30, readers=12, disturb=disturb)
-        assert restarted, "Redis was never restarted"
-    finally:
-        for proc in [redis_proc, *restarted]:
-            proc.kill()
-            proc.wait()
+    _lossless_run(instances, room, posters=10, per_poster=30, readers=12, disturb=disturb)
+    assert restarted, "Redis was never restarted"
 
 
 @pytest.mark.services

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from chatroom.extensions import db
 from chatroom.models import LoginSession, Membership, Room, utcnow
 from support.constants import PASSWORD, ROOM_PASSWORD
-from support.live import Browser, Server, Stream, collecting, free_port, message_seqs, presence_aliases, wait_for
+from support.live import Browser, Server, Stream, collecting, message_seqs, presence_aliases, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -69,66 +69,54 @@ def test_a_closed_seat_or_an_ended_room_ends_streams_without_any_event(app, serv
 
 @pytest.mark.services
 def test_a_removal_during_a_redis_pubsub_outage_still_ends_the_stream(
-    app, servers, make_room, make_facilitator, tmp_path
+    app, servers, make_room, make_facilitator, own_redis
 ):
     """The listener's pub/sub connection is killed around the removal, so the "removed" event is lost.
 
     The stream still ends (the reconnected listener makes every stream catch up, which re-checks the
     seat), later messages do not reach the removed participant, and "here now" forgets them.
     """
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is not installed"
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    url, port = own_redis.url, own_redis.port
     cli = shutil.which("redis-cli")
     assert cli, "redis-cli is not installed"
-    try:
-        server = servers(workers=1, redis=url, STREAM_HEARTBEAT_SECONDS="15")  # no periodic re-check in time
-        host = make_facilitator(name="Hana Host")
-        room = make_room(owner=host)
-        pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
-        kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
-        hana = Browser(server.port).sign_in(host.email, PASSWORD)
-        pat_id = _seat(app, room, "Pat")
-        with collecting(_stream(server, pat, room.code).open(), _stream(server, kim, room.code).open()) as (
-            pats,
-            kims,
-        ):
-            assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim", "Pat"])
-            # Keep killing the listener's pub/sub connection while the host removes Pat.
-            stop = threading.Event()
+    server = servers(workers=1, redis=url, STREAM_HEARTBEAT_SECONDS="15")  # no periodic re-check in time
+    host = make_facilitator(name="Hana Host")
+    room = make_room(owner=host)
+    pat = Browser(server.port).join(room.code, "Pat", ROOM_PASSWORD)
+    kim = Browser(server.port).join(room.code, "Kim", ROOM_PASSWORD)
+    hana = Browser(server.port).sign_in(host.email, PASSWORD)
+    pat_id = _seat(app, room, "Pat")
+    with collecting(_stream(server, pat, room.code).open(), _stream(server, kim, room.code).open()) as (
+        pats,
+        kims,
+    ):
+        assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim", "Pat"])
+        # Keep killing the listener's pub/sub connection while the host removes Pat.
+        stop = threading.Event()
 
-            def kill() -> None:
-                while not stop.is_set():
-                    subprocess.run([cli, "-p", str(port), "CLIENT", "KILL", "TYPE", "pubsub"], capture_output=True)
-                    time.sleep(0.02)
+        def kill() -> None:
+            while not stop.is_set():
+                subprocess.run([cli, "-p", str(port), "CLIENT", "KILL", "TYPE", "pubsub"], capture_output=True)
+                time.sleep(0.02)
 
-            killer = threading.Thread(target=kill)
-            killer.start()
-            try:
-                time.sleep(0.3)
-                assert hana.post(f"/r/{room.code}/members/{pat_id}/remove", {}) == 303
-                time.sleep(0.3)
-            finally:
-                stop.set()
-                killer.join()
-            assert wait_for(lambda: pats.stream.closed, timeout=10), "the removed participant's stream stayed open"
-            assert [e for e in pats.stream.events if e.event == "close"][-1].data == "removed"
-            kim.say(room.code, "after the removal")
-            assert wait_for(lambda: message_seqs(kims.stream.events) == [1])
-            assert message_seqs(pats.stream.events) == []
-            assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim"])  # not lost with the outage
-        again = _stream(server, pat, room.code).open()
-        assert again.status == 403
-        again.close()
-    finally:
-        redis_proc.kill()
-        redis_proc.wait()
+        killer = threading.Thread(target=kill)
+        killer.start()
+        try:
+            time.sleep(0.3)
+            assert hana.post(f"/r/{room.code}/members/{pat_id}/remove", {}) == 303
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            killer.join()
+        assert wait_for(lambda: pats.stream.closed, timeout=10), "the removed participant's stream stayed open"
+        assert [e for e in pats.stream.events if e.event == "close"][-1].data == "removed"
+        kim.say(room.code, "after the removal")
+        assert wait_for(lambda: message_seqs(kims.stream.events) == [1])
+        assert message_seqs(pats.stream.events) == []
+        assert wait_for(lambda: presence_aliases(kims.stream.events) == ["Kim"])  # not lost with the outage
+    again = _stream(server, pat, room.code).open()
+    assert again.status == 403
+    again.close()
 
 
 def test_leaving_ends_the_seats_other_tabs_with_the_words_for_leaving(app, servers, make_room):

@@ -1,0 +1,203 @@
+"""The broker's hot read: one Redis pattern subscription whose replies we parse ourselves.
+
+Every process wakes once per room event to read it from Redis, so this read is paid by every
+worker for every message. redis-py's ``PubSub.get_message`` gets there through its connection,
+parser, socket-buffer and message-handler layers; on a host whose caches go cold between
+events that code path cost about 360 µs of CPU per event, a reader that only knows pub/sub
+frames about half of that (``docs/benchmarks.md``, 2026-12-01 evening).
+
+Who does what:
+
+- redis-py still makes the connection: TCP or TLS, ``AUTH``, ``SELECT`` and its handshake
+  (``ConnectionPool.get_connection``), so every ``redis://`` and ``rediss://`` URL it accepts works.
+- From the ``PSUBSCRIBE`` on, :class:`PatternSubscription` writes that socket and reads it.
+- :class:`FrameReader` turns the bytes into frames. A subscribed connection only ever
+  receives arrays of bulk strings and integers (the subscribe confirmation, each message, the
+  answer to a ``PING``) or an error. That is the subset of the Redis serialization protocol
+  parsed here (its specification, "RESP protocol description"): RESP2, which the broker's
+  clients speak, and the two forms RESP3 sends instead (the same items as a push, ``>``, and
+  ``+PONG``). Anything else is a :class:`ProtocolError`.
+
+Nothing is lost by being strict. A connection that errs, closes or stays silent through a
+``PING`` raises ``ConnectionError``. The broker then subscribes again, and every local stream
+re-reads the database (``chatroom/broker.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+    from redis.connection import Connection
+
+Frame = list[bytes | int]
+
+RECV_BYTES = 65536
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024  # an unfinished frame longer than this is not one of ours
+PING = b"*1\r\n$4\r\nPING\r\n"
+_CRLF = b"\r\n"
+_ARRAY, _PUSH, _BULK, _INTEGER, _SIMPLE, _ERROR = 0x2A, 0x3E, 0x24, 0x3A, 0x2B, 0x2D  # "*", ">", "$", ":", "+", "-"
+
+
+class ProtocolError(ConnectionError):
+    """Bytes that are not a pub/sub frame, or an error reply: the connection cannot be trusted any further."""
+
+
+class FrameReader:
+    """Incremental RESP2 parser for a subscribed connection's replies.
+
+    ``feed`` takes whatever ``recv`` returned and gives back the frames it completed, in order;
+    an unfinished frame waits for the next ``feed``. A frame is the list of its items: ``bytes``
+    for a bulk string, ``int`` for an integer.
+    """
+
+    def __init__(self, limit: int = MAX_BUFFERED_BYTES) -> None:
+        """``limit``: bytes an unfinished frame may hold before it is refused (:class:`ProtocolError`)."""
+        self._rest = b""
+        self._limit = limit
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """The frames ``data`` completes, oldest first (often exactly one).
+
+        :raise ProtocolError: an error reply (``-ERR …``), anything but an array of bulk strings and
+            integers, a malformed length, or an unfinished frame longer than ``limit`` bytes.
+        """
+        buf = self._rest + data if self._rest else data
+        frames: list[Frame] = []
+        pos, end = 0, len(buf)
+        while pos < end:
+            frame, after = _frame(buf, pos)
+            if frame is None:
+                break
+            frames.append(frame)
+            pos = after
+        self._rest = buf[pos:] if pos < end else b""
+        if len(self._rest) > self._limit:
+            raise ProtocolError(f"an unfinished reply of more than {self._limit} bytes")
+        return frames
+
+
+def _frame(buf: bytes, pos: int) -> tuple[Frame | None, int]:
+    """The frame starting at ``pos`` and the offset after it, or (None, pos) while it is incomplete."""
+    head = buf.find(_CRLF, pos)
+    if head < 0:
+        return None, pos
+    kind = buf[pos]
+    if kind == _ERROR:
+        raise ProtocolError("Redis answered with an error: " + buf[pos + 1 : head].decode(errors="replace"))
+    if kind == _SIMPLE:  # RESP3 answers a PING on a subscribed connection so: a frame of one item
+        return [buf[pos + 1 : head]], head + 2
+    if kind != _ARRAY and kind != _PUSH:
+        raise ProtocolError(f"a reply that is not an array: {buf[pos : pos + 40]!r}")
+    count = _length(buf, pos + 1, head)
+    items: Frame = []
+    at = head + 2
+    for _ in range(count):
+        eol = buf.find(_CRLF, at)
+        if eol < 0:
+            return None, pos
+        mark = buf[at]
+        if mark == _BULK:
+            start = eol + 2
+            stop = start + _length(buf, at + 1, eol)
+            if stop + 2 > len(buf):
+                return None, pos
+            if buf[stop : stop + 2] != _CRLF:
+                raise ProtocolError("a bulk string longer than its stated length")
+            items.append(buf[start:stop])
+            at = stop + 2
+        elif mark == _INTEGER:
+            items.append(_integer(buf, at + 1, eol))
+            at = eol + 2
+        else:
+            raise ProtocolError(f"an array item that is not a bulk string or an integer: {buf[at : at + 40]!r}")
+    return items, at
+
+
+def _integer(buf: bytes, start: int, stop: int) -> int:
+    try:
+        return int(buf[start:stop])
+    except ValueError:
+        raise ProtocolError(f"not a number: {buf[start:stop][:40]!r}") from None
+
+
+def _length(buf: bytes, start: int, stop: int) -> int:
+    """A length field; null (-1) never reaches a subscribed connection, so it is refused like garbage."""
+    length = _integer(buf, start, stop)
+    if length < 0:
+        raise ProtocolError(f"a null or negative length: {length}")
+    return length
+
+
+def _command(*parts: bytes) -> bytes:
+    """One command in RESP2: an array of bulk strings."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+
+
+class PatternSubscription:
+    """One ``PSUBSCRIBE`` on a connection of its own, taken from ``client``'s pool.
+
+    ``read`` blocks until Redis sends something and returns the frames that completed, the
+    ``psubscribe`` confirmation first. After ``idle_seconds`` (seconds) without a byte it sends a
+    ``PING``; if nothing comes within another ``idle_seconds``, the connection is dead (a host
+    gone, a NAT that forgot the flow) and ``read`` raises ``ConnectionError``. ``close`` may be
+    called from any thread or greenlet, also while another one waits in ``read``.
+    """
+
+    def __init__(self, client: redis.Redis, pattern: str, idle_seconds: float = 5.0) -> None:
+        """Connect through ``client``'s pool and subscribe to ``pattern``.
+
+        :raise redis.RedisError, OSError: Redis cannot be reached, or refused the handshake.
+        """
+        self._pool = client.connection_pool
+        self._connection: Connection | None = self._pool.get_connection()
+        self._reader = FrameReader()
+        self._pinged = False
+        try:
+            # redis-py's connected socket; private, so tests/test_pubsub.py checks it is still where we read it.
+            sock = getattr(self._connection, "_sock", None)
+            if sock is None:
+                raise ConnectionError("redis-py returned a connection without a socket")
+            self._sock: socket.socket = sock
+            self._sock.settimeout(idle_seconds)
+            self._sock.sendall(_command(b"PSUBSCRIBE", pattern.encode()))
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> list[Frame]:
+        """The next frames from Redis, at least one; waits as long as Redis is quiet and answers a ``PING``.
+
+        :raise ConnectionError: closed (by Redis, the network or ``close``), no answer to a ``PING``,
+            or bytes that are not a pub/sub frame (:class:`ProtocolError`).
+        """
+        while True:
+            try:
+                data = self._sock.recv(RECV_BYTES)
+            except TimeoutError:
+                if self._pinged:
+                    raise ConnectionError("Redis did not answer a PING") from None
+                self._sock.sendall(PING)
+                self._pinged = True
+                continue
+            except OSError as error:  # reset, or closed under us by close()
+                raise ConnectionError(f"the pub/sub connection failed: {error}") from error
+            if not data:
+                raise ConnectionError("Redis closed the pub/sub connection")
+            self._pinged = False
+            frames = self._reader.feed(data)
+            if frames:
+                return frames
+
+    def close(self) -> None:
+        """Disconnect (waking a ``read`` in progress) and give the connection back to the pool; idempotent."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
+            connection.disconnect()
+        with contextlib.suppress(Exception):
+            self._pool.release(connection)

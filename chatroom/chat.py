@@ -194,6 +194,7 @@ def post(code: str) -> Response | tuple[str, int]:
     :raise 404: no such room, or it was deleted while the post was on its way; 409: this form already sent other
         words (an edited form sent again after its first answer was lost): it comes back with a fresh token.
     """
+    messages.prepare_post()  # before the first query: no BEGIN or COMMIT round trip (services.messages)
     room, seat = room_and_seat(code)
     body = request.form.get("body", "")
     if seat is None:

@@ -18,6 +18,12 @@ that forgets an idle flow says nothing until the next packet, which it answers w
 timeouts are minutes; 60 s stays well inside them). On a busy server connections go back and forth in
 milliseconds, so a request pays no round trip for this. A path that dies silently defeats a ping too:
 the query fails, SQLAlchemy invalidates the pool and the request gets the 503 of ``chatroom/errors.py``.
+
+A request whose writes are each one statement can also skip ``BEGIN`` and ``COMMIT``, two round trips
+more (psycopg2 sends ``BEGIN`` on its own before the first statement of a transaction): ``autocommit``
+lets each statement on the session's connection commit by itself, until the connection goes back to the
+pool, which turns it off again on the way in. A post is then two round trips, the room and seat, and the
+insert that takes the next ``seq`` (``chatroom/services/messages.py``), instead of four.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import _socket  # the C socket module: never monkey-patched, so recv() is one sy
 import time
 from typing import Any
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session, scoped_session
 
 PING_AFTER_IDLE_SECONDS = 60.0
 _RETURNED = "chatroom.returned_at"  # monotonic seconds, in the pool record's info: when it was checked in
@@ -65,6 +73,41 @@ def watch(engine: Engine) -> None:
 
     event.listen(engine, "checkin", checkin)
     event.listen(engine, "checkout", checkout)
+    _reset_autocommit_on_checkin(engine)
+
+
+def autocommit(session: Session | scoped_session[Any]) -> bool:
+    """From now until its connection goes back to the pool, each statement ``session`` sends commits by
+    itself: no ``BEGIN`` and no ``COMMIT`` round trip (psycopg2's ``autocommit``). Returns whether it did.
+
+    Only for code whose writes are each one statement, so that no rollback is ever needed to undo half
+    of one (a post: ``chatroom/chat.py``). Under PostgreSQL's default READ COMMITTED each statement of a
+    transaction sees its own snapshot anyway, so reads mean what they meant. Nothing changes (False) on
+    another database, or once the session's transaction has sent a statement (it must commit as a whole).
+    """
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name != "postgresql" or raw is None:
+        return False
+    if raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:  # a statement has begun a transaction
+        return False
+    _reset_autocommit_on_checkin(connection.engine)
+    raw.autocommit = True  # psycopg2 keeps this on the client: no round trip
+    return True
+
+
+def _autocommit_off(dbapi_connection: Any, record: Any) -> None:
+    if getattr(dbapi_connection, "autocommit", False):
+        try:
+            dbapi_connection.autocommit = False  # client-side again; the next user gets transactions as usual
+        except Exception:  # closed under us: a connection psycopg2 cannot set is one the pool replaces
+            record.invalidate()
+
+
+def _reset_autocommit_on_checkin(engine: Engine) -> None:
+    """Make sure ``engine``'s pool turns ``autocommit`` off on every connection that comes back."""
+    if not event.contains(engine, "checkin", _autocommit_off):
+        event.listen(engine, "checkin", _autocommit_off)
 
 
 def peek(fd: int) -> str:

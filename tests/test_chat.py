@@ -7,7 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from sqlalchemy import event, func, select
 
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
@@ -166,6 +167,46 @@ def test_double_submitted_form_stores_one_message(app, make_room, join):
     assert _post(pat, room, "once", token).status_code == 303
     assert _post(pat, room, "once", token).status_code == 303
     assert [m.body for m in _messages(app, room)] == ["once"]
+
+
+@pytest.mark.services  # psycopg2's autocommit; SQLite keeps its transaction (and its lock) for the insert
+def test_a_post_is_two_statements_that_commit_by_themselves(app, make_room, join, make_facilitator):
+    """No BEGIN and no COMMIT: the room and seat, then the insert that takes the next ``seq``, each committing
+    by itself (``messages.prepare_post``); the host's post, a held one and a resubmitted one likewise, and the
+    connection goes back to the pool with transactions on again. (A refused insert rolls back, which returns the
+    connection; the twin is then read in an ordinary transaction.)"""
+    host = make_facilitator()
+    room = make_room(owner=host)
+    pat = join(room)
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    seen: list[tuple[str, bool, int]] = []
+
+    def note(conn, cursor, statement, *args):
+        raw = conn.connection.dbapi_connection
+        seen.append((statement.split(None, 1)[0], raw.autocommit, raw.get_transaction_status()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert _post(pat, room, "hello", token).status_code == 303
+        assert seen == [("SELECT", True, TRANSACTION_STATUS_IDLE), ("WITH", True, TRANSACTION_STATUS_IDLE)]
+        seen.clear()
+        assert _post(pat, room, "hello", token).status_code == 303  # sent twice: the unique token refuses it
+        assert [(kind, autocommit) for kind, autocommit, _ in seen[:2]] == [("SELECT", True), ("WITH", True)]
+        with app.test_request_context():
+            rooms.set_premoderation(db.session.get(Room, room.id), True)
+        seen.clear()
+        assert _post(pat, room, "held for the host", "ab" * 16).status_code == 303
+        insert = [kind for kind, _, _ in seen].index("INSERT")  # after it, the host's panel is read afresh
+        assert all(autocommit for _, autocommit, _ in seen[: insert + 1])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert [(m.body, m.seq) for m in _messages(app, room)] == [("hello", 1), ("held for the host", None)]
+    with app.app_context():
+        raw = db.session.connection().connection.dbapi_connection
+        assert raw.autocommit is False  # the pool turned it off on the way back
+        db.session.remove()
 
 
 def test_a_resubmission_is_answered_from_the_commit_even_after_a_lock(app, make_room, join, make_facilitator):

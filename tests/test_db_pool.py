@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -179,3 +180,68 @@ def test_a_connection_cut_without_a_word_is_replaced_without_asking_the_server(_
     finally:
         close_app(app)
         proxy.close()
+
+
+# -- autocommit: a request whose writes are each one statement skips BEGIN and COMMIT --------------------------
+
+
+def _fresh_connection():
+    """The request's connection, after emptying the pool: the next checkout reuses this very one."""
+    db.engine.dispose()
+    return db.session.connection().connection.dbapi_connection
+
+
+@pytest.mark.services
+def test_autocommit_sends_no_begin_and_the_pool_turns_it_off_on_the_way_back(app):
+    with app.app_context():
+        raw = _fresh_connection()
+        assert db_pool.autocommit(db.session)
+        db.session.execute(text("SELECT 1"))
+        assert raw.get_transaction_status() == TRANSACTION_STATUS_IDLE  # no BEGIN went before it
+        db.session.commit()  # psycopg2 sends nothing: there is no transaction to end
+        db.session.remove()  # back to the pool
+        assert raw.autocommit is False
+        db.session.execute(text("SELECT 1"))  # the next request on that connection has transactions again
+        assert db.session.connection().connection.dbapi_connection is raw
+        assert raw.get_transaction_status() == TRANSACTION_STATUS_INTRANS
+
+
+@pytest.mark.services
+def test_autocommit_leaves_a_transaction_that_has_begun_alone(app):
+    """Its statements must commit or roll back together: a transaction already open stays one."""
+    with app.app_context():
+        raw = _fresh_connection()
+        db.session.execute(text("SELECT 1"))
+        assert not db_pool.autocommit(db.session)
+        assert raw.autocommit is False and raw.get_transaction_status() == TRANSACTION_STATUS_INTRANS
+        db.session.remove()
+
+
+@pytest.mark.once
+def test_a_connection_that_cannot_be_set_back_is_invalidated_not_reused():
+    """If turning autocommit off fails (psycopg2 closed the connection meanwhile), the pool must not hand it out
+    again as it is: the next user would get no transactions. (A stand-in connection: psycopg2 raises here only for
+    a closed one, which SQLAlchemy never lets us check in.)"""
+
+    class Closed:
+        autocommit = property(lambda self: True, lambda self, value: (_ for _ in ()).throw(RuntimeError("closed")))
+
+    class Record:
+        invalidated = False
+
+        def invalidate(self) -> None:
+            self.invalidated = True
+
+    record = Record()
+    db_pool._autocommit_off(Closed(), record)
+    assert record.invalidated
+
+
+@pytest.mark.once
+def test_autocommit_changes_nothing_on_the_embedded_database(tmp_path):
+    app = create_app(make_config(f"sqlite:///{tmp_path / 'embedded.db'}", None))
+    try:
+        with app.app_context():
+            assert not db_pool.autocommit(db.session)
+    finally:
+        close_app(app)

@@ -1,14 +1,19 @@
 """Chatroom beside the reference server: the same numbers from two ``sse_load.py --json`` files, and their ratio.
 
     python bench/compare.py APP.json REFERENCE.json             print the table
+    python bench/compare.py --series APP1.json REF1.json APP2.json REF2.json ...
+                                                                each pair's CPU ratio, and their median
     python bench/compare.py --combine OUT.json APP.json REF.json   write {"app": ..., "reference": ...}
+                                                                (more pairs: {"runs": [{...}, ...]})
 
-``bench/run.sh`` calls both. The issue's bar: CPU per delivered message at most 1.3× the reference.
+``bench/run.sh`` calls them (``BENCH_RUNS`` pairs). The issue's bar: CPU per delivered message at most 1.3×
+the reference, each ratio taken within one pair (the host's speed drifts between runs).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,15 +64,54 @@ def table(app: dict[str, Any], ref: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def series(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """One line per pair (CPU per delivery of each, their ratio) and the medians, judged against the target."""
+    lines = [f"{len(pairs)} runs, each beside its own reference run"]
+    lines.append(f"  {'run':<5} {'chatroom':>9} {'ref':>7} {'ratio':>6}")
+    ratios, ours, theirs = [], [], []
+    for number, (app, ref) in enumerate(pairs, 1):
+        a, r = app["server"]["cpu_us_per_delivered"], ref["server"]["cpu_us_per_delivered"]
+        if not (a and r):
+            lines.append(f"  {number:<5} {_show(a):>9} {_show(r):>7}    n/a")
+            continue
+        ratios.append(a / r)
+        ours.append(a)
+        theirs.append(r)
+        lines.append(f"  {number:<5} {a:>9.2f} {r:>7.2f} {a / r:>5.2f}x")
+    if ratios:
+        ratio = statistics.median(ratios)
+        under = sum(x <= CPU_RATIO_TARGET for x in ratios)
+        lines.append(
+            f"  median {statistics.median(ours):>7.2f} {statistics.median(theirs):>7.2f} {ratio:>5.2f}x  "
+            f"({under} of {len(ratios)} runs at most {CPU_RATIO_TARGET:g}x)"
+        )
+        verdict = "ok  " if ratio <= CPU_RATIO_TARGET else "MISS"
+        lines.append(f"  {verdict} median CPU per delivery {ratio:.2f}x the reference (limit {CPU_RATIO_TARGET:g}x)")
+    return "\n".join(lines)
+
+
+def _load(path: str) -> dict[str, Any] | None:
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--combine"]:
         out, *paths = argv[1:]
-        combined = {
-            name: json.loads(Path(path).read_text())
-            for name, path in zip(("app", "reference"), paths, strict=False)
-            if Path(path).exists()
-        }
-        Path(out).write_text(json.dumps(combined, indent=2) + "\n")
+        runs = [
+            {name: found for name, found in (("app", _load(a)), ("reference", _load(r))) if found is not None}
+            for a, r in zip(paths[::2], paths[1::2], strict=True)
+        ]
+        Path(out).write_text(json.dumps(runs[0] if len(runs) == 1 else {"runs": runs}, indent=2) + "\n")
+        return 0
+    if argv[:1] == ["--series"]:
+        paths = argv[1:]
+        loaded = [(_load(a), _load(r)) for a, r in zip(paths[::2], paths[1::2], strict=True)]
+        pairs = [(a, r) for a, r in loaded if a is not None and r is not None]
+        if not pairs:
+            print("no run wrote results on both sides", file=sys.stderr)
+            return 1
+        print()
+        print(series(pairs))
         return 0
     app_path, ref_path = argv
     if not Path(ref_path).exists():

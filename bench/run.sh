@@ -6,9 +6,10 @@
 #   bench/run.sh -k 5000 -r 10 --json /tmp/k5000.json     (every sse_load.py option passes through)
 #   BENCH_REF=HEAD bench/run.sh                    serve that commit (git archive), not the working tree
 #   BENCH_REFERENCE=0 bench/run.sh                 the app only
+#   BENCH_RUNS=5 bench/run.sh                      five pairs (app, then reference), and the median ratio
 # Environment: BENCH_PORT (first port tried, 5055), WEB_CONCURRENCY (gevent workers, 2),
 # BENCH_LOG (where the server log is kept). PostgreSQL and Redis come from tests/services.sh, on free ports.
-# --json FILE gets {"app": ..., "reference": ...}.
+# --json FILE gets {"app": ..., "reference": ...}; with BENCH_RUNS above 1, {"runs": [{"app": ..., ...}, ...]}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -105,10 +106,11 @@ unset ACCESS_LOG
 
 (cd "$app" && "$bin/flask" db upgrade) >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
 
-(cd "$app" && exec "$bin/gunicorn" -c gunicorn.conf.py --pid "$work/gunicorn.pid" wsgi:app) >"$work/gunicorn.log" 2>&1 &
-gunicorn_pid=$!
-
-"$bin/python" - "$port" <<'EOF' || { echo "gunicorn did not come up:" >&2; tail -n 30 "$work/gunicorn.log" >&2; exit 1; }
+# One run of the app: gunicorn up, the load, gunicorn down, its log looked over; the results in $work/app-$1.json.
+run_app() {
+  (cd "$app" && exec "$bin/gunicorn" -c gunicorn.conf.py --pid "$work/gunicorn.pid" wsgi:app) >"$work/gunicorn.log" 2>&1 &
+  gunicorn_pid=$!
+  "$bin/python" - "$port" <<'EOF' || { echo "gunicorn did not come up:" >&2; tail -n 30 "$work/gunicorn.log" >&2; exit 1; }
 import sys, time, urllib.request
 deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
@@ -120,23 +122,24 @@ while time.monotonic() < deadline:
         time.sleep(0.2)
 sys.exit(1)
 EOF
-for _ in $(seq 50); do [ -s "$work/gunicorn.pid" ] && break; sleep 0.1; done
-echo "gunicorn on 127.0.0.1:$port, $WEB_CONCURRENCY gevent workers (log: $log_copy)" >&2
+  for _ in $(seq 50); do [ -s "$work/gunicorn.pid" ] && break; sleep 0.1; done
+  echo "gunicorn on 127.0.0.1:$port, $WEB_CONCURRENCY gevent workers (log: $log_copy)" >&2
 
-status=0
-"$bin/python" bench/sse_load.py --url "http://127.0.0.1:$port" --server-pidfile "$work/gunicorn.pid" \
-  --database-url "$DATABASE_URL" "${load_args[@]}" --json "$work/app.json" || status=$?
-stop_gunicorn
+  "$bin/python" bench/sse_load.py --url "http://127.0.0.1:$port" --server-pidfile "$work/gunicorn.pid" \
+    --database-url "$DATABASE_URL" "${load_args[@]}" --json "$work/app-$1.json" || status=$?
+  stop_gunicorn
 
-problems=$(grep -cE "Traceback|ERROR|WORKER TIMEOUT|CRITICAL" "$work/gunicorn.log" || true)
-if [ "$problems" != 0 ]; then
-  echo "the server log has $problems error lines; the most frequent:" >&2
-  # || true: with pipefail, a grep that finds nothing would end the script here, before the JSON is written.
-  grep -E "^[a-zA-Z_.]+(Error|Exception)|WORKER TIMEOUT|CRITICAL|WARNING| ERROR " "$work/gunicorn.log" \
-    | sed -E 's/^[0-9-]+ [0-9:,]+ //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 6 >&2 || true
-fi
+  problems=$(grep -cE "Traceback|ERROR|WORKER TIMEOUT|CRITICAL" "$work/gunicorn.log" || true)
+  if [ "$problems" != 0 ]; then
+    echo "the server log has $problems error lines; the most frequent:" >&2
+    # || true: with pipefail, a grep that finds nothing would end the script here, before the JSON is written.
+    grep -E "^[a-zA-Z_.]+(Error|Exception)|WORKER TIMEOUT|CRITICAL|WARNING| ERROR " "$work/gunicorn.log" \
+      | sed -E 's/^[0-9-]+ [0-9:,]+ //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 6 >&2 || true
+  fi
+}
 
-if [ "${BENCH_REFERENCE:-1}" = 1 ] && [ -s "$work/app.json" ]; then
+# One run of the reference under the same load; its results in $work/reference-$1.json.
+run_reference() {
   ref_port=$(free_port $((port + 1)))
   "$bin/python" bench/reference_server.py --port "$ref_port" >"$work/reference.log" 2>&1 &
   reference_pid=$!
@@ -148,11 +151,28 @@ if [ "${BENCH_REFERENCE:-1}" = 1 ] && [ -s "$work/app.json" ]; then
   echo >&2
   echo "the reference server (bench/reference_server.py) on 127.0.0.1:$ref_port, the same load:" >&2
   "$bin/python" bench/sse_load.py --url "http://127.0.0.1:$ref_port" --server-pids "$reference_pid" \
-    "${load_args[@]}" --json "$work/reference.json" || true
+    "${load_args[@]}" --json "$work/reference-$1.json" || true
   stop_reference
-  "$bin/python" bench/compare.py "$work/app.json" "$work/reference.json"
+}
+
+# BENCH_RUNS pairs, app then reference, one after the other: the host's speed drifts over minutes, so each
+# ratio is taken within its pair, and the median of the pairs is the figure to quote.
+status=0
+runs=${BENCH_RUNS:-1}
+pairs=()
+for run in $(seq "$runs"); do
+  [ "$runs" = 1 ] || echo "== run $run of $runs" >&2
+  run_app "$run"
+  if [ "${BENCH_REFERENCE:-1}" = 1 ] && [ -s "$work/app-$run.json" ]; then
+    run_reference "$run"
+    "$bin/python" bench/compare.py "$work/app-$run.json" "$work/reference-$run.json"
+  fi
+  pairs+=("$work/app-$run.json" "$work/reference-$run.json")
+done
+if [ "$runs" != 1 ] && [ "${BENCH_REFERENCE:-1}" = 1 ]; then
+  "$bin/python" bench/compare.py --series "${pairs[@]}"
 fi
 if [ -n "$json_out" ]; then
-  "$bin/python" bench/compare.py --combine "$json_out" "$work/app.json" "$work/reference.json"
+  "$bin/python" bench/compare.py --combine "$json_out" "${pairs[@]}"
 fi
 exit "$status"

@@ -61,7 +61,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "chatroom:"
 QUEUE_LIMIT = 2000  # a stream this far behind re-reads the database instead
-LISTENER_IDLE_SECONDS = 5.0  # the listener pings a quiet Redis after this long, and gives up after twice it
+# The listener pings a Redis quiet this long (redis-py's health check did too), and gives up after twice it:
+# long enough that a Redis busy for seconds (a fork, a slow command) does not make every stream resync.
+LISTENER_IDLE_SECONDS = 10.0
 
 Sink = Callable[[Event], None]
 
@@ -226,9 +228,9 @@ class RedisBroker(Broker):
         import redis as redis_lib
 
         super().__init__()
-        # The listener's client (and the one the test suite flushes): it waits on purpose, in the background.
-        # RESP2 on the broker's two clients: pub/sub and PUBLISH need nothing RESP3 adds, and redis-py reads a
-        # RESP2 message through fewer layers (docs/benchmarks.md: the listener's CPU per event, about a tenth less).
+        # The listener's client (and the one the test suite flushes): it waits on purpose, in the background;
+        # redis-py only connects it, chatroom/pubsub.py reads it. RESP2 on the broker's two clients: pub/sub and
+        # PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 reply to PUBLISH through fewer layers.
         self.redis: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10, protocol=2
         )

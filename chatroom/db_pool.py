@@ -81,9 +81,11 @@ def autocommit(session: Session | scoped_session[Any]) -> bool:
     itself: no ``BEGIN`` and no ``COMMIT`` round trip (psycopg2's ``autocommit``). Returns whether it did.
 
     Only for code whose writes are each one statement, so that no rollback is ever needed to undo half
-    of one (a post: ``chatroom/chat.py``). Under PostgreSQL's default READ COMMITTED each statement of a
-    transaction sees its own snapshot anyway, so reads mean what they meant. Nothing changes (False) on
-    another database, or once the session's transaction has sent a statement (it must commit as a whole).
+    of one (a post: ``chatroom/chat.py``), and which expects nothing after a write to undo it: a write is
+    committed when its statement ends, whatever fails later in the request. Under PostgreSQL's default
+    READ COMMITTED each statement of a transaction sees its own snapshot anyway, so reads mean what they
+    meant. Nothing changes (False) on another database, or once the session's transaction has sent a
+    statement (it must commit as a whole).
     """
     connection = session.connection()
     raw = connection.connection.dbapi_connection

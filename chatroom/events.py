@@ -52,7 +52,7 @@ class EventKind(enum.StrEnum):
     PRIVATE = "private"  # for the streams of the seat ``target`` only (its private thread with the host)
     HELD = "held"  # the host decided on a held message: for its author's streams only (``target``)
     DEPART = "depart"  # local only, never sent: the tab ``frame`` of seat ``target`` said goodbye (pagehide)
-    RESYNC = "resync"  # local only: re-read the database (Redis came back, or a stream fell behind)
+    RESYNC = "resync"  # re-read the database: Redis came back, a stream fell behind, or a post's event failed
     # The owner's sign-in ``frame`` (its fingerprint; empty: every one of them) ended: those host streams end.
     SIGNED_OUT = "signed_out"
 

@@ -2,9 +2,9 @@
 
 Every process wakes once per room event to read it from Redis, so this read is paid by every
 worker for every message. redis-py's ``PubSub.get_message`` gets there through its connection,
-parser, socket-buffer and message-handler layers; on a host whose caches go cold between
-events that code path cost about 360 µs of CPU per event, a reader that only knows pub/sub
-frames about half of that (``docs/benchmarks.md``, 2026-12-01 evening).
+parser, socket-buffer and message-handler layers. On a host whose caches go cold between
+events, the listener cost about 350 µs of CPU per event that way, and about 250 µs with this
+reader, which only knows pub/sub frames (``docs/benchmarks.md``, 2026-12-01 evening).
 
 Who does what:
 
@@ -43,11 +43,19 @@ _ARRAY, _PUSH, _BULK, _INTEGER, _SIMPLE, _ERROR = 0x2A, 0x3E, 0x24, 0x3A, 0x2B, 
 
 
 class ProtocolError(ConnectionError):
-    """Bytes that are not a pub/sub frame, or an error reply: the connection cannot be trusted any further."""
+    """Bytes that are not a pub/sub frame, or an error reply: the connection cannot be trusted any further.
+
+    ``frames``: the good frames that came before the bad bytes in the same ``feed``, still to be handled.
+    """
+
+    def __init__(self, message: str, frames: list[Frame] | None = None) -> None:
+        """``message`` says what was wrong; ``frames`` as above (none by default)."""
+        super().__init__(message)
+        self.frames: list[Frame] = frames or []
 
 
 class FrameReader:
-    """Incremental RESP2 parser for a subscribed connection's replies.
+    """Incremental parser for a subscribed connection's replies (RESP2, and RESP3's two other forms of them).
 
     ``feed`` takes whatever ``recv`` returned and gives back the frames it completed, in order;
     an unfinished frame waits for the next ``feed``. A frame is the list of its items: ``bytes``
@@ -63,13 +71,17 @@ class FrameReader:
         """The frames ``data`` completes, oldest first (often exactly one).
 
         :raise ProtocolError: an error reply (``-ERR …``), anything but an array of bulk strings and
-            integers, a malformed length, or an unfinished frame longer than ``limit`` bytes.
+            integers (an empty one included), a malformed length, or an unfinished frame longer than
+            ``limit`` bytes. The frames completed before the bad bytes are on the error (``frames``).
         """
         buf = self._rest + data if self._rest else data
         frames: list[Frame] = []
         pos, end = 0, len(buf)
         while pos < end:
-            frame, after = _frame(buf, pos)
+            try:
+                frame, after = _frame(buf, pos)
+            except ProtocolError as error:
+                raise ProtocolError(str(error), frames) from None
             if frame is None:
                 break
             frames.append(frame)
@@ -93,6 +105,8 @@ def _frame(buf: bytes, pos: int) -> tuple[Frame | None, int]:
     if kind != _ARRAY and kind != _PUSH:
         raise ProtocolError(f"a reply that is not an array: {buf[pos : pos + 40]!r}")
     count = _length(buf, pos + 1, head)
+    if count == 0:
+        raise ProtocolError("an empty array")
     items: Frame = []
     at = head + 2
     for _ in range(count):
@@ -118,10 +132,13 @@ def _frame(buf: bytes, pos: int) -> tuple[Frame | None, int]:
 
 
 def _integer(buf: bytes, start: int, stop: int) -> int:
-    try:
-        return int(buf[start:stop])
-    except ValueError:
-        raise ProtocolError(f"not a number: {buf[start:stop][:40]!r}") from None
+    """An integer field: ASCII digits, perhaps after a minus sign, nothing else (Python's ``int`` alone would
+    take spaces, ``+`` and ``_``)."""
+    field = buf[start:stop]
+    digits = field[1:] if field[:1] == b"-" else field
+    if not digits.isdigit():
+        raise ProtocolError(f"not a number: {field[:40]!r}")
+    return int(field)
 
 
 def _length(buf: bytes, start: int, stop: int) -> int:
@@ -143,11 +160,12 @@ class PatternSubscription:
     ``read`` blocks until Redis sends something and returns the frames that completed, the
     ``psubscribe`` confirmation first. After ``idle_seconds`` (seconds) without a byte it sends a
     ``PING``; if nothing comes within another ``idle_seconds``, the connection is dead (a host
-    gone, a NAT that forgot the flow) and ``read`` raises ``ConnectionError``. ``close`` may be
+    gone, a NAT that forgot the flow) and ``read`` raises ``ConnectionError``; so does a bad frame, after
+    the good frames that came before it have been returned. ``close`` may be
     called from any thread or greenlet, also while another one waits in ``read``.
     """
 
-    def __init__(self, client: redis.Redis, pattern: str, idle_seconds: float = 5.0) -> None:
+    def __init__(self, client: redis.Redis, pattern: str, idle_seconds: float = 10.0) -> None:
         """Connect through ``client``'s pool and subscribe to ``pattern``.
 
         :raise redis.RedisError, OSError: Redis cannot be reached, or refused the handshake.
@@ -156,6 +174,7 @@ class PatternSubscription:
         self._connection: Connection | None = self._pool.get_connection()
         self._reader = FrameReader()
         self._pinged = False
+        self._broken: ProtocolError | None = None  # bad bytes came after good frames: raised on the next read
         try:
             # redis-py's connected socket; private, so tests/test_pubsub.py checks it is still where we read it.
             sock = getattr(self._connection, "_sock", None)
@@ -174,6 +193,8 @@ class PatternSubscription:
         :raise ConnectionError: closed (by Redis, the network or ``close``), no answer to a ``PING``,
             or bytes that are not a pub/sub frame (:class:`ProtocolError`).
         """
+        if self._broken is not None:
+            raise self._broken
         while True:
             try:
                 data = self._sock.recv(RECV_BYTES)
@@ -188,7 +209,13 @@ class PatternSubscription:
             if not data:
                 raise ConnectionError("Redis closed the pub/sub connection")
             self._pinged = False
-            frames = self._reader.feed(data)
+            try:
+                frames = self._reader.feed(data)
+            except ProtocolError as error:
+                if not error.frames:
+                    raise
+                self._broken = error  # the good frames first; the connection is given up on the next read
+                return error.frames
             if frames:
                 return frames
 

@@ -10,6 +10,8 @@ import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event, func, select
 
+from chatroom import events
+from chatroom.events import EventKind
 from chatroom.extensions import db
 from chatroom.models import Membership, Message, Room
 from chatroom.services import Invalid, members, messages, rooms
@@ -207,6 +209,33 @@ def test_a_post_is_two_statements_that_commit_by_themselves(app, make_room, join
         raw = db.session.connection().connection.dbapi_connection
         assert raw.autocommit is False  # the pool turned it off on the way back
         db.session.remove()
+
+
+@pytest.mark.services  # on SQLite the insert is still in the request's transaction, and rolls back
+def test_a_post_stored_before_its_event_failed_still_reaches_the_streams(app, make_room, join, broker, monkeypatch):
+    """Under ``prepare_post`` the insert commits by itself, so a failure after it (here: rendering the event)
+    leaves the message stored. The room's streams are told to re-read the database, or no tab would see it
+    until the next post: a resent form finds the stored twin and publishes nothing."""
+    room = make_room()
+    pat = join(room)
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    inbox = broker.subscribe(events.channel(room.id))
+    real = events.message_posted
+
+    def fails(*args, **kwargs):
+        monkeypatch.setattr(events, "message_posted", real)  # once
+        raise RuntimeError("the template broke")
+
+    monkeypatch.setattr(events, "message_posted", fails)
+    try:
+        assert _post(pat, room, "stored all the same", token).status_code == 500  # chatroom/errors.py's page
+        assert [m.body for m in _messages(app, room)] == ["stored all the same"]
+        told = inbox.get(5)
+        assert told is not None and told.kind == EventKind.RESYNC
+        assert _post(pat, room, "stored all the same", token).status_code == 303  # resent: the twin answers
+        assert [m.body for m in _messages(app, room)] == ["stored all the same"]
+    finally:
+        inbox.close()
 
 
 def test_a_resubmission_is_answered_from_the_commit_even_after_a_lock(app, make_room, join, make_facilitator):

@@ -7,6 +7,7 @@ suite's, and one of the test's own to pause (``own_redis``), since what matters 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -73,6 +74,10 @@ def test_a_large_message_waits_for_all_its_bytes():
         (b"*-1\r\n", "null or negative length"),
         (b"*x\r\n", "not a number"),
         (b"*1\r\n:1.5\r\n", "not a number"),
+        (b"*1\r\n$1_0\r\n", "not a number"),  # int() would take these three
+        (b"*1\r\n$ +3 \r\n", "not a number"),
+        (b"*1\r\n: 7\r\n", "not a number"),
+        (b"*0\r\n", "an empty array"),
     ],
 )
 def test_anything_but_a_pub_sub_frame_ends_the_connection(data, words):
@@ -82,11 +87,35 @@ def test_anything_but_a_pub_sub_frame_ends_the_connection(data, words):
 
 
 @pytest.mark.once
+def test_good_frames_before_bad_bytes_are_kept_on_the_error():
+    with pytest.raises(ProtocolError, match="ERR oops") as refused:
+        FrameReader().feed(SUBSCRIBED + MESSAGE + b"-ERR oops\r\n")
+    assert [frame[0] for frame in refused.value.frames] == [b"psubscribe", b"pmessage"]
+
+
+@pytest.mark.once
 def test_an_unfinished_frame_cannot_grow_without_bound():
     reader = FrameReader(limit=100)
     assert reader.feed(b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\nc\r\n$1000\r\n" + b"x" * 50) == []
     with pytest.raises(ProtocolError, match="more than 100 bytes"):
         reader.feed(b"x" * 60)
+
+
+@pytest.mark.once
+def test_a_read_hands_over_the_good_frames_then_gives_the_connection_up():
+    """Bytes that break the protocol after a message: the message is still delivered, then the connection ends."""
+    ours, theirs = socket.socketpair()
+    subscription = PatternSubscription.__new__(PatternSubscription)  # on a socket pair, without Redis
+    subscription._connection, subscription._sock, subscription._reader = None, ours, FrameReader()
+    subscription._pinged, subscription._broken = False, None
+    try:
+        theirs.sendall(MESSAGE + b"-ERR oops\r\n")
+        assert subscription.read()[0][0] == b"pmessage"
+        with pytest.raises(ProtocolError, match="ERR oops"):
+            subscription.read()
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # -- the subscription, on real Redis ------------------------------------------------------------------------

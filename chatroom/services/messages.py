@@ -135,9 +135,16 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
         return twin, False
     # Rendered before the commit, so the publish follows it at once: the longer that gap, the more often
     # two posts reach the streams out of order (each process's writer then re-reads the database once).
-    # After ``prepare_post`` the insert committed by itself, and this render is the whole gap.
-    event = events.message_posted(room, message, rev)
-    db.session.commit()
+    # After ``prepare_post`` the insert committed by itself, and this render is the whole gap. So if the
+    # render (or the commit) fails, the message may be stored already: the room's streams are told to
+    # re-read the database, or its tabs would not see it until the next post (a resent form finds the
+    # stored twin and publishes nothing).
+    try:
+        event = events.message_posted(room, message, rev)
+        db.session.commit()
+    except Exception:
+        publish(room, events.RESYNC)
+        raise
     publish(room, event)
     if question:
         publish_questions(room)
@@ -166,7 +173,8 @@ _STORED = (
 
 def _insert_statement() -> Insert:
     """PostgreSQL: take the room's next ``seq`` and insert the message in one statement (one round trip; the
-    room's row stays locked until the commit). A deleted room inserts nothing. Returns (id, seq, room's rev)."""
+    room's row stays locked until the commit, which under ``prepare_post`` is the end of this statement). A
+    deleted room inserts nothing. Returns (id, seq, room's rev)."""
     bump = seq_bump("v_room_id").cte("bump")
     # Parameters are named v_<column>: an UPDATE takes any parameter named like one of its columns as a value
     # to SET, and rooms has a created_at too.

@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 from chatroom.extensions import db
 from chatroom.models import Room, RoomStatus, utcnow
 
+# A winter day of next year: always ahead (a room may not end in the past), and Paris is then UTC+1.
+DAY = f"{utcnow().year + 1}-12-01"
 FORM = {
     "title": "Design review",
     "timezone": "Europe/Paris",
-    "starts_at": "2026-12-01T14:30",
-    "ends_at": "2026-12-01T16:00",
+    "starts_at": f"{DAY}T14:30",
+    "ends_at": f"{DAY}T16:00",
     "password": "open sesame",
 }
 
@@ -23,7 +25,7 @@ def test_create_room_reads_times_in_its_time_zone(app, signed_in):
     code = response.location.rsplit("/", 1)[1]
     with app.app_context():
         room = db.session.query(Room).filter_by(code=code).one()
-        assert room.starts_at == datetime.fromisoformat("2026-12-01T13:30:00+00:00")
+        assert room.starts_at == datetime.fromisoformat(f"{DAY}T13:30:00+00:00")
         assert room.ends_at.tzinfo is not None
         assert room.timezone == "Europe/Paris"
         assert len(room.code) == 10
@@ -36,7 +38,7 @@ def test_create_room_reads_times_in_its_time_zone(app, signed_in):
 
 def test_end_must_be_after_start(signed_in):
     client, _ = signed_in()
-    response = client.form("/rooms/", {**FORM, "ends_at": "2026-12-01T14:00"})
+    response = client.form("/rooms/", {**FORM, "ends_at": f"{DAY}T14:00"})
     assert response.status_code == 422
     assert "The end must be after the start" in response.get_data(as_text=True)
 

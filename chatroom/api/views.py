@@ -3,11 +3,10 @@
 The rules live in the services, as for the pages; a refusal (`Invalid`) becomes a
 problem document with its status and the fields it names (`chatroom/errors.py`).
 The part of each docstring above `---` is the operation's text in the OpenAPI
-document; below it, notes for this code's readers. One module, long: it is the API's table of
-operations, in the order docs/api.md lists them, each a few lines over a service.
+document; below it, notes for this code's readers.
 
 Longer than our ~400-line guide on purpose: every operation of the API is here, in the
-order of the published document, each a few lines that call one service.
+order of the published document (docs/api.md), each a few lines that call one service.
 """
 
 from __future__ import annotations

@@ -229,11 +229,10 @@ class RedisBroker(Broker):
 
         super().__init__()
         # The listener's client (and the one the test suite flushes): it waits on purpose, in the background;
-        # redis-py only connects it, chatroom/pubsub.py reads it. RESP2 on the broker's two clients: pub/sub and
-        # PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 reply to PUBLISH through fewer layers.
-        self.redis: redis.Redis = redis_lib.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10, protocol=2
-        )
+        # redis-py only connects it, chatroom/pubsub.py reads it and pings it when quiet (LISTENER_IDLE_SECONDS),
+        # so redis-py's own health check has nothing left to do here. RESP2 on the broker's two clients: pub/sub
+        # and PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 reply to PUBLISH through fewer layers.
+        self.redis: redis.Redis = redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, protocol=2)
         # The publisher's: called inside requests, so it gives up quickly (module docstring).
         self.publisher: redis.Redis = redis_lib.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=10, protocol=2

@@ -52,7 +52,7 @@ from flask import Flask, current_app
 
 from .breaker import Breaker
 from .events import RESYNC, Event, EventKind
-from .pubsub import PatternSubscription
+from .pubsub import PatternSubscription, Publisher
 
 if TYPE_CHECKING:
     import redis
@@ -233,10 +233,12 @@ class RedisBroker(Broker):
         # so redis-py's own health check has nothing left to do here. RESP2 on the broker's two clients: pub/sub
         # and PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 reply to PUBLISH through fewer layers.
         self.redis: redis.Redis = redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, protocol=2)
-        # The publisher's: called inside requests, so it gives up quickly (module docstring).
-        self.publisher: redis.Redis = redis_lib.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=10, protocol=2
+        # The publisher's: called inside requests, so it gives up quickly (module docstring). redis-py connects
+        # it; chatroom/pubsub.py writes each PUBLISH and reads its answer (every post pays for this write).
+        self._publishing: redis.Redis = redis_lib.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, protocol=2
         )
+        self.publisher = Publisher(self._publishing)
         self.breaker = Breaker(cooldown)
         self._listener: threading.Thread | None = None
         self._subscription: PatternSubscription | None = None
@@ -356,6 +358,7 @@ class RedisBroker(Broker):
             self._subscription.close()
         self.redis.close()
         self.publisher.close()
+        self._publishing.close()
 
 
 def init_app(app: Flask) -> Broker:

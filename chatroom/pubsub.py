@@ -228,3 +228,81 @@ class PatternSubscription:
             connection.disconnect()
         with contextlib.suppress(Exception):
             self._pool.release(connection)
+
+
+class Publisher:
+    """``PUBLISH`` written and read here, over connections opened by ``client``'s pool (redis-py: TCP or TLS,
+    ``AUTH``, ``SELECT``, the handshake), kept between publishes, the last used first.
+
+    Every post publishes once, on a host where code goes cold between posts: redis-py's ``publish`` cost
+    about 410 µs of CPU there, against about 150 µs for the same round trip written and read directly
+    (``docs/benchmarks.md``, 2026-12-02). The reply to ``PUBLISH`` is one integer (RESP2 and RESP3 alike).
+    A connection that fails, or answers anything else, is closed and dropped. When the one that failed had
+    been kept idle, and it failed for another reason than a timeout (Redis restarted meanwhile, say), the
+    publish is tried once more on a new connection, as redis-py would; a timeout is not waited out twice.
+    Safe to share between threads and greenlets: a connection is used by one publish at a time.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        """Publish through ``client``'s pool, whose socket timeout bounds each wait (seconds)."""
+        self._pool = client.connection_pool
+        self._idle: list[Connection] = []
+        self._closed = False
+
+    def publish(self, channel: str, message: bytes) -> int:
+        """Publish ``message`` on ``channel``; returns how many subscribers Redis handed it to.
+
+        :raise ConnectionError: Redis cannot be reached, closed the connection, did not answer within the
+            socket timeout (``TimeoutError``), or answered with an error or anything but an integer.
+        :raise redis.RedisError: the pool could not connect or authenticate.
+        """
+        command = _command(b"PUBLISH", channel.encode(), message)
+        try:
+            kept = self._idle.pop()
+        except IndexError:
+            pass
+        else:
+            try:
+                return self._round_trip(kept, command)
+            except TimeoutError:
+                raise
+            except ConnectionError:  # perhaps only gone stale while idle: once more on a fresh connection
+                pass
+        return self._round_trip(self._pool.get_connection(), command)
+
+    def _round_trip(self, connection: Connection, command: bytes) -> int:
+        try:
+            sock = getattr(connection, "_sock", None)  # redis-py's connected socket, as PatternSubscription's
+            if sock is None:
+                raise ConnectionError("redis-py returned a connection without a socket")
+            sock.sendall(command)
+            reply = sock.recv(64)
+            while reply and not reply.endswith(_CRLF) and len(reply) < 64:
+                reply += sock.recv(64)
+            if not reply:
+                raise ConnectionError("Redis closed the connection")
+            if reply[:1] != b":" or not reply.endswith(_CRLF):
+                raise ProtocolError("not an answer to PUBLISH: " + reply[:64].decode(errors="replace"))
+            count = _integer(reply, 1, len(reply) - 2)
+        except BaseException as error:
+            self._discard(connection)
+            if isinstance(error, OSError) and not isinstance(error, ConnectionError | TimeoutError):
+                raise ConnectionError(f"the publish failed: {error}") from error
+            raise
+        if self._closed:
+            self._discard(connection)
+        else:
+            self._idle.append(connection)
+        return count
+
+    def _discard(self, connection: Connection) -> None:
+        with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
+            connection.disconnect()
+        with contextlib.suppress(Exception):
+            self._pool.release(connection)
+
+    def close(self) -> None:
+        """Close the idle connections; a publish in flight closes its own when it ends. Idempotent."""
+        self._closed = True
+        while self._idle:
+            self._discard(self._idle.pop())

@@ -167,6 +167,8 @@ def reply_note(code: str, member_id: int) -> Response:
 def message_html(message: Message, room: Room) -> Markup:
     """A message's text, escaped, with its http(s) addresses as links (``links.linkify``) and its mentions
     linked to the person's messages in the room's search."""
+    if not message.mentions:  # most messages: no link to build (every live message is rendered at its post)
+        return linkify(message.body)
     link = url_for("participation.search_room", code=room.code, by="MEMBER").replace("MEMBER", "{member}")
     return mentions.render(message.body, message.mentions, link, plain=linkify)
 

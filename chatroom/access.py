@@ -33,6 +33,12 @@ MAX_SEATS_LOOKED_UP = 50  # a browser's seats in other rooms are in the same coo
 _CODE = re.compile(r"[a-z0-9]{1,16}")  # what passwords.room_code makes; anything else cannot be a room
 
 
+def room_code(code: str) -> str | None:
+    """``code`` as rooms' codes are written (lower case), or None when it cannot be one (no query needed)."""
+    code = code.lower()
+    return code if _CODE.fullmatch(code) else None
+
+
 def room_or_404(code: str) -> Room:
     """The room with this public code, typed in any case (codes are lower case). :raise 404: no such room."""
     code = code.lower()
@@ -82,6 +88,17 @@ def room_and_seat(code: str) -> tuple[Room, Membership | None]:
         return found
     room = room_or_404(code)
     return room, seat_for(room)
+
+
+def held_seats() -> list[tuple[int, int]]:
+    """The (room id, seat id) pairs this browser's session holds, at most ``MAX_SEATS_LOOKED_UP``; empty for a
+    signed-in facilitator (whose seat is the host's, found by ownership: ``seat_for``) or a session with none.
+    For a statement that finds the caller's seat itself (``messages.post_at_once``)."""
+    seats = session.get(SEATS)
+    if not seats or not isinstance(seats, dict) or current_user.is_authenticated:
+        return []
+    held = [(int(room), seat) for room, seat in seats.items() if room.isdigit() and isinstance(seat, int)]
+    return held[:MAX_SEATS_LOOKED_UP]
 
 
 def _participant_seat(code: str) -> tuple[Room, Membership] | None:

@@ -17,11 +17,13 @@ from werkzeug.wrappers import Response
 
 from . import charts, limits, presence
 from .access import (
+    held_seats,
     is_owner,
     member_room_or_403,
     previous_seat,
     remember_seat,
     room_and_seat,
+    room_code,
     room_or_404,
     seat_for,
 )
@@ -29,7 +31,7 @@ from .errors import render_error
 from .events import cursor_id
 from .extensions import db
 from .htmx import is_htmx, page_or_fragment, see_other
-from .models import Membership, Room, RoomStatus
+from .models import Membership, Message, Room, RoomStatus
 from .passwords import form_token
 from .services import Invalid, members, messages, moderation, participation
 from .text import is_number, seconds_phrase
@@ -195,13 +197,17 @@ def post(code: str) -> Response | tuple[str, int]:
         words (an edited form sent again after its first answer was lost): it comes back with a fresh token.
     """
     messages.prepare_post()  # before the first query: no BEGIN or COMMIT round trip (services.messages)
-    room, seat = room_and_seat(code)
     body = request.form.get("body", "")
+    question = request.form.get("question") == "1"
+    token = request.form.get("token", "")
+    known = room_code(code)
+    if known and not question and messages.post_at_once(known, held_seats(), body, token) is not None:
+        return _posted(code)  # the common case, in one statement; anything else takes the path below
+    room, seat = room_and_seat(code)
     if seat is None:
         return _unsent(room, body, _closed_reason(room), 403)
-    question = request.form.get("question") == "1"
     try:
-        message, _ = messages.post(seat, body, request.form.get("token", ""), question=question)
+        message, _ = messages.post(seat, body, token, question=question)
     except Invalid as invalid:
         if invalid.status == 404:  # the room was deleted while this post was on its way
             abort(404)
@@ -213,13 +219,22 @@ def post(code: str) -> Response | tuple[str, int]:
             response.headers["Retry-After"] = str(invalid.retry_after)
             limits.wait_at_least(invalid.retry_after)
         return response
-    if is_htmx():
-        held = messages.held_for(seat) if message.seq is None else None
-        html = render_template(
-            "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held
-        )
-        return make_response(html)
-    return see_other(url_for("chat.room", code=code, _anchor="composer"))
+    return _posted(code, room, seat, held=messages.held_for(seat) if message.seq is None else None)
+
+
+def _posted(
+    code: str, room: Room | None = None, seat: Membership | None = None, held: list[Message] | None = None
+) -> Response:
+    """The answer to a post that went through: a fresh composer (htmx; ``held``: the author's messages waiting
+    for the host, out of band), else a 303 back to the room. ``room`` and ``seat`` are loaded when not given."""
+    if not is_htmx():
+        return see_other(url_for("chat.room", code=code, _anchor="composer"))
+    if room is None or seat is None:
+        room, seat = member_room_or_403(code)
+    html = render_template(
+        "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held
+    )
+    return make_response(html)
 
 
 @bp.errorhandler(429)

@@ -101,7 +101,8 @@ def timed_post(post: Callable[P, R]) -> Callable[P, R]:
     """Decorate the posting service: count posts by outcome, and time those that store a message.
 
     The service returns ``(message, created)``: created, or a duplicate of one already
-    stored (the same form sent twice); a refusal (any exception) counts as refused.
+    stored (the same form sent twice); a refusal (any exception) counts as refused. None (a fast path
+    that hands the post to the full one) counts nothing.
     """
 
     @functools.wraps(post)
@@ -114,6 +115,8 @@ def timed_post(post: Callable[P, R]) -> Callable[P, R]:
         except Exception:
             POSTS.labels("refused").inc()
             raise
+        if result is None:  # a fast path that passed the post on (``messages.post_at_once``): the full path counts it
+            return result
         created = bool(result[1]) if isinstance(result, tuple) and len(result) == 2 else True
         POSTS.labels("created" if created else "duplicate").inc()
         if created:

@@ -172,11 +172,12 @@ def test_double_submitted_form_stores_one_message(app, make_room, join):
 
 
 @pytest.mark.services  # psycopg2's autocommit; SQLite keeps its transaction (and its lock) for the insert
-def test_a_post_is_two_statements_that_commit_by_themselves(app, make_room, join, make_facilitator):
-    """No BEGIN and no COMMIT: the room and seat, then the insert that takes the next ``seq``, each committing
-    by itself (``messages.prepare_post``); the host's post, a held one and a resubmitted one likewise, and the
-    connection goes back to the pool with transactions on again. (A refused insert rolls back, which returns the
-    connection; the twin is then read in an ordinary transaction.)"""
+def test_a_post_is_one_statement_that_commits_by_itself(app, make_room, join, make_facilitator):
+    """No BEGIN and no COMMIT: a participant's post is one statement (``messages.post_at_once``: the seat, the
+    room's rules, the next ``seq`` and the insert), committing by itself (``messages.prepare_post``). A
+    resubmitted form, and a post the statement lets go by (held for the host), take the full path, in
+    autocommit too; the connection goes back to the pool with transactions on again. (A refused insert rolls
+    back, which returns the connection; the twin is then read in an ordinary transaction.)"""
     host = make_facilitator()
     room = make_room(owner=host)
     pat = join(room)
@@ -192,10 +193,11 @@ def test_a_post_is_two_statements_that_commit_by_themselves(app, make_room, join
     event.listen(engine, "before_cursor_execute", note)
     try:
         assert _post(pat, room, "hello", token).status_code == 303
-        assert seen == [("SELECT", True, TRANSACTION_STATUS_IDLE), ("WITH", True, TRANSACTION_STATUS_IDLE)]
+        assert seen == [("WITH", True, TRANSACTION_STATUS_IDLE)]
         seen.clear()
         assert _post(pat, room, "hello", token).status_code == 303  # sent twice: the unique token refuses it
-        assert [(kind, autocommit) for kind, autocommit, _ in seen[:2]] == [("SELECT", True), ("WITH", True)]
+        tried = [(kind, autocommit) for kind, autocommit, _ in seen[:3]]
+        assert tried == [("WITH", True), ("SELECT", True), ("WITH", True)]
         with app.test_request_context():
             rooms.set_premoderation(db.session.get(Room, room.id), True)
         seen.clear()
@@ -209,6 +211,38 @@ def test_a_post_is_two_statements_that_commit_by_themselves(app, make_room, join
         raw = db.session.connection().connection.dbapi_connection
         assert raw.autocommit is False  # the pool turned it off on the way back
         db.session.remove()
+
+
+def test_a_posted_event_is_the_same_bytes_as_the_stored_message_renders(app, make_room, join, broker):
+    """The one-statement post (``messages.post_at_once``) renders its event from the statement's row, not
+    from the ORM: it must be the very partial the page, the history and the replay render from the database
+    (alias, host flag, the room's time zone, links, the search configuration it was stored with)."""
+    room = make_room(timezone="Asia/Kathmandu")  # +05:45: a wrong zone cannot hide in a whole hour
+    pat = join(room, alias="Zoë <Pat>")
+    inbox = broker.subscribe(events.channel(room.id))
+    try:
+        assert _post(pat, room, "see https://example.org/a?b=1&c=2 — ok").status_code == 303
+        got = inbox.get(5)
+    finally:
+        inbox.close()
+    assert got is not None and got.kind == EventKind.MESSAGE and got.seq == 1
+    with app.test_request_context():
+        stored = db.session.scalars(select(Message).where(Message.room_id == room.id)).one()
+        fresh = db.session.get(Room, room.id)
+        assert fresh is not None and stored.search_config == fresh.search_language
+        assert got.frame == events.message_posted(fresh, stored, fresh.last_rev).frame
+    assert b"Zo\xc3\xab &lt;Pat&gt;" in got.frame and b'href="https://example.org/a?b=1&amp;c=2"' in got.frame
+
+
+def test_a_browser_with_seats_in_two_rooms_posts_in_each_as_that_rooms_seat(app, make_room, join):
+    """The session holds {room: seat} for every room this browser joined; each post uses that room's seat."""
+    first, second = make_room(title="First"), make_room(title="Second")
+    browser = join(first, alias="Ana")
+    join(second, alias="Bo", client=browser)
+    assert _post(browser, second, "in the second").status_code == 303
+    assert _post(browser, first, "in the first").status_code == 303
+    assert [(m.body, m.seq, m.author.alias) for m in _messages(app, first)] == [("in the first", 1, "Ana")]
+    assert [(m.body, m.seq, m.author.alias) for m in _messages(app, second)] == [("in the second", 1, "Bo")]
 
 
 @pytest.mark.services  # on SQLite the insert is still in the request's transaction, and rolls back

@@ -219,18 +219,23 @@ def post(code: str) -> Response | tuple[str, int]:
             response.headers["Retry-After"] = str(invalid.retry_after)
             limits.wait_at_least(invalid.retry_after)
         return response
-    return _posted(code, room, seat, held=messages.held_for(seat) if message.seq is None else None)
+    return _posted(code, room, seat, message)
 
 
 def _posted(
-    code: str, room: Room | None = None, seat: Membership | None = None, held: list[Message] | None = None
+    code: str, room: Room | None = None, seat: Membership | None = None, message: Message | None = None
 ) -> Response:
-    """The answer to a post that went through: a fresh composer (htmx; ``held``: the author's messages waiting
-    for the host, out of band), else a 303 back to the room. ``room`` and ``seat`` are loaded when not given."""
+    """The answer to a post that went through: a fresh composer (htmx; with the author's messages waiting for
+    the host out of band when ``message`` was held), else a 303 back to the room. ``room`` and ``seat`` are
+    loaded when not given (the one-statement post loads neither).
+
+    :raise 403: the seat closed in the instant after the post (as the next request would say).
+    """
     if not is_htmx():
         return see_other(url_for("chat.room", code=code, _anchor="composer"))
     if room is None or seat is None:
         room, seat = member_room_or_403(code)
+    held = messages.held_for(seat) if message is not None and message.seq is None else None
     html = render_template(
         "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held
     )

@@ -1,4 +1,5 @@
-"""The broker's hot read: one Redis pattern subscription whose replies we parse ourselves.
+"""The broker's hot read and hot write: one Redis pattern subscription whose replies we parse ourselves, and
+``PUBLISH`` sent and answered the same way (:class:`Publisher`, at the end).
 
 Every process wakes once per room event to read it from Redis, so this read is paid by every
 worker for every message. redis-py's ``PubSub.get_message`` gets there through its connection,

@@ -237,7 +237,7 @@ class Publisher:
 
     Every post publishes once, on a host where code goes cold between posts: redis-py's ``publish`` cost
     about 410 µs of CPU there, against about 150 µs for the same round trip written and read directly
-    (``docs/benchmarks.md``, 2026-12-02). The reply to ``PUBLISH`` is one integer (RESP2 and RESP3 alike).
+    (``docs/benchmarks.md``, 2026-12-01, night). The reply to ``PUBLISH`` is one integer (RESP2 and RESP3 alike).
     A connection that fails, or answers anything else, is closed and dropped. When the one that failed had
     been kept idle, and it failed for another reason than a timeout (Redis restarted meanwhile, say), the
     publish is tried once more on a new connection, as redis-py would; a timeout is not waited out twice.

@@ -7,9 +7,12 @@ suite's, and one of the test's own to pause (``own_redis``), since what matters 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -237,18 +240,28 @@ def test_close_wakes_a_read_in_progress_and_returns_the_connection(redis_url):
 @pytest.mark.services
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_a_publish_reaches_the_subscribers_and_keeps_its_connection(redis_url, protocol):
-    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    with _publisher(redis_url, protocol=protocol) as publisher, redis.Redis.from_url(redis_url) as client:
+        subscription = PatternSubscription(client, "chatroom-test:pub:*")
+        try:
+            subscription.read()
+            payload = b"with\r\nline breaks\r\n" + bytes(range(256)) * 256
+            assert publisher.publish("chatroom-test:pub:1", payload) == 1  # one subscriber: ours
+            assert publisher.publish("chatroom-test:nobody", b"x") == 0
+            frames = _read_until(subscription, 1)
+            assert frames == [[b"pmessage", b"chatroom-test:pub:*", b"chatroom-test:pub:1", payload]]
+            assert len(publisher._idle) == 1  # one connection, used for both
+        finally:
+            subscription.close()
+
+
+@contextlib.contextmanager
+def _publisher(url: str, **options: Any) -> Iterator[Publisher]:
+    """A ``Publisher`` on a client of ``url`` (``options``: redis-py's), closed afterwards, leaking nothing."""
+    client = redis.Redis.from_url(url, **options)
     publisher = Publisher(client)
-    subscription = PatternSubscription(client, "chatroom-test:pub:*")
     try:
-        subscription.read()
-        payload = b"with\r\nline breaks\r\n" + bytes(range(256)) * 256
-        assert publisher.publish("chatroom-test:pub:1", payload) == 1  # one subscriber: ours
-        assert publisher.publish("chatroom-test:nobody", b"x") == 0
-        assert _read_until(subscription, 1) == [[b"pmessage", b"chatroom-test:pub:*", b"chatroom-test:pub:1", payload]]
-        assert len(publisher._idle) == 1  # one connection, used for both
+        yield publisher
     finally:
-        subscription.close()
         publisher.close()
         assert publisher._idle == [] and client.connection_pool._in_use_connections == set()
         client.close()
@@ -257,37 +270,28 @@ def test_a_publish_reaches_the_subscribers_and_keeps_its_connection(redis_url, p
 @pytest.mark.services
 def test_a_connection_killed_while_idle_is_replaced_without_an_error(own_redis):
     """Redis restarted, or a proxy dropped the idle connection: the next publish goes through on a new one."""
-    client = redis.Redis.from_url(own_redis.url, socket_timeout=1)
-    publisher = Publisher(client)
-    try:
+    with _publisher(own_redis.url, socket_timeout=1) as publisher:
         publisher.publish("chatroom-test:a", b"1")
         own_redis.kill()
         own_redis.start()
         assert publisher.publish("chatroom-test:a", b"2") == 0
         assert len(publisher._idle) == 1
-    finally:
-        publisher.close()
-        client.close()
 
 
 @pytest.mark.services
 def test_a_redis_that_does_not_answer_costs_one_timeout_and_its_connection(own_redis):
-    client = redis.Redis.from_url(own_redis.url, socket_timeout=0.3)
-    publisher = Publisher(client)
-    try:
+    with _publisher(own_redis.url, socket_timeout=0.3) as publisher:
         publisher.publish("chatroom-test:a", b"1")
         own_redis.pause()
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            publisher.publish("chatroom-test:a", b"2")
-        assert time.monotonic() - started < 2  # 0.3 s, not once per try
-        assert publisher._idle == []  # its answer may still come: that connection is never read again
-        own_redis.resume()
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                publisher.publish("chatroom-test:a", b"2")
+            assert time.monotonic() - started < 2  # 0.3 s, not once per try
+            assert publisher._idle == []  # its answer may still come: that connection is never read again
+        finally:
+            own_redis.resume()
         assert publisher.publish("chatroom-test:a", b"3") == 0
-    finally:
-        own_redis.resume()
-        publisher.close()
-        client.close()
 
 
 @pytest.mark.services
@@ -296,16 +300,10 @@ def test_an_error_reply_is_a_connection_error_and_the_connection_goes(own_redis)
     with redis.Redis.from_url(own_redis.url) as admin:
         admin.acl_setuser("limited", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"],
                           commands=["+@all", "-publish"])  # fmt: skip
-    url = own_redis.url.replace("redis://", "redis://limited:secret@")
-    client = redis.Redis.from_url(url)
-    publisher = Publisher(client)
-    try:
+    with _publisher(own_redis.url.replace("redis://", "redis://limited:secret@")) as publisher:
         with pytest.raises(ConnectionError, match="NOPERM"):
             publisher.publish("chatroom-test:a", b"1")
         assert publisher._idle == []
-    finally:
-        publisher.close()
-        client.close()
 
 
 # -- the broker's listener over it ---------------------------------------------------------------------------

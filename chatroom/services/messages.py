@@ -325,8 +325,8 @@ def post_at_once(code: str, seats: list[tuple[int, int]], body: str, token: str)
 
     ``code``: the room's public code (lower case). ``seats``: the (room id, seat id) pairs the caller's session
     holds (``access.held_seats``). ``body``, ``token``: the form's.
-    The common post costs one round trip and no ORM query: a third of the CPU of a post was loading the room
-    and the seat as ORM objects, and checking in Python what the statement checks. None, for the full path,
+    The common post costs one round trip and no ORM query: loading the room and the seat as ORM objects was
+    about a quarter of the post view's CPU (``docs/benchmarks.md``, 2026-12-01 night). None, for the full path,
     when: not PostgreSQL, or the session's transaction has begun (``db_pool.autocommit``); a body or token
     ``post`` would refuse; mentions (``@``); and whatever the statement does not let through (see there). A
     form sent twice (the unique ``(room_id, client_token)``) is None too: ``post`` answers with the first.

@@ -97,7 +97,7 @@ def held_seats() -> list[tuple[int, int]]:
     seats = session.get(SEATS)
     if not seats or not isinstance(seats, dict) or current_user.is_authenticated:
         return []
-    held = [(int(room), seat) for room, seat in seats.items() if room.isdigit() and isinstance(seat, int)]
+    held = [(int(room), seat) for room, seat in seats.items() if room.isdecimal() and isinstance(seat, int)]
     return held[:MAX_SEATS_LOOKED_UP]
 
 

@@ -229,12 +229,17 @@ def _posted(
     the host out of band when ``message`` was held), else a 303 back to the room. ``room`` and ``seat`` are
     loaded when not given (the one-statement post loads neither).
 
-    :raise 403: the seat closed in the instant after the post (as the next request would say).
+    If the seat closed in the instant after the post (the host removed the person, or they left in another
+    tab), the post still went through: the answer is 200, with the composer closed as the room's page would
+    show it, never a refusal that would keep the sent text in the box. :raise 404: the room was deleted then.
     """
     if not is_htmx():
         return see_other(url_for("chat.room", code=code, _anchor="composer"))
     if room is None or seat is None:
-        room, seat = member_room_or_403(code)
+        room, seat = room_and_seat(code)
+    if seat is None:
+        html = render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}, closed=True)
+        return make_response(html)
     held = messages.held_for(seat) if message is not None and message.seq is None else None
     html = render_template(
         "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held

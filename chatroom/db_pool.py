@@ -22,8 +22,9 @@ the query fails, SQLAlchemy invalidates the pool and the request gets the 503 of
 A request whose writes are each one statement can also skip ``BEGIN`` and ``COMMIT``, two round trips
 more (psycopg2 sends ``BEGIN`` on its own before the first statement of a transaction): ``autocommit``
 lets each statement on the session's connection commit by itself, until the connection goes back to the
-pool, which turns it off again on the way in. A post is then two round trips, the room and seat, and the
-insert that takes the next ``seq`` (``chatroom/services/messages.py``), instead of four.
+pool, which turns it off again on the way in. A participant's common post is then one round trip, a
+statement that checks and inserts at once; any other post two more, the room and seat, and the insert that
+takes the next ``seq`` (``chatroom/services/messages.py``).
 """
 
 from __future__ import annotations

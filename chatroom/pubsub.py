@@ -253,9 +253,10 @@ class Publisher:
     def publish(self, channel: str, message: bytes) -> int:
         """Publish ``message`` on ``channel``; returns how many subscribers Redis handed it to.
 
-        :raise ConnectionError: Redis cannot be reached, closed the connection, did not answer within the
-            socket timeout (``TimeoutError``), or answered with an error or anything but an integer.
-        :raise redis.RedisError: the pool could not connect or authenticate.
+        :raise ConnectionError: Redis closed the connection, or answered with an error or anything but an
+            integer (:class:`ProtocolError`). :raise TimeoutError: no answer within the socket timeout.
+        :raise redis.RedisError: the pool could not connect, authenticate or answer in time on a new
+            connection (redis-py's ``ConnectionError`` and ``TimeoutError``). The broker catches them all.
         """
         command = _command(b"PUBLISH", channel.encode(), message)
         try:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text, update
 
 from chatroom import events
 from chatroom.events import EventKind
 from chatroom.extensions import db
-from chatroom.models import Membership, Message, Room
+from chatroom.models import Membership, Message, Room, utcnow
 from chatroom.services import Invalid, members, messages, rooms
 from support.clients import form_token
 from support.constants import ROOM_PASSWORD
@@ -232,6 +233,78 @@ def test_a_posted_event_is_the_same_bytes_as_the_stored_message_renders(app, mak
         assert fresh is not None and stored.search_config == fresh.search_language
         assert got.frame == events.message_posted(fresh, stored, fresh.last_rev).frame
     assert b"Zo\xc3\xab &lt;Pat&gt;" in got.frame and b'href="https://example.org/a?b=1&amp;c=2"' in got.frame
+
+
+@pytest.mark.services  # the one-statement post; on SQLite the seat is read first and the write locks the database
+def test_a_post_that_went_through_is_not_answered_as_refused_when_the_seat_closes_just_after(
+    app, make_room, join, broker
+):
+    """The host bans the author in the instant after the post's statement: the message is stored and
+    published, so the htmx answer is the closed composer with 200, not a refusal (composer.js would keep the
+    sent text in the box and announce it as refused)."""
+    room = make_room()
+    pat = join(room)
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    inbox = broker.subscribe(events.channel(room.id))
+    with app.app_context():
+        engine = db.engine
+    inserts: list[str] = []
+
+    def ban_after_the_insert(conn, cursor, statement, *args):
+        if not inserts and "INSERT INTO messages" in statement:
+            inserts.append(statement)
+            with engine.begin() as host:
+                host.execute(
+                    update(Membership).where(Membership.room_id == room.id, ~Membership.is_host),
+                    {"left_at": utcnow(), "banned": True},
+                )
+
+    event.listen(engine, "after_cursor_execute", ban_after_the_insert)
+    try:
+        response = pat.htmx("POST", f"/r/{room.code}/messages", {"body": "sent in time", "token": token})
+        got = inbox.get(5)
+    finally:
+        event.remove(engine, "after_cursor_execute", ban_after_the_insert)
+        inbox.close()
+    assert inserts and response.status_code == 200
+    assert 'data-closed="closed"' in response.get_data(as_text=True)
+    assert [m.body for m in _messages(app, room)] == ["sent in time"]
+    assert got is not None and got.kind == EventKind.MESSAGE
+
+
+@pytest.mark.services  # the row lock a post waits for; SQLite locks the whole database instead
+@pytest.mark.parametrize(
+    ("rule", "status", "stored"),
+    [
+        ("UPDATE rooms SET locked = true WHERE id = :room", 403, ["first"]),
+        ("UPDATE rooms SET ends_at = now() - interval '1 second' WHERE id = :room", 403, ["first"]),
+        ("UPDATE rooms SET slow_mode_seconds = 60 WHERE id = :room", 429, ["first"]),
+        ("UPDATE rooms SET premoderation = true WHERE id = :room", 303, ["first", "held"]),
+    ],
+)
+def test_a_rule_the_host_commits_while_a_post_waits_for_the_room_is_obeyed(app, make_room, join, rule, status, stored):
+    """The one-statement post checks the room's rules in the ``UPDATE`` that locks its row, so PostgreSQL
+    checks them again on the row as the host left it: a post that was waiting for the host's change is
+    refused (locked, ended, slow mode) or held for the host (pre-moderation), never published."""
+    room = make_room()
+    pat = join(room)
+    assert _post(pat, room, "first").status_code == 303
+    token = form_token(pat.get(f"/r/{room.code}").get_data(as_text=True))
+    with app.app_context():
+        engine = db.engine
+    answers: list[int] = []
+    with engine.connect() as host:
+        change = host.begin()
+        host.execute(text(rule), {"room": room.id})  # the room's row stays locked until the commit
+        poster = threading.Thread(target=lambda: answers.append(_post(pat, room, "held", token).status_code))
+        poster.start()
+        time.sleep(0.5)  # the post is waiting for the row (a lock wait, not a timing we assert on)
+        change.commit()
+    poster.join(10)
+    assert answers == [status]
+    assert [m.body for m in _messages(app, room)] == stored
+    assert all(m.status == "published" for m in _messages(app, room) if m.body == "first")
+    assert [m.seq for m in _messages(app, room) if m.body == "held"] in ([], [None])
 
 
 def test_a_browser_with_seats_in_two_rooms_posts_in_each_as_that_rooms_seat(app, make_room, join):

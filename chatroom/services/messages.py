@@ -112,9 +112,10 @@ def mentions_in(room_id: int, text: str) -> str:
 
 def prepare_post() -> bool:
     """Call before the first query of a request that posts (``post``): from then on each statement commits
-    by itself (``db_pool.autocommit``), so a post costs PostgreSQL two round trips instead of four (no
-    ``BEGIN``, no ``COMMIT``). Safe because every write ``post`` makes is one statement: the insert that
-    takes the next ``seq`` (the room's row is locked for that statement only), or a held message's insert.
+    by itself (``db_pool.autocommit``), so ``post`` costs PostgreSQL two round trips instead of four (no
+    ``BEGIN``, no ``COMMIT``), and ``post_at_once`` one. Safe because every write either makes is one
+    statement: the insert that takes the next ``seq`` (the room's row is locked for that statement only), or
+    a held message's insert.
     A no-op on SQLite, or once the request's transaction has begun; returns whether it took effect.
     """
     return db_pool.autocommit(db.session)
@@ -278,7 +279,9 @@ def _post_statement() -> Select[Any]:
             rooms.code == bindparam("v_code"),
             rooms.starts_at <= now,
             rooms.ends_at > now,
-            seat.c.is_host | (~rooms.locked & (rooms.slow_mode_seconds == 0) & ~rooms.premoderation),
+            ~rooms.locked,  # the host's seat is never in a session (``access.held_seats``): no exemption here
+            rooms.slow_mode_seconds == 0,
+            ~rooms.premoderation,
         )
         .values(last_seq=rooms.last_seq + 1)
         .returning(

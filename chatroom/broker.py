@@ -231,7 +231,7 @@ class RedisBroker(Broker):
         # The listener's client (and the one the test suite flushes): it waits on purpose, in the background;
         # redis-py only connects it, chatroom/pubsub.py reads it and pings it when quiet (LISTENER_IDLE_SECONDS),
         # so redis-py's own health check has nothing left to do here. RESP2 on the broker's two clients: pub/sub
-        # and PUBLISH need nothing RESP3 adds, and redis-py reads a RESP2 reply to PUBLISH through fewer layers.
+        # and PUBLISH need nothing RESP3 adds.
         self.redis: redis.Redis = redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, protocol=2)
         # The publisher's: called inside requests, so it gives up quickly (module docstring). redis-py connects
         # it; chatroom/pubsub.py writes each PUBLISH and reads its answer (every post pays for this write).

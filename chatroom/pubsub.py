@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import redis
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 Frame = list[bytes | int]
 
 RECV_BYTES = 65536
+REPLY_BYTES = 64  # ":<subscriber count>\r\n" fits; a longer answer is an error message, read this far
 MAX_BUFFERED_BYTES = 8 * 1024 * 1024  # an unfinished frame longer than this is not one of ours
 PING = b"*1\r\n$4\r\nPING\r\n"
 _CRLF = b"\r\n"
@@ -177,11 +178,7 @@ class PatternSubscription:
         self._pinged = False
         self._broken: ProtocolError | None = None  # bad bytes came after good frames: raised on the next read
         try:
-            # redis-py's connected socket; private, so tests/test_pubsub.py checks it is still where we read it.
-            sock = getattr(self._connection, "_sock", None)
-            if sock is None:
-                raise ConnectionError("redis-py returned a connection without a socket")
-            self._sock: socket.socket = sock
+            self._sock = _socket_of(self._connection)
             self._sock.settimeout(idle_seconds)
             self._sock.sendall(_command(b"PSUBSCRIBE", pattern.encode()))
         except BaseException:
@@ -223,12 +220,27 @@ class PatternSubscription:
     def close(self) -> None:
         """Disconnect (waking a ``read`` in progress) and give the connection back to the pool; idempotent."""
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
-            connection.disconnect()
-        with contextlib.suppress(Exception):
-            self._pool.release(connection)
+        if connection is not None:
+            _give_back(self._pool, connection)
+
+
+def _socket_of(connection: Connection) -> socket.socket:
+    """redis-py's connected socket; private, so ``tests/test_pubsub.py`` checks it is still where we read it.
+
+    :raise ConnectionError: the connection has none.
+    """
+    sock = getattr(connection, "_sock", None)
+    if sock is None:
+        raise ConnectionError("redis-py returned a connection without a socket")
+    return cast("socket.socket", sock)
+
+
+def _give_back(pool: redis.ConnectionPool, connection: Connection) -> None:
+    """Disconnect ``connection`` and return it to ``pool``; whatever state it is in, nothing is raised."""
+    with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
+        connection.disconnect()
+    with contextlib.suppress(Exception):
+        pool.release(connection)
 
 
 class Publisher:
@@ -274,37 +286,30 @@ class Publisher:
 
     def _round_trip(self, connection: Connection, command: bytes) -> int:
         try:
-            sock = getattr(connection, "_sock", None)  # redis-py's connected socket, as PatternSubscription's
-            if sock is None:
-                raise ConnectionError("redis-py returned a connection without a socket")
+            sock = _socket_of(connection)
             sock.sendall(command)
-            reply = sock.recv(64)
-            while reply and not reply.endswith(_CRLF) and len(reply) < 64:
-                reply += sock.recv(64)
-            if not reply:
-                raise ConnectionError("Redis closed the connection")
+            reply = b""
+            while not reply.endswith(_CRLF) and len(reply) < REPLY_BYTES:
+                data = sock.recv(REPLY_BYTES)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                reply += data
             if reply[:1] != b":" or not reply.endswith(_CRLF):
-                raise ProtocolError("not an answer to PUBLISH: " + reply[:64].decode(errors="replace"))
+                raise ProtocolError("not an answer to PUBLISH: " + reply[:REPLY_BYTES].decode(errors="replace"))
             count = _integer(reply, 1, len(reply) - 2)
         except BaseException as error:
-            self._discard(connection)
+            _give_back(self._pool, connection)
             if isinstance(error, OSError) and not isinstance(error, ConnectionError | TimeoutError):
                 raise ConnectionError(f"the publish failed: {error}") from error
             raise
         if self._closed:
-            self._discard(connection)
+            _give_back(self._pool, connection)
         else:
             self._idle.append(connection)
         return count
-
-    def _discard(self, connection: Connection) -> None:
-        with contextlib.suppress(Exception):  # already broken: nothing left to close cleanly
-            connection.disconnect()
-        with contextlib.suppress(Exception):
-            self._pool.release(connection)
 
     def close(self) -> None:
         """Close the idle connections; a publish in flight closes its own when it ends. Idempotent."""
         self._closed = True
         while self._idle:
-            self._discard(self._idle.pop())
+            _give_back(self._pool, self._idle.pop())

@@ -4,6 +4,11 @@ A message gets its ``seq`` when it becomes visible: at posting, or at approval
 under pre-moderation (see ``moderation.approve``). Edits and removals
 take a change number ``rev`` from the room under the same row lock, so a stream
 can replay them in order after a reconnect (see ``chatroom/stream_protocol.py``).
+
+One module, though past 450 lines, because the post has two paths that must give the same answers: the
+one-statement post (``post_at_once``), whose SQL encodes the rules, and the full path (``post``), which
+checks them in Python and is what the first falls back to. Kept side by side with the body limit, the
+token rule and the seq-taking insert they share, a rule changed in one is seen beside the other.
 """
 
 from __future__ import annotations

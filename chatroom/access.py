@@ -104,13 +104,12 @@ def held_seats() -> list[tuple[int, int]]:
 def _participant_seat(code: str) -> tuple[Room, Membership] | None:
     """The room ``code`` and the active seat the session holds in it, in one query; None when that is not
     simply so (no session seats, a signed-in facilitator, a wrong code, a seat gone), for the full check."""
-    seats = session.get(SEATS)
+    held = held_seats()
     code = code.lower()
-    if not seats or not isinstance(seats, dict) or current_user.is_authenticated or not _CODE.fullmatch(code):
+    if not held or not _CODE.fullmatch(code):
         return None
-    held = [seat for seat in seats.values() if isinstance(seat, int)][:MAX_SEATS_LOOKED_UP]
-    row = db.session.execute(_ROOM_AND_SEAT, {"code": code, "held": held}).first()
-    if row is None or seats.get(str(row[0].id)) != row[1].id:
+    row = db.session.execute(_ROOM_AND_SEAT, {"code": code, "held": [seat for _, seat in held]}).first()
+    if row is None or (row[0].id, row[1].id) not in held:
         return None
     return row[0], row[1]
 

@@ -237,12 +237,16 @@ def _posted(
         return see_other(url_for("chat.room", code=code, _anchor="composer"))
     if room is None or seat is None:
         room, seat = room_and_seat(code)
-    if seat is None:
-        html = render_template("chat/_composer.html", room=room, token=form_token(), form={}, errors={}, closed=True)
-        return make_response(html)
-    held = messages.held_for(seat) if message is not None and message.seq is None else None
+    held = messages.held_for(seat) if seat is not None and message is not None and message.seq is None else None
     html = render_template(
-        "chat/_composer.html", room=room, seat=seat, token=form_token(), form={}, errors={}, held=held
+        "chat/_composer.html",
+        room=room,
+        seat=seat,
+        token=form_token(),
+        form={},
+        errors={},
+        held=held,
+        closed=seat is None,
     )
     return make_response(html)
 

@@ -174,16 +174,24 @@ def post(membership: Membership, body: str, token: str, question: bool = False) 
     # render (or the commit) fails, the message may be stored already: the room's streams are told to
     # re-read the database, or its tabs would not see it until the next post (a resent form finds the
     # stored twin and publishes nothing).
+    _announce(room, message, rev, commit=True)
+    if question:
+        publish_questions(room)
+    return message, True
+
+
+def _announce(room: Room, message: Message, rev: int, commit: bool) -> None:
+    """Render the stored ``message``'s event, commit first if ``commit``, and publish it. Should the render or
+    the commit fail, the message may be stored already (autocommit): the room's streams are told to re-read
+    the database (``RESYNC``), and the error goes on up."""
     try:
         event = events.message_posted(room, message, rev)
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except Exception:
         publish(room, events.RESYNC)
         raise
     publish(room, event)
-    if question:
-        publish_questions(room)
-    return message, True
 
 
 def publish_questions(room: Room) -> None:
@@ -225,6 +233,14 @@ def _insert_statement() -> Insert:
     )
 
 
+def _stored_message(row: dict[str, object], author: Membership) -> Message:
+    """A new ``Message`` object holding the stored ``row`` (column name -> value; absent columns None), by
+    ``author``, with no reactions or votes yet; in no session."""
+    message = Message(**{column.key: row.get(column.key) for column in MESSAGES.columns})
+    message.author, message.reactions, message.votes = author, [], []
+    return message
+
+
 _INSERT_WITH_SEQ = _insert_statement()
 _INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
 
@@ -249,8 +265,7 @@ def _store_visible(room: Room, membership: Membership, values: dict[str, object]
     else:  # SQLite: no UPDATE inside WITH, so two statements under the same lock
         row["seq"], rev = next_seq(room.id)
         row["id"] = db.session.execute(_INSERT, row).scalar_one()
-    message = Message(**{column.key: row.get(column.key) for column in MESSAGES.columns})
-    message.author, message.reactions, message.votes = membership, [], []
+    message = _stored_message(row, membership)
     make_transient_to_detached(message)  # its history is reset: the commit writes nothing more
     db.session.add(message)
     return message, rev
@@ -341,12 +356,16 @@ def post_at_once(code: str, seats: list[tuple[int, int]], body: str, token: str)
     """
     if not seats or not _is_token(token) or not db_pool.autocommit(db.session):
         return None
-    text = clean_body(body)
-    if "@" in text or problem(body, text, BODY):
+    try:
+        text = _check_body(body)
+    except Invalid:  # ``post`` refuses it, with the page around the reason
+        return None
+    if "@" in text:
         return None
     now = utcnow()
-    params = {"v_code": code, "v_seats": seats, "v_now": now, "v_body": text, "v_client_token": token}
-    params.update(v_status=PUBLISHED, v_rev=0, v_created_at=now, v_question=False, v_mentions="")
+    row: dict[str, object] = {"body": text, "client_token": token, "status": PUBLISHED, "rev": 0, "created_at": now}
+    row.update(question=False, mentions="")
+    params = {"v_code": code, "v_seats": seats, "v_now": now, **{f"v_{key}": value for key, value in row.items()}}
     try:
         found = db.session.connection().execute(_POST_AT_ONCE, params).first()  # Core: no ORM on the way
     except IntegrityError:  # this form went through already: ``post`` finds it and answers with it
@@ -356,20 +375,12 @@ def post_at_once(code: str, seats: list[tuple[int, int]], body: str, token: str)
     if found is None:
         return None
     message_id, seq, room_id, rev, timezone, seat_id, alias, is_host = found
-    # Transient objects, only to render the partial: nothing here goes back to the session.
+    # Transient objects, only to render the partial: nothing here goes into the session.
     room = Room(id=room_id, code=code, timezone=timezone)
     author = Membership(id=seat_id, room_id=room_id, alias=alias, is_host=is_host)
-    message = Message(
-        id=message_id, room_id=room_id, seq=seq, membership_id=seat_id, body=text, client_token=token,
-        status=PUBLISHED, rev=0, created_at=now, published_at=now, question=False, mentions="",
-    )  # fmt: skip
-    message.author, message.reactions, message.votes = author, [], []
-    try:  # the message is stored: if its event cannot be made, the streams re-read the database (as ``post``)
-        event = events.message_posted(room, message, rev)
-    except Exception:
-        publish(room_id, events.RESYNC)
-        raise
-    publish(room_id, event)
+    row.update(id=message_id, room_id=room_id, seq=seq, membership_id=seat_id, published_at=now)
+    message = _stored_message(row, author)
+    _announce(room, message, rev, commit=False)  # the statement committed itself
     return message, True
 
 
